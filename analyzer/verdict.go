@@ -1,0 +1,115 @@
+// Package analyzer judges a canary against its baseline and decides what to do about it. Judges
+// are pure: observations in, verdicts with their numbers and reasons out. The analyzer reads
+// metrics through an interface it owns and never touches the cluster.
+package analyzer
+
+import (
+	"encoding/json"
+	"math"
+	"time"
+
+	"github.com/coalmine/coalmine/policies"
+)
+
+// Verdict is the outcome of judging a metric or a whole canary.
+type Verdict string
+
+// The verdicts. Inconclusive is never a pass: it means there was not enough data to judge.
+const (
+	Pass         Verdict = "pass"
+	Fail         Verdict = "fail"
+	Inconclusive Verdict = "inconclusive"
+)
+
+// Number is a float64 that encodes NaN and infinities as JSON null.
+type Number float64
+
+// MarshalJSON implements json.Marshaler.
+func (n Number) MarshalJSON() ([]byte, error) {
+	f := float64(n)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(f)
+}
+
+// MetricResult is the verdict on one metric with the numbers behind it.
+type MetricResult struct {
+	Name     string              `json:"name"`
+	Kind     policies.MetricKind `json:"kind"`
+	Critical bool                `json:"critical"`
+	Verdict  Verdict             `json:"verdict"`
+	// Reason says in one line why.
+	Reason string `json:"reason"`
+	// Baseline and Canary are the judged values: error ratio, latency quantile in seconds, or
+	// the value. NaN when the arm had no data.
+	Baseline Number `json:"baseline"`
+	Canary   Number `json:"canary"`
+	// Ratio is Canary/Baseline and Difference Canary-Baseline; NaN when not computable. A
+	// baseline of 0 with a canary above it gives an infinite ratio.
+	Ratio      Number `json:"ratio"`
+	Difference Number `json:"difference"`
+	// BaselineRequests and CanaryRequests are the requests each arm served in the window (errors
+	// and latency metrics); NaN for value metrics.
+	BaselineRequests Number `json:"baselineRequests"`
+	CanaryRequests   Number `json:"canaryRequests"`
+	// BaselineErrors and CanaryErrors are the errors each arm served (errors metrics).
+	BaselineErrors Number              `json:"baselineErrors"`
+	CanaryErrors   Number              `json:"canaryErrors"`
+	Thresholds     policies.Thresholds `json:"thresholds"`
+	Query          string              `json:"query"`
+	Warnings       []string            `json:"warnings,omitempty"`
+}
+
+// Result is the verdict on a canary at one evaluation.
+type Result struct {
+	Policy    string         `json:"policy"`
+	Namespace string         `json:"namespace"`
+	App       string         `json:"app"`
+	Baseline  string         `json:"baselineVersion"`
+	Canary    string         `json:"canaryVersion"`
+	Time      time.Time      `json:"time"`
+	Window    string         `json:"window"`
+	Verdict   Verdict        `json:"verdict"`
+	Reason    string         `json:"reason"`
+	Metrics   []MetricResult `json:"metrics"`
+}
+
+// Overall combines metric verdicts: fail if a critical metric failed, else inconclusive if a
+// critical metric was inconclusive, else pass. Non-critical metrics are reported, not counted.
+func Overall(ms []MetricResult) (Verdict, string) {
+	var failed, unsure []string
+	critical := 0
+	for _, m := range ms {
+		if !m.Critical {
+			continue
+		}
+		critical++
+		switch m.Verdict {
+		case Fail:
+			failed = append(failed, m.Name+": "+m.Reason)
+		case Inconclusive:
+			unsure = append(unsure, m.Name+": "+m.Reason)
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		return Fail, join(failed)
+	case len(unsure) > 0:
+		return Inconclusive, join(unsure)
+	case critical == 0:
+		return Inconclusive, "no critical metric was judged"
+	}
+	return Pass, "every critical metric passed"
+}
+
+func join(xs []string) string {
+	s := ""
+	for i, x := range xs {
+		if i > 0 {
+			s += "; "
+		}
+		s += x
+	}
+	return s
+}

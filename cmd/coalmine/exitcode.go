@@ -1,0 +1,36 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/coalmine/coalmine/analyzer"
+	"github.com/coalmine/coalmine/metrics"
+)
+
+// Exit codes shared by report and gate.
+const (
+	exitPass         = 0
+	exitFail         = 1
+	exitUsage        = 2
+	exitInconclusive = 3
+	exitUnavailable  = 4
+)
+
+func exitForVerdict(v analyzer.Verdict) int {
+	switch v {
+	case analyzer.Pass:
+		return exitPass
+	case analyzer.Fail:
+		return exitFail
+	}
+	return exitInconclusive
+}
+
+// exitForError maps an evaluation error: an unreachable Prometheus is 4, a policy whose queries
+// are wrong is 2.
+func exitForError(err error) int {
+	if errors.Is(err, metrics.ErrUnavailable) {
+		return exitUnavailable
+	}
+	return exitUsage
+}

@@ -1,0 +1,51 @@
+// Command coalmine judges a canary release against its baseline from Prometheus metrics and
+// moves the release forward or takes it back.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+const usage = `coalmine: automated canary analysis for Kubernetes
+
+Usage:
+  coalmine <command> [flags]
+
+Commands:
+  validate   check policy files
+  report     judge a canary once and say what would be done (dry run: changes nothing)
+
+Run 'coalmine <command> --help' for a command's flags.
+
+Exit codes:
+  0 pass    1 fail    2 usage error or invalid policy
+  3 inconclusive      4 Prometheus or Kubernetes unreachable
+`
+
+// run is the whole program; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch args[0] {
+	case "validate":
+		return runValidate(args[1:], stdout, stderr)
+	case "report":
+		return runReport(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitPass
+	}
+	fmt.Fprintf(stderr, "coalmine: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/coalmine/coalmine/analyzer"
+	"github.com/coalmine/coalmine/metrics"
+	"github.com/coalmine/coalmine/policies"
+	"github.com/coalmine/coalmine/report"
+)
+
+const reportSynopsis = `Usage: coalmine report -f FILE [--prometheus-url URL] [--window DUR] [--format text|json|markdown] [-o FILE]
+
+The dry-run mode. Queries Prometheus for the baseline and the canary named by the policy, judges
+every metric, and prints a table (metric, requests, baseline, canary, threshold, verdict, reason),
+the overall verdict and what coalmine would do. It changes nothing anywhere, and needs no
+Kubernetes access when the policy names the version label values.
+
+Exit codes: 0 pass, 1 fail, 2 usage error or invalid policy, 3 inconclusive,
+4 Prometheus unreachable (no verdict).`
+
+type reportFlags struct {
+	file, promURL, format, output, namespace, at string
+	window                                       model.Duration
+	log                                          logFlags
+}
+
+func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("report", reportSynopsis, stderr)
+	var f reportFlags
+	fs.StringVar(&f.file, "f", "", "policy file (required)")
+	fs.StringVar(&f.file, "file", "", "same as -f")
+	fs.StringVar(&f.promURL, "prometheus-url", "", "Prometheus base URL (default: the policy's spec.prometheus.url)")
+	fs.Var(&f.window, "window", "analysis window, e.g. 5m (default: the policy's spec.analysis.window)")
+	fs.StringVar(&f.format, "format", "text", "output format: text, json or markdown")
+	fs.StringVar(&f.output, "o", "", "write the report to this file instead of stdout")
+	fs.StringVar(&f.output, "output", "", "same as -o")
+	fs.StringVar(&f.namespace, "n", "", "namespace of the release (default: the policy's spec.target.namespace)")
+	fs.StringVar(&f.namespace, "namespace", "", "same as -n")
+	fs.StringVar(&f.at, "time", "", "evaluate the window ending at this RFC 3339 time (default: now)")
+	f.log.register(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitPass
+		}
+		return exitUsage
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "coalmine report: "+format+"\n", a...)
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected arguments %q", fs.Args())
+	}
+	if f.file == "" {
+		return usageErr("no policy file given (-f FILE)")
+	}
+	switch f.format {
+	case "text", "json", "markdown", "md":
+	default:
+		return usageErr("--format: want text, json or markdown, got %q", f.format)
+	}
+	logger, err := f.log.logger(stderr)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	at := time.Now()
+	if f.at != "" {
+		if at, err = time.Parse(time.RFC3339, f.at); err != nil {
+			return usageErr("--time: %v", err)
+		}
+	}
+
+	p, err := loadOne(f.file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+	if f.namespace != "" {
+		p.Spec.Target.Namespace = f.namespace
+	}
+	window := time.Duration(p.Spec.Analysis.Window)
+	if f.window > 0 {
+		window = time.Duration(f.window)
+	}
+	url := p.Spec.Prometheus.URL
+	if f.promURL != "" {
+		url = f.promURL
+	}
+	if url == "" {
+		return usageErr("no Prometheus URL: set spec.prometheus.url in %s or pass --prometheus-url", f.file)
+	}
+	prom, err := metrics.NewPrometheus(url, p.Spec.Prometheus, logger)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	logger = logger.With().Str("policy", p.Metadata.Name).Str("namespace", p.Spec.Target.Namespace).Logger()
+
+	res, err := analyzer.New(prom, logger).Evaluate(ctx, p, at, window)
+	if err != nil {
+		code := exitForError(err)
+		logger.Error().Err(err).Int("exit_code", code).Msg("no verdict")
+		fmt.Fprintf(stderr, "coalmine report: no verdict: %v\n", err)
+		return code
+	}
+	decision := analyzer.Decide(p, res)
+	rep := report.New(f.file, res, decision, true)
+	if err := writeReport(stdout, f.output, f.format, rep); err != nil {
+		fmt.Fprintf(stderr, "coalmine report: %v\n", err)
+		return exitUsage
+	}
+	logger.Info().Str("verdict", string(res.Verdict)).Str("action", string(decision.Action)).Str("reason", res.Reason).Msg("canary judged")
+	return exitForVerdict(res.Verdict)
+}
+
+// loadOne loads a file that must hold exactly one policy.
+func loadOne(file string) (*policies.Policy, error) {
+	ps, err := policies.LoadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if len(ps) != 1 {
+		return nil, fmt.Errorf("%s: holds %d policies; report takes a file with one", file, len(ps))
+	}
+	return ps[0], nil
+}
+
+// writeReport renders the report to stdout or, whole or not at all, to a file.
+func writeReport(stdout io.Writer, output, format string, rep report.Report) error {
+	var buf bytes.Buffer
+	if err := report.Write(&buf, format, rep); err != nil {
+		return err
+	}
+	if output == "" {
+		_, err := stdout.Write(buf.Bytes())
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(output), "."+filepath.Base(output)+".*")
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(buf.Bytes()); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write report: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), output); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/config"
+	"github.com/rs/zerolog"
+
+	"github.com/coalmine/coalmine/policies"
+)
+
+// Prometheus reads observations from a Prometheus server's HTTP API.
+type Prometheus struct {
+	api     v1.API
+	timeout time.Duration
+	logger  zerolog.Logger
+}
+
+// NewPrometheus builds a client for the server at url with the policy's timeout, auth and TLS.
+func NewPrometheus(url string, cfg policies.Prometheus, logger zerolog.Logger) (*Prometheus, error) {
+	if err := policies.CheckPrometheusURL(url); err != nil {
+		return nil, fmt.Errorf("prometheus url: %w", err)
+	}
+	rt, err := config.NewRoundTripperFromConfig(cfg.HTTP, "coalmine")
+	if err != nil {
+		return nil, fmt.Errorf("prometheus http client: %w", err)
+	}
+	client, err := api.NewClient(api.Config{Address: url, RoundTripper: rt})
+	if err != nil {
+		return nil, fmt.Errorf("prometheus client: %w", err)
+	}
+	return &Prometheus{api: v1.NewAPI(client), timeout: time.Duration(cfg.Timeout), logger: logger}, nil
+}
+
+// Observe runs one query at time at and decodes the answer.
+func (p *Prometheus) Observe(ctx context.Context, q Query, at time.Time) (Observation, error) {
+	if p.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+	}
+	start := time.Now()
+	v, warnings, err := p.api.Query(ctx, q.PromQL, at, v1.WithTimeout(p.timeout))
+	p.logger.Debug().Str("metric", q.Metric).Dur("took", time.Since(start)).Err(err).Msg("prometheus query")
+	if err != nil {
+		return Observation{Metric: q.Metric, Kind: q.Kind, Query: q.PromQL, Time: at}, classify(q.Metric, err)
+	}
+	obs, err := Decode(q, v)
+	obs.Time = at
+	obs.Warnings = warnings
+	return obs, err
+}
+
+// classify tells a rejected query (the policy's fault) from an unavailable Prometheus.
+func classify(metric string, err error) error {
+	var apiErr *v1.Error
+	if errors.As(err, &apiErr) && (apiErr.Type == v1.ErrBadData || apiErr.Type == v1.ErrExec) {
+		return fmt.Errorf("%w: metric %q: %s", ErrQuery, metric, apiErr.Msg)
+	}
+	return fmt.Errorf("%w: metric %q: %w", ErrUnavailable, metric, err)
+}

@@ -1,0 +1,63 @@
+package metrics
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/coalmine/coalmine/policies"
+)
+
+// partLabel tells the requests series of an errors query from its errors series. Both are asked
+// in one query, so they are evaluated at the same instant.
+const partLabel = "coalmine_part"
+
+// Query is one metric's rendered PromQL and what is needed to read its answer.
+type Query struct {
+	Metric       string
+	Kind         policies.MetricKind
+	PromQL       string
+	VersionLabel string
+	Baseline     string
+	Canary       string
+}
+
+// NewQuery renders a metric's templates for the policy's target over window. One query returns
+// both versions.
+func NewQuery(p *policies.Policy, m policies.Metric, window time.Duration) (Query, error) {
+	t := p.Spec.Target
+	if t.Baseline.Version == "" || t.Canary.Version == "" {
+		return Query{}, fmt.Errorf("metric %q: the baseline and canary versions must be known (spec.target.*.version)", m.Name)
+	}
+	vars := p.Vars(window)
+	render := func(field, tmpl string) (string, error) {
+		q, err := policies.Render(tmpl, vars)
+		if err != nil {
+			return "", fmt.Errorf("metric %q: %s: %w", m.Name, field, err)
+		}
+		return strings.TrimSpace(q), nil
+	}
+	q := Query{Metric: m.Name, Kind: m.Kind, VersionLabel: t.Labels.Version, Baseline: t.Baseline.Version, Canary: t.Canary.Version}
+	var err error
+	switch m.Kind {
+	case policies.KindErrors:
+		var req, errs string
+		if req, err = render("requests", m.Requests); err != nil {
+			return Query{}, err
+		}
+		if errs, err = render("errors", m.Errors); err != nil {
+			return Query{}, err
+		}
+		q.PromQL = fmt.Sprintf("label_replace(%s, %q, \"requests\", \"\", \"\")\nor\nlabel_replace(%s, %q, \"errors\", \"\", \"\")", req, partLabel, errs, partLabel)
+	case policies.KindLatency:
+		q.PromQL, err = render("buckets", m.Buckets)
+	case policies.KindValue:
+		q.PromQL, err = render("query", m.Query)
+	default:
+		err = fmt.Errorf("metric %q: unknown kind %q", m.Name, m.Kind)
+	}
+	if err != nil {
+		return Query{}, err
+	}
+	return q, nil
+}

@@ -1,0 +1,52 @@
+package policies
+
+import (
+	"time"
+
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+)
+
+// DefaultQuantile is the latency quantile judged when a latency metric does not name one.
+const DefaultQuantile = 0.99
+
+// Default returns a policy holding every default; loading decodes a document on top of it.
+func Default() Policy {
+	return Policy{
+		Spec: Spec{
+			Target: Target{
+				Labels: LabelNames{Namespace: "namespace", App: "app", Version: "version"},
+			},
+			Analysis: Analysis{
+				Interval:       model.Duration(30 * time.Second),
+				Window:         model.Duration(5 * time.Minute),
+				MinRequests:    50,
+				MaxDuration:    model.Duration(30 * time.Minute),
+				Judge:          JudgeThreshold,
+				OnInconclusive: InconclusiveHold,
+			},
+			Prometheus: Prometheus{
+				Timeout: model.Duration(10 * time.Second),
+				HTTP:    config.DefaultHTTPClientConfig,
+			},
+			Strategy: Strategy{
+				Type:                   StrategyScale,
+				StepDuration:           model.Duration(5 * time.Minute),
+				BaselineAfterPromotion: "scaleToZero",
+			},
+		},
+	}
+}
+
+// applyElementDefaults fills defaults that live inside lists, which decoding cannot prefill.
+func (p *Policy) applyElementDefaults() {
+	for i := range p.Spec.Metrics {
+		m := &p.Spec.Metrics[i]
+		if m.Kind == KindLatency && m.Quantile == 0 {
+			m.Quantile = DefaultQuantile
+		}
+	}
+	if len(p.Spec.Strategy.Steps) == 0 {
+		p.Spec.Strategy.Steps = []string{"10%", "50%", "100%"}
+	}
+}

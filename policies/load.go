@@ -1,0 +1,201 @@
+package policies
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// LoadFile reads every policy document in a file and validates each.
+// Problems come back as Errors, each naming the file, line and field.
+func LoadFile(path string) ([]*Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))}}
+	}
+	return Load(path, data)
+}
+
+// LoadFiles reads and validates the policies in several files, gathering every problem.
+func LoadFiles(paths ...string) ([]*Policy, error) {
+	var (
+		all  []*Policy
+		errs Errors
+	)
+	for _, path := range paths {
+		ps, err := LoadFile(path)
+		all = append(all, ps...)
+		var fe Errors
+		if errors.As(err, &fe) {
+			errs = append(errs, fe...)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	if len(errs) > 0 {
+		return all, errs
+	}
+	return all, nil
+}
+
+// Load parses every policy document in data, fills defaults and validates each. name is used
+// in error positions. On problems it returns the policies it could read and an Errors value.
+func Load(name string, data []byte) ([]*Policy, error) {
+	var (
+		policies []*Policy
+		errs     Errors
+	)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			errs = append(errs, syntaxError(name, err))
+			break
+		}
+		if len(doc.Content) == 0 {
+			continue // a document holding only comments
+		}
+		p, perrs := decodeDocument(name, &doc)
+		errs = append(errs, perrs...)
+		if p != nil {
+			policies = append(policies, p)
+		}
+	}
+	if len(policies) == 0 && len(errs) == 0 {
+		errs = append(errs, &FieldError{File: name, Msg: "holds no policy"})
+	}
+	if len(errs) > 0 {
+		return policies, errs
+	}
+	return policies, nil
+}
+
+func decodeDocument(name string, doc *yaml.Node) (*Policy, Errors) {
+	src := Source{File: name, lines: map[string]int{}}
+	indexLines(doc.Content[0], "", src.lines)
+	src.lines[""] = doc.Content[0].Line
+
+	if errs := checkNode(doc.Content[0], typeOfPolicy, "", name); len(errs) > 0 {
+		return nil, errs
+	}
+	p := Default()
+	if err := doc.Decode(&p); err != nil {
+		return nil, decodeErrors(name, src, err)
+	}
+	p.applyElementDefaults()
+	p.Source = src
+	if errs := p.Validate(); len(errs) > 0 {
+		return &p, errs
+	}
+	return &p, nil
+}
+
+// indexLines records, for every field path in the document, the line it is written on.
+func indexLines(n *yaml.Node, path string, lines map[string]int) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := joinPath(path, k.Value)
+			lines[p] = k.Line
+			indexLines(v, p, lines)
+		}
+	case yaml.SequenceNode:
+		for i, v := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			lines[p] = v.Line
+			indexLines(v, p, lines)
+		}
+	case yaml.AliasNode:
+		if n.Alias != nil {
+			indexLines(n.Alias, path, lines)
+		}
+	}
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+func syntaxError(name string, err error) *FieldError {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &FieldError{File: name, Line: line, Msg: "yaml: " + m[2]}
+	}
+	return &FieldError{File: name, Msg: msg}
+}
+
+// decodeErrors turns yaml's "line N: cannot unmarshal ..." into errors that name the field.
+func decodeErrors(name string, src Source, err error) Errors {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return Errors{{File: name, Line: src.lines[""], Msg: err.Error()}}
+	}
+	var errs Errors
+	for _, e := range te.Errors {
+		m := yamlLine.FindStringSubmatch(e)
+		if m == nil {
+			errs = append(errs, &FieldError{File: name, Msg: e})
+			continue
+		}
+		line, _ := strconv.Atoi(m[1])
+		errs = append(errs, &FieldError{File: name, Line: line, Field: src.pathAt(line), Msg: "has a bad value: " + m[2]})
+	}
+	return errs
+}
+
+// pathAt returns the deepest field path written on a line.
+func (s Source) pathAt(line int) string {
+	var paths []string
+	for p, l := range s.lines {
+		if l == line && p != "" {
+			paths = append(paths, p)
+		}
+	}
+	sort.Slice(paths, func(i, j int) bool {
+		if len(paths[i]) != len(paths[j]) {
+			return len(paths[i]) > len(paths[j])
+		}
+		return paths[i] < paths[j]
+	})
+	if len(paths) == 0 {
+		return ""
+	}
+	return paths[0]
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Files lists the policy files in a directory: *.yaml and *.yml, sorted, not recursing.
+func Files(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list policies in %s: %w", dir, err)
+	}
+	var files []string
+	for _, e := range entries {
+		ext := strings.ToLower(filepath.Ext(e.Name()))
+		if e.Type().IsRegular() && (ext == ".yaml" || ext == ".yml") {
+			files = append(files, filepath.Join(dir, e.Name()))
+		}
+	}
+	return files, nil
+}

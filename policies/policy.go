@@ -1,0 +1,212 @@
+// Package policies holds coalmine's policy format: the CanaryPolicy types, their defaults, strict
+// loading from YAML with file and line positions, validation, and the rendering of PromQL templates.
+//
+// It is plain data and imports no other coalmine package.
+package policies
+
+import (
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+)
+
+// APIVersion and Kind identify a coalmine policy document.
+const (
+	APIVersion = "coalmine.dev/v1alpha1"
+	Kind       = "CanaryPolicy"
+)
+
+// Policy is one CanaryPolicy document.
+type Policy struct {
+	APIVersion string   `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string   `yaml:"kind" json:"kind"`
+	Metadata   Metadata `yaml:"metadata" json:"metadata"`
+	Spec       Spec     `yaml:"spec" json:"spec"`
+
+	// Source is where the policy was read from; it is not part of the format.
+	Source Source `yaml:"-" json:"-"`
+}
+
+// Source locates a policy: its file and, per field path, the line it was written on.
+type Source struct {
+	File  string
+	lines map[string]int
+}
+
+// Line returns the line of the field at path (for example "spec.metrics[1].thresholds.max"),
+// or of its nearest ancestor written in the file; 0 when nothing is known.
+func (s Source) Line(path string) int {
+	for p := path; ; {
+		if l, ok := s.lines[p]; ok {
+			return l
+		}
+		parent, ok := parentPath(p)
+		if !ok {
+			return s.lines[""]
+		}
+		p = parent
+	}
+}
+
+// Metadata names a policy.
+type Metadata struct {
+	Name   string            `yaml:"name" json:"name"`
+	Labels map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+}
+
+// Spec is what a policy asks for.
+type Spec struct {
+	Target     Target     `yaml:"target" json:"target"`
+	Analysis   Analysis   `yaml:"analysis" json:"analysis"`
+	Prometheus Prometheus `yaml:"prometheus" json:"prometheus"`
+	Metrics    []Metric   `yaml:"metrics" json:"metrics"`
+	Strategy   Strategy   `yaml:"strategy" json:"strategy"`
+}
+
+// Target is the release under analysis: where it runs and how its two versions are told apart.
+type Target struct {
+	Namespace string     `yaml:"namespace" json:"namespace"`
+	App       string     `yaml:"app" json:"app"`
+	Baseline  Arm        `yaml:"baseline" json:"baseline"`
+	Canary    Arm        `yaml:"canary" json:"canary"`
+	Labels    LabelNames `yaml:"labels" json:"labels"`
+}
+
+// Arm is one side of the comparison: a Deployment and/or the value of the version label its
+// pods and series carry.
+type Arm struct {
+	Deployment string `yaml:"deployment,omitempty" json:"deployment,omitempty"`
+	Version    string `yaml:"version,omitempty" json:"version,omitempty"`
+}
+
+// LabelNames are the names of the labels that the series carry.
+type LabelNames struct {
+	Namespace string `yaml:"namespace" json:"namespace"`
+	App       string `yaml:"app" json:"app"`
+	Version   string `yaml:"version" json:"version"`
+}
+
+// Judge names an algorithm that turns observations into verdicts.
+type Judge string
+
+// The judges.
+const (
+	JudgeThreshold Judge = "threshold"
+)
+
+// InconclusiveAction is what happens to a canary still inconclusive at its maximum duration.
+type InconclusiveAction string
+
+// The actions on an inconclusive canary.
+const (
+	InconclusiveHold     InconclusiveAction = "hold"
+	InconclusiveRollback InconclusiveAction = "rollback"
+)
+
+// Analysis says how often and over what window metrics are judged.
+type Analysis struct {
+	// Interval is the time between two evaluations.
+	Interval model.Duration `yaml:"interval" json:"interval"`
+	// Window is the range each query looks back over.
+	Window model.Duration `yaml:"window" json:"window"`
+	// MinRequests is the number of requests each arm needs in the window before a metric with a
+	// request count is judged; fewer make it inconclusive.
+	MinRequests int `yaml:"minRequests" json:"minRequests"`
+	// MaxDuration bounds the whole analysis.
+	MaxDuration model.Duration `yaml:"maxDuration" json:"maxDuration"`
+	// Judge picks the algorithm.
+	Judge Judge `yaml:"judge" json:"judge"`
+	// OnInconclusive is what to do when MaxDuration passes without a decisive verdict.
+	OnInconclusive InconclusiveAction `yaml:"onInconclusive" json:"onInconclusive"`
+}
+
+// Prometheus is how to reach the Prometheus server that holds the metrics.
+type Prometheus struct {
+	URL     string         `yaml:"url" json:"url"`
+	Timeout model.Duration `yaml:"timeout" json:"timeout"`
+	// HTTP holds authentication and TLS settings, as in Prometheus's own configuration.
+	HTTP config.HTTPClientConfig `yaml:"http,omitempty" json:"-"`
+}
+
+// MetricKind says what a metric's query returns and how it is judged.
+type MetricKind string
+
+// The metric kinds.
+const (
+	// KindErrors is a pair of counters: requests and errors. The judged value is errors/requests.
+	KindErrors MetricKind = "errors"
+	// KindLatency is a Prometheus histogram. The judged value is a quantile of it.
+	KindLatency MetricKind = "latency"
+	// KindValue is any PromQL that yields one number per version.
+	KindValue MetricKind = "value"
+)
+
+// Metric is one thing to compare between baseline and canary.
+type Metric struct {
+	Name string     `yaml:"name" json:"name"`
+	Kind MetricKind `yaml:"kind" json:"kind"`
+	// Requests and Errors are PromQL templates for an errors metric: each yields, per version,
+	// the number of requests (errors) in the window.
+	Requests string `yaml:"requests,omitempty" json:"requests,omitempty"`
+	Errors   string `yaml:"errors,omitempty" json:"errors,omitempty"`
+	// Buckets is a PromQL template for a latency metric: per version and le, the increase of the
+	// histogram's buckets over the window.
+	Buckets string `yaml:"buckets,omitempty" json:"buckets,omitempty"`
+	// Quantile is the quantile of a latency metric that is judged (0.99 when unset).
+	Quantile float64 `yaml:"quantile,omitempty" json:"quantile,omitempty"`
+	// Query is a PromQL template for a value metric: one number per version.
+	Query string `yaml:"query,omitempty" json:"query,omitempty"`
+	// Thresholds bound the canary, absolutely and relative to the baseline.
+	Thresholds Thresholds `yaml:"thresholds" json:"thresholds"`
+	// Critical metrics decide the verdict; a non-critical one is reported but never fails or holds
+	// a canary. Metrics are critical unless they say otherwise.
+	Critical *bool `yaml:"critical,omitempty" json:"critical,omitempty"`
+}
+
+// IsCritical reports whether the metric's verdict counts towards the overall verdict.
+func (m Metric) IsCritical() bool { return m.Critical == nil || *m.Critical }
+
+// Thresholds bound a metric's canary value. Unset bounds are not checked.
+type Thresholds struct {
+	// Min and Max bound the canary's value.
+	Min *float64 `yaml:"min,omitempty" json:"min,omitempty"`
+	Max *float64 `yaml:"max,omitempty" json:"max,omitempty"`
+	// MaxRatio bounds canary/baseline.
+	MaxRatio *float64 `yaml:"maxRatio,omitempty" json:"maxRatio,omitempty"`
+	// MaxDifference bounds canary-baseline.
+	MaxDifference *float64 `yaml:"maxDifference,omitempty" json:"maxDifference,omitempty"`
+}
+
+// Relative reports whether any bound needs the baseline.
+func (t Thresholds) Relative() bool { return t.MaxRatio != nil || t.MaxDifference != nil }
+
+// Empty reports whether no bound is set.
+func (t Thresholds) Empty() bool { return t.Min == nil && t.Max == nil && !t.Relative() }
+
+// StrategyType names how a release is moved forward and back.
+type StrategyType string
+
+// The strategies, one per seed workflow.
+const (
+	// StrategyScale runs v2 as its own Deployment beside v1 behind one Service.
+	StrategyScale StrategyType = "scale"
+	// StrategyRollout updates one Deployment in place and pauses it after the first new pods.
+	StrategyRollout StrategyType = "rollout"
+	// StrategyShift moves replicas from v1 to v2 step by step, keeping the total constant.
+	StrategyShift StrategyType = "shift"
+	// StrategyBlueGreen switches a Service selector from v1 to v2.
+	StrategyBlueGreen StrategyType = "bluegreen"
+)
+
+// Strategy says how the release moves forward. It is validated now and acted on by the actuator.
+type Strategy struct {
+	Type StrategyType `yaml:"type" json:"type"`
+	// Steps are canary sizes: replica counts ("3") or shares of the baseline's replicas ("25%").
+	Steps []string `yaml:"steps,omitempty" json:"steps,omitempty"`
+	// StepDuration is how long each step is analysed before it advances.
+	StepDuration model.Duration `yaml:"stepDuration" json:"stepDuration"`
+	// Service is the Service whose selector a bluegreen strategy switches.
+	Service string `yaml:"service,omitempty" json:"service,omitempty"`
+	// BaselineAfterPromotion says what happens to the baseline once the canary is promoted:
+	// "scaleToZero" keeps the Deployment at 0 replicas, "delete" removes it.
+	BaselineAfterPromotion string `yaml:"baselineAfterPromotion,omitempty" json:"baselineAfterPromotion,omitempty"`
+}

@@ -1,0 +1,313 @@
+package policies
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var (
+	labelNameRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	dns1123RE    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	metricNameRE = regexp.MustCompile(`^[a-zA-Z0-9]([-_.a-zA-Z0-9]*[a-zA-Z0-9])?$`)
+)
+
+// validator gathers problems, each placed at the line its field was written on.
+type validator struct {
+	src  Source
+	errs Errors
+}
+
+func (v *validator) errorf(field, format string, args ...any) {
+	v.errs = append(v.errs, &FieldError{File: v.src.File, Line: v.src.Line(field), Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks a policy whose defaults are filled and returns every problem found.
+func (p *Policy) Validate() Errors {
+	v := &validator{src: p.Source}
+	if p.APIVersion != APIVersion {
+		v.errorf("apiVersion", "must be %q, got %q", APIVersion, p.APIVersion)
+	}
+	if p.Kind != Kind {
+		v.errorf("kind", "must be %q, got %q", Kind, p.Kind)
+	}
+	if p.Metadata.Name == "" {
+		v.errorf("metadata.name", "is required")
+	} else if !dns1123RE.MatchString(p.Metadata.Name) || len(p.Metadata.Name) > 253 {
+		v.errorf("metadata.name", "must be a DNS-1123 name (lowercase letters, digits and '-'), got %q", p.Metadata.Name)
+	}
+	p.validateTarget(v)
+	p.validateAnalysis(v)
+	p.validatePrometheus(v)
+	p.validateMetrics(v)
+	p.validateStrategy(v)
+	return v.errs
+}
+
+func (p *Policy) validateTarget(v *validator) {
+	t := p.Spec.Target
+	if t.Namespace == "" {
+		v.errorf("spec.target.namespace", "is required")
+	}
+	if t.App == "" {
+		v.errorf("spec.target.app", "is required")
+	}
+	for _, arm := range []struct {
+		name string
+		arm  Arm
+	}{{"baseline", t.Baseline}, {"canary", t.Canary}} {
+		f := "spec.target." + arm.name
+		if arm.arm.Deployment == "" && arm.arm.Version == "" {
+			v.errorf(f, "needs a deployment or a version")
+		}
+		if d := arm.arm.Deployment; d != "" && !dns1123RE.MatchString(d) {
+			v.errorf(f+".deployment", "must be a DNS-1123 name, got %q", d)
+		}
+	}
+	if t.Baseline.Version != "" && t.Baseline.Version == t.Canary.Version {
+		v.errorf("spec.target.canary.version", "must differ from spec.target.baseline.version (both %q)", t.Canary.Version)
+	}
+	for _, l := range []struct{ field, name string }{
+		{"spec.target.labels.namespace", t.Labels.Namespace},
+		{"spec.target.labels.app", t.Labels.App},
+		{"spec.target.labels.version", t.Labels.Version},
+	} {
+		if !labelNameRE.MatchString(l.name) {
+			v.errorf(l.field, "must be a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*), got %q", l.name)
+		}
+	}
+}
+
+func (p *Policy) validateAnalysis(v *validator) {
+	a := p.Spec.Analysis
+	if a.Interval <= 0 {
+		v.errorf("spec.analysis.interval", "must be > 0")
+	}
+	if a.Window <= 0 {
+		v.errorf("spec.analysis.window", "must be > 0")
+	}
+	if a.MaxDuration <= 0 {
+		v.errorf("spec.analysis.maxDuration", "must be > 0")
+	} else if a.Interval > 0 && a.MaxDuration < a.Interval {
+		v.errorf("spec.analysis.maxDuration", "must be at least spec.analysis.interval (%s)", a.Interval)
+	}
+	if a.MinRequests < 0 {
+		v.errorf("spec.analysis.minRequests", "must be >= 0, got %d", a.MinRequests)
+	}
+	switch a.Judge {
+	case JudgeThreshold:
+	default:
+		v.errorf("spec.analysis.judge", "must be one of [threshold], got %q", a.Judge)
+	}
+	switch a.OnInconclusive {
+	case InconclusiveHold, InconclusiveRollback:
+	default:
+		v.errorf("spec.analysis.onInconclusive", "must be one of [hold rollback], got %q", a.OnInconclusive)
+	}
+}
+
+func (p *Policy) validatePrometheus(v *validator) {
+	pr := p.Spec.Prometheus
+	if pr.URL != "" {
+		if err := CheckPrometheusURL(pr.URL); err != nil {
+			v.errorf("spec.prometheus.url", "%v", err)
+		}
+	}
+	if pr.Timeout <= 0 {
+		v.errorf("spec.prometheus.timeout", "must be > 0")
+	}
+	if err := pr.HTTP.Validate(); err != nil {
+		v.errorf("spec.prometheus.http", "%v", err)
+	}
+}
+
+// CheckPrometheusURL reports whether s can be the base URL of a Prometheus server.
+func CheckPrometheusURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("must be a URL: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("must be an http or https URL with a host, got %q", s)
+	}
+	return nil
+}
+
+func (p *Policy) validateMetrics(v *validator) {
+	ms := p.Spec.Metrics
+	if len(ms) == 0 {
+		v.errorf("spec.metrics", "needs at least one metric")
+		return
+	}
+	seen := map[string]int{}
+	critical := 0
+	vars := p.placeholderVars()
+	for i, m := range ms {
+		f := fmt.Sprintf("spec.metrics[%d]", i)
+		if m.IsCritical() {
+			critical++
+		}
+		switch {
+		case m.Name == "":
+			v.errorf(f+".name", "is required")
+		case !metricNameRE.MatchString(m.Name):
+			v.errorf(f+".name", "must be letters, digits, '-', '_' or '.', got %q", m.Name)
+		default:
+			if j, dup := seen[m.Name]; dup {
+				v.errorf(f+".name", "%q is already the name of spec.metrics[%d]", m.Name, j)
+			}
+			seen[m.Name] = i
+		}
+		want := map[MetricKind][]string{
+			KindErrors:  {"requests", "errors"},
+			KindLatency: {"buckets"},
+			KindValue:   {"query"},
+		}[m.Kind]
+		if want == nil {
+			v.errorf(f+".kind", "must be one of [errors latency value], got %q", m.Kind)
+			continue
+		}
+		have := map[string]bool{}
+		for _, nt := range m.Templates() {
+			have[nt.Field] = true
+			if !slices.Contains(want, nt.Field) {
+				v.errorf(f+"."+nt.Field, "is not used by %s metrics (they take %s)", m.Kind, strings.Join(want, " and "))
+				continue
+			}
+			q, err := Render(nt.Template, vars)
+			if err == nil {
+				err = CheckPromQL(q)
+			}
+			if err != nil {
+				v.errorf(f+"."+nt.Field, "%v", err)
+			}
+		}
+		for _, w := range want {
+			if !have[w] {
+				v.errorf(f+"."+w, "is required for %s metrics", m.Kind)
+			}
+		}
+		if m.Kind == KindLatency && (m.Quantile <= 0 || m.Quantile >= 1) {
+			v.errorf(f+".quantile", "must be between 0 and 1 (exclusive), got %g", m.Quantile)
+		}
+		if m.Kind != KindLatency && m.Quantile != 0 {
+			v.errorf(f+".quantile", "is only used by latency metrics")
+		}
+		validateThresholds(v, f+".thresholds", m.Thresholds)
+	}
+	if critical == 0 {
+		v.errorf("spec.metrics", "needs at least one critical metric (all are critical: false)")
+	}
+}
+
+func validateThresholds(v *validator, f string, t Thresholds) {
+	if t.Empty() {
+		v.errorf(f, "needs at least one of min, max, maxRatio, maxDifference")
+		return
+	}
+	if t.Min != nil && t.Max != nil && *t.Min > *t.Max {
+		v.errorf(f+".min", "must be <= max (%g), got %g", *t.Max, *t.Min)
+	}
+	if t.MaxRatio != nil && *t.MaxRatio <= 0 {
+		v.errorf(f+".maxRatio", "must be > 0, got %g", *t.MaxRatio)
+	}
+	if t.MaxDifference != nil && *t.MaxDifference < 0 {
+		v.errorf(f+".maxDifference", "must be >= 0, got %g", *t.MaxDifference)
+	}
+}
+
+// placeholderVars are the template variables used to check templates at load time; a target
+// that names only Deployments gets stand-in version values.
+func (p *Policy) placeholderVars() QueryVars {
+	q := *p
+	if q.Spec.Target.Baseline.Version == "" {
+		q.Spec.Target.Baseline.Version = "baseline"
+	}
+	if q.Spec.Target.Canary.Version == "" {
+		q.Spec.Target.Canary.Version = "canary"
+	}
+	window := time.Duration(q.Spec.Analysis.Window)
+	if window <= 0 {
+		window = time.Minute
+	}
+	return q.Vars(window)
+}
+
+func (p *Policy) validateStrategy(v *validator) {
+	s := p.Spec.Strategy
+	t := p.Spec.Target
+	switch s.Type {
+	case StrategyScale, StrategyShift:
+		if t.Baseline.Deployment == "" || t.Canary.Deployment == "" {
+			v.errorf("spec.strategy.type", "%s needs spec.target.baseline.deployment and spec.target.canary.deployment", s.Type)
+		} else if t.Baseline.Deployment == t.Canary.Deployment {
+			v.errorf("spec.target.canary.deployment", "%s needs two Deployments, both are %q", s.Type, t.Canary.Deployment)
+		}
+	case StrategyRollout:
+		d := t.Canary.Deployment
+		if d == "" {
+			d = t.Baseline.Deployment
+		}
+		if d == "" {
+			v.errorf("spec.strategy.type", "rollout needs spec.target.canary.deployment")
+		} else if t.Baseline.Deployment != "" && t.Baseline.Deployment != d {
+			v.errorf("spec.target.baseline.deployment", "rollout updates one Deployment in place: must be %q or unset", d)
+		}
+	case StrategyBlueGreen:
+		if t.Baseline.Deployment == "" || t.Canary.Deployment == "" {
+			v.errorf("spec.strategy.type", "bluegreen needs spec.target.baseline.deployment and spec.target.canary.deployment")
+		}
+		if s.Service == "" {
+			v.errorf("spec.strategy.service", "is required for bluegreen")
+		}
+	default:
+		v.errorf("spec.strategy.type", "must be one of [scale rollout shift bluegreen], got %q", s.Type)
+	}
+	if s.Type != StrategyBlueGreen && s.Service != "" {
+		v.errorf("spec.strategy.service", "is only used by bluegreen")
+	}
+	prev := Step{}
+	for i, raw := range s.Steps {
+		f := fmt.Sprintf("spec.strategy.steps[%d]", i)
+		st, err := ParseStep(raw)
+		if err != nil {
+			v.errorf(f, "%v", err)
+			continue
+		}
+		if i > 0 && st.Percent == prev.Percent && st.Value <= prev.Value {
+			v.errorf(f, "must be larger than the step before it (%s)", s.Steps[i-1])
+		}
+		prev = st
+	}
+	if s.StepDuration <= 0 {
+		v.errorf("spec.strategy.stepDuration", "must be > 0")
+	}
+	switch s.BaselineAfterPromotion {
+	case "scaleToZero", "delete":
+	default:
+		v.errorf("spec.strategy.baselineAfterPromotion", "must be one of [scaleToZero delete], got %q", s.BaselineAfterPromotion)
+	}
+}
+
+// Step is one canary size: a replica count, or a percentage of the baseline's replicas.
+type Step struct {
+	Value   int
+	Percent bool
+}
+
+// ParseStep reads "3" or "25%".
+func ParseStep(s string) (Step, error) {
+	pct := strings.HasSuffix(s, "%")
+	n, err := strconv.Atoi(strings.TrimSuffix(s, "%"))
+	if err != nil {
+		return Step{}, fmt.Errorf("must be a replica count like 3 or a percentage like 25%%, got %q", s)
+	}
+	if n <= 0 || (pct && n > 100) {
+		return Step{}, fmt.Errorf("must be a replica count > 0 or a percentage in 1%%..100%%, got %q", s)
+	}
+	return Step{Value: n, Percent: pct}, nil
+}

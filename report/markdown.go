@@ -1,0 +1,42 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+var verdictMark = map[string]string{"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⏸️ inconclusive"}
+
+func writeMarkdown(w io.Writer, r Report) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### coalmine: %s %s\n\n", verdictMark[string(r.Verdict)], r.Policy)
+	fmt.Fprintf(&b, "%s\n\n", mdEscape(title(r)))
+	fmt.Fprintln(&b, "| metric | requests (baseline / canary) | baseline | canary | threshold | verdict | reason |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|")
+	for _, x := range rows(r) {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", mdEscape(x.name), x.requests, x.baseline, x.canary,
+			mdEscape(x.threshold), verdictMark[x.verdict], mdEscape(x.reason))
+	}
+	fmt.Fprintf(&b, "\n**Verdict: %s** — %s\n\n", strings.ToUpper(string(r.Verdict)), mdEscape(r.Reason))
+	verb := "Action"
+	if r.DryRun {
+		verb = "Would"
+	}
+	fmt.Fprintf(&b, "**%s %s**: %s\n", verb, r.Decision.Action, mdEscape(r.Decision.Effect))
+	if r.DryRun {
+		fmt.Fprintf(&b, "\n_Dry run: nothing was changed._\n")
+	}
+	fmt.Fprintf(&b, "\n<details><summary>Queries</summary>\n\n")
+	for _, m := range r.Metrics {
+		fmt.Fprintf(&b, "%s:\n\n```promql\n%s\n```\n\n", m.Name, m.Query)
+	}
+	fmt.Fprintf(&b, "</details>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// mdEscape keeps a value inside one table cell.
+func mdEscape(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}

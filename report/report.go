@@ -1,0 +1,112 @@
+// Package report renders what an evaluation found and what coalmine would do about it, for
+// people (text, Markdown) and for programs (JSON).
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/coalmine/coalmine/analyzer"
+	"github.com/coalmine/coalmine/policies"
+)
+
+// SchemaVersion is the version of the JSON report's shape.
+const SchemaVersion = "coalmine.dev/report/v1alpha1"
+
+// Report is one evaluation and its decision. The result's fields appear at the top level of the
+// JSON form: verdict, reason, metrics[] and the rest.
+type Report struct {
+	Schema string `json:"schema"`
+	DryRun bool   `json:"dryRun"`
+	File   string `json:"file,omitempty"`
+	analyzer.Result
+	Decision analyzer.Decision `json:"decision"`
+}
+
+// New assembles a report.
+func New(file string, r analyzer.Result, d analyzer.Decision, dryRun bool) Report {
+	return Report{Schema: SchemaVersion, DryRun: dryRun, File: file, Result: r, Decision: d}
+}
+
+// Formats lists the formats Write knows.
+var Formats = []string{"text", "json", "markdown"}
+
+// Write renders the report in format.
+func Write(w io.Writer, format string, r Report) error {
+	switch format {
+	case "text":
+		return writeText(w, r)
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	case "markdown", "md":
+		return writeMarkdown(w, r)
+	}
+	return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(Formats, ", "))
+}
+
+// row is one metric as the tables show it.
+type row struct {
+	name, requests, baseline, canary, threshold, verdict, reason string
+}
+
+func rows(r Report) []row {
+	var rs []row
+	for _, m := range r.Metrics {
+		name := m.Name
+		if !m.Critical {
+			name += " (advisory)"
+		}
+		rs = append(rs, row{
+			name:      name,
+			requests:  requests(m),
+			baseline:  analyzer.FormatValue(m.Kind, float64(m.Baseline)),
+			canary:    analyzer.FormatValue(m.Kind, float64(m.Canary)),
+			threshold: Thresholds(m.Kind, m.Thresholds),
+			verdict:   string(m.Verdict),
+			reason:    m.Reason,
+		})
+	}
+	return rs
+}
+
+func requests(m analyzer.MetricResult) string {
+	if m.Kind == policies.KindValue {
+		return "-"
+	}
+	return fmt.Sprintf("%s / %s", count(float64(m.BaselineRequests)), count(float64(m.CanaryRequests)))
+}
+
+func count(x float64) string {
+	if x != x { // NaN
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", x)
+}
+
+// Thresholds words a metric's bounds: "max 5.00%, ratio <= 2".
+func Thresholds(kind policies.MetricKind, t policies.Thresholds) string {
+	var parts []string
+	if t.Min != nil {
+		parts = append(parts, "min "+analyzer.FormatValue(kind, *t.Min))
+	}
+	if t.Max != nil {
+		parts = append(parts, "max "+analyzer.FormatValue(kind, *t.Max))
+	}
+	if t.MaxRatio != nil {
+		parts = append(parts, fmt.Sprintf("ratio <= %g", *t.MaxRatio))
+	}
+	if t.MaxDifference != nil {
+		parts = append(parts, "diff <= "+analyzer.FormatValue(kind, *t.MaxDifference))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func title(r Report) string {
+	res := r.Result
+	return fmt.Sprintf("%s: %s/%s, baseline %s vs canary %s, window %s ending %s",
+		res.Policy, res.Namespace, res.App, res.Baseline, res.Canary, res.Window, res.Time.UTC().Format("2006-01-02T15:04:05Z"))
+}
