@@ -88,7 +88,8 @@ func decodeDocument(name string, doc *yaml.Node) (*Policy, Errors) {
 	indexLines(doc.Content[0], "", src.lines)
 	src.lines[""] = doc.Content[0].Line
 
-	if errs := checkNode(doc.Content[0], typeOfPolicy, "", name); len(errs) > 0 {
+	w := &walker{file: name, budget: maxNodes}
+	if errs := w.check(doc.Content[0], typeOfPolicy, ""); len(errs) > 0 {
 		return nil, errs
 	}
 	p := Default()
@@ -119,11 +120,27 @@ func indexLines(n *yaml.Node, path string, lines map[string]int) {
 			lines[p] = v.Line
 			indexLines(v, p, lines)
 		}
-	case yaml.AliasNode:
-		if n.Alias != nil {
-			indexLines(n.Alias, path, lines)
-		}
 	}
+	// An alias's fields are written where its anchor is; following it would add no line and can
+	// expand exponentially.
+}
+
+var typeErr = regexp.MustCompile("^cannot unmarshal !!\\w+ `(.*)` into (\\S+)$")
+
+// typeMessage words yaml's "cannot unmarshal !!str `x` into int" for people.
+func typeMessage(msg string) string {
+	m := typeErr.FindStringSubmatch(msg)
+	if m == nil {
+		return "has a bad value: " + msg
+	}
+	want := map[string]string{
+		"int": "an integer", "float64": "a number", "bool": "true or false", "string": "a string",
+		"[]string": "a list of strings", "[]policies.Metric": "a list of metrics",
+	}[m[2]]
+	if want == "" {
+		want = "a " + strings.TrimPrefix(m[2], "policies.")
+	}
+	return fmt.Sprintf("must be %s, got %q", want, m[1])
 }
 
 var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
@@ -151,7 +168,7 @@ func decodeErrors(name string, src Source, err error) Errors {
 			continue
 		}
 		line, _ := strconv.Atoi(m[1])
-		errs = append(errs, &FieldError{File: name, Line: line, Field: src.pathAt(line), Msg: "has a bad value: " + m[2]})
+		errs = append(errs, &FieldError{File: name, Line: line, Field: src.pathAt(line), Msg: typeMessage(m[2])})
 	}
 	return errs
 }

@@ -10,7 +10,7 @@ import (
 
 // yaml v3 ignores KnownFields inside types with their own UnmarshalYAML (go-yaml#460) and drops
 // the line of an error such a type returns. checkNode walks the document against the Go types
-// first, so an unknown field or a bad duration anywhere is reported with its path and line.
+// first (see walker), so an unknown field or a bad duration anywhere is reported with its path and line.
 
 var (
 	typeOfPolicy       = reflect.TypeFor[Policy]()
@@ -20,7 +20,24 @@ var (
 	}]()
 )
 
-func checkNode(n *yaml.Node, t reflect.Type, path, file string) Errors {
+// maxNodes bounds the nodes one document may expand to, aliases included: a policy is a page of
+// YAML, and a few nested aliases can otherwise expand to billions of nodes.
+const maxNodes = 100000
+
+// walker checks a document's structure against the Go types, within a node budget.
+type walker struct {
+	file   string
+	budget int
+}
+
+func (w *walker) check(n *yaml.Node, t reflect.Type, path string) Errors {
+	file := w.file
+	if w.budget--; w.budget < 0 {
+		if w.budget == -1 {
+			return Errors{{File: file, Line: n.Line, Field: path, Msg: fmt.Sprintf("makes the document expand to more than %d nodes (aliases?)", maxNodes)}}
+		}
+		return nil
+	}
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
@@ -56,14 +73,14 @@ func checkNode(n *yaml.Node, t reflect.Type, path, file string) Errors {
 				errs = append(errs, fieldErr(k.Line, p, "is not a known field"))
 				continue
 			}
-			errs = append(errs, checkNode(v, ft, p, file)...)
+			errs = append(errs, w.check(v, ft, p)...)
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			return append(errs, fieldErr(n.Line, path, "must be a list"))
 		}
 		for i, v := range n.Content {
-			errs = append(errs, checkNode(v, t.Elem(), fmt.Sprintf("%s[%d]", path, i), file)...)
+			errs = append(errs, w.check(v, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
 		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
@@ -71,7 +88,7 @@ func checkNode(n *yaml.Node, t reflect.Type, path, file string) Errors {
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
-			errs = append(errs, checkNode(v, t.Elem(), joinPath(path, k.Value), file)...)
+			errs = append(errs, w.check(v, t.Elem(), joinPath(path, k.Value))...)
 		}
 	}
 	return errs

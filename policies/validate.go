@@ -146,6 +146,9 @@ func (p *Policy) validateMetrics(v *validator) {
 	seen := map[string]int{}
 	critical := 0
 	vars := p.placeholderVars()
+	l := p.Spec.Target.Labels
+	// Invalid label names are reported once, under spec.target.labels, not again per template.
+	checkTemplates := labelNameRE.MatchString(l.Namespace) && labelNameRE.MatchString(l.App) && labelNameRE.MatchString(l.Version)
 	for i, m := range ms {
 		f := fmt.Sprintf("spec.metrics[%d]", i)
 		if m.IsCritical() {
@@ -176,6 +179,9 @@ func (p *Policy) validateMetrics(v *validator) {
 			have[nt.Field] = true
 			if !slices.Contains(want, nt.Field) {
 				v.errorf(f+"."+nt.Field, "is not used by %s metrics (they take %s)", m.Kind, strings.Join(want, " and "))
+				continue
+			}
+			if !checkTemplates {
 				continue
 			}
 			q, err := Render(nt.Template, vars)

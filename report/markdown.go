@@ -6,17 +6,26 @@ import (
 	"strings"
 )
 
-var verdictMark = map[string]string{"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⏸️ inconclusive"}
+// verdictMark puts a sign a reader sees at a glance before a verdict.
+func verdictMark(v string) string {
+	switch v {
+	case "pass":
+		return "✅ pass"
+	case "fail":
+		return "❌ fail"
+	}
+	return "⏸️ " + v
+}
 
 func writeMarkdown(w io.Writer, r Report) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "### coalmine: %s %s\n\n", verdictMark[string(r.Verdict)], r.Policy)
+	fmt.Fprintf(&b, "### coalmine: %s %s\n\n", verdictMark(string(r.Verdict)), r.Policy)
 	fmt.Fprintf(&b, "%s\n\n", mdEscape(title(r)))
 	fmt.Fprintln(&b, "| metric | requests (baseline / canary) | baseline | canary | threshold | verdict | reason |")
 	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|")
 	for _, x := range rows(r) {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", mdEscape(x.name), x.requests, x.baseline, x.canary,
-			mdEscape(x.threshold), verdictMark[x.verdict], mdEscape(x.reason))
+			mdEscape(x.threshold), verdictMark(x.verdict), mdEscape(x.reason))
 	}
 	fmt.Fprintf(&b, "\n**Verdict: %s** — %s\n\n", strings.ToUpper(string(r.Verdict)), mdEscape(r.Reason))
 	verb := "Action"

@@ -31,7 +31,7 @@ func New(file string, r analyzer.Result, d analyzer.Decision, dryRun bool) Repor
 }
 
 // Formats lists the formats Write knows.
-var Formats = []string{"text", "json", "markdown"}
+func Formats() []string { return []string{"text", "json", "markdown"} }
 
 // Write renders the report in format.
 func Write(w io.Writer, format string, r Report) error {
@@ -45,7 +45,7 @@ func Write(w io.Writer, format string, r Report) error {
 	case "markdown", "md":
 		return writeMarkdown(w, r)
 	}
-	return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(Formats, ", "))
+	return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(Formats(), ", "))
 }
 
 // row is one metric as the tables show it.

@@ -1,0 +1,370 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/rs/zerolog"
+
+	"github.com/coalmine/coalmine/policies"
+)
+
+func testPolicy(t testing.TB) *policies.Policy {
+	t.Helper()
+	ps, err := policies.LoadFile("../policies/examples/my-app.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps[0]
+}
+
+func queryFor(t testing.TB, kind policies.MetricKind) Query {
+	t.Helper()
+	p := testPolicy(t)
+	for _, m := range p.Spec.Metrics {
+		if m.Kind == kind {
+			q, err := NewQuery(p, m, 5*time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return q
+		}
+	}
+	m := policies.Metric{Name: "cpu", Kind: policies.KindValue, Query: `sum by (version) (rate(cpu{ {{.Selector}} }[{{.Window}}]))`}
+	q, err := NewQuery(p, m, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+// vector builds a Prometheus instant-query answer.
+func vector(samples ...string) string {
+	return `{"status":"success","data":{"resultType":"vector","result":[` + strings.Join(samples, ",") + `]}}`
+}
+
+func sample(value string, labels ...string) string {
+	var ls []string
+	for i := 0; i+1 < len(labels); i += 2 {
+		ls = append(ls, fmt.Sprintf("%q:%q", labels[i], labels[i+1]))
+	}
+	return fmt.Sprintf(`{"metric":{%s},"value":[1700000000,%q]}`, strings.Join(ls, ","), value)
+}
+
+// server answers every query with status and body, and records the last query it got.
+func server(t testing.TB, status int, body string, delay time.Duration) (*httptest.Server, *string) {
+	t.Helper()
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		got = r.Form.Get("query")
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &got
+}
+
+func observe(t testing.TB, url string, q Query, timeout time.Duration) (Observation, error) {
+	t.Helper()
+	cfg := policies.Default().Spec.Prometheus
+	cfg.Timeout = model.Duration(timeout)
+	p, err := NewPrometheus(url, cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Observe(context.Background(), q, time.Unix(1700000000, 0))
+}
+
+func TestObserveErrors(t *testing.T) {
+	q := queryFor(t, policies.KindErrors)
+	tests := []struct {
+		name             string
+		body             string
+		wantErr          error
+		baseline, canary Arm
+	}{
+		{
+			name: "both versions",
+			body: vector(
+				sample("1000", "version", "v1.0.0", partLabel, "requests"),
+				sample("10", "version", "v1.0.0", partLabel, "errors"),
+				sample("100", "version", "v2.0.0", partLabel, "requests"),
+				sample("5", "version", "v2.0.0", partLabel, "errors")),
+			baseline: Arm{Version: "v1.0.0", Present: true, Requests: 1000, Errors: 10},
+			canary:   Arm{Version: "v2.0.0", Present: true, Requests: 100, Errors: 5},
+		},
+		{
+			name: "no error series means no errors",
+			body: vector(
+				sample("1000", "version", "v1.0.0", partLabel, "requests"),
+				sample("100", "version", "v2.0.0", partLabel, "requests")),
+			baseline: Arm{Version: "v1.0.0", Present: true, Requests: 1000},
+			canary:   Arm{Version: "v2.0.0", Present: true, Requests: 100},
+		},
+		{
+			name:     "canary without series is no data",
+			body:     vector(sample("1000", "version", "v1.0.0", partLabel, "requests")),
+			baseline: Arm{Version: "v1.0.0", Present: true, Requests: 1000},
+			canary:   Arm{Version: "v2.0.0"},
+		},
+		{
+			name:     "errors without requests are no data",
+			body:     vector(sample("3", "version", "v2.0.0", partLabel, "errors")),
+			baseline: Arm{Version: "v1.0.0"},
+			canary:   Arm{Version: "v2.0.0"},
+		},
+		{
+			name:     "empty answer",
+			body:     vector(),
+			baseline: Arm{Version: "v1.0.0"},
+			canary:   Arm{Version: "v2.0.0"},
+		},
+		{
+			name: "two series for one version is an error, not last-wins",
+			body: vector(
+				sample("1000", "version", "v1.0.0", partLabel, "requests", "pod", "a"),
+				sample("900", "version", "v1.0.0", partLabel, "requests", "pod", "b")),
+			wantErr: ErrMultipleSeries,
+		},
+		{
+			name:    "series without the version label",
+			body:    vector(sample("1000", partLabel, "requests")),
+			wantErr: ErrUnexpectedSeries,
+		},
+		{
+			name:    "series of another version",
+			body:    vector(sample("1000", "version", "v0.9.0", partLabel, "requests")),
+			wantErr: ErrUnexpectedSeries,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, got := server(t, http.StatusOK, tt.body, 0)
+			obs, err := observe(t, srv.URL, q, time.Second)
+			if *got != q.PromQL {
+				t.Errorf("server got query %q, want %q", *got, q.PromQL)
+			}
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !armEqual(obs.Baseline, tt.baseline) || !armEqual(obs.Canary, tt.canary) {
+				t.Errorf("got baseline %+v canary %+v, want %+v %+v", obs.Baseline, obs.Canary, tt.baseline, tt.canary)
+			}
+		})
+	}
+}
+
+func armEqual(a, b Arm) bool {
+	if a.Version != b.Version || a.Present != b.Present || a.Requests != b.Requests || a.Errors != b.Errors || len(a.Buckets) != len(b.Buckets) {
+		return false
+	}
+	if !(a.Value == b.Value || (math.IsNaN(a.Value) && math.IsNaN(b.Value))) {
+		return false
+	}
+	for i := range a.Buckets {
+		if a.Buckets[i] != b.Buckets[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestObserveLatencyAndValue(t *testing.T) {
+	lat := queryFor(t, policies.KindLatency)
+	val := queryFor(t, policies.KindValue)
+	inf := math.Inf(1)
+	tests := []struct {
+		name             string
+		q                Query
+		body             string
+		wantErr          error
+		baseline, canary Arm
+	}{
+		{
+			name: "buckets sorted, count from +Inf",
+			q:    lat,
+			body: vector(
+				sample("100", "version", "v1.0.0", "le", "+Inf"),
+				sample("90", "version", "v1.0.0", "le", "0.5"),
+				sample("50", "version", "v1.0.0", "le", "0.25"),
+				sample("10", "version", "v2.0.0", "le", "+Inf"),
+				sample("2", "version", "v2.0.0", "le", "0.25")),
+			baseline: Arm{Version: "v1.0.0", Present: true, Requests: 100, Buckets: []Bucket{{0.25, 50}, {0.5, 90}, {inf, 100}}},
+			canary:   Arm{Version: "v2.0.0", Present: true, Requests: 10, Buckets: []Bucket{{0.25, 2}, {inf, 10}}},
+		},
+		{
+			name:    "histogram without +Inf",
+			q:       lat,
+			body:    vector(sample("90", "version", "v1.0.0", "le", "0.5")),
+			wantErr: ErrUnexpectedSeries,
+		},
+		{
+			name:    "bucket without le",
+			q:       lat,
+			body:    vector(sample("90", "version", "v1.0.0")),
+			wantErr: ErrUnexpectedSeries,
+		},
+		{
+			name:    "duplicate bucket",
+			q:       lat,
+			body:    vector(sample("90", "version", "v1.0.0", "le", "0.5"), sample("91", "version", "v1.0.0", "le", "0.50")),
+			wantErr: ErrMultipleSeries,
+		},
+		{
+			name:     "NaN and Inf values are passed on for the judge",
+			q:        val,
+			body:     vector(sample("NaN", "version", "v1.0.0"), sample("+Inf", "version", "v2.0.0")),
+			baseline: Arm{Version: "v1.0.0", Present: true, Value: math.NaN()},
+			canary:   Arm{Version: "v2.0.0", Present: true, Value: inf},
+		},
+		{
+			name:    "scalar answer",
+			q:       val,
+			body:    `{"status":"success","data":{"resultType":"scalar","result":[1700000000,"1"]}}`,
+			wantErr: ErrUnexpectedSeries,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, _ := server(t, http.StatusOK, tt.body, 0)
+			obs, err := observe(t, srv.URL, tt.q, time.Second)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !armEqual(obs.Baseline, tt.baseline) || !armEqual(obs.Canary, tt.canary) {
+				t.Errorf("got baseline %+v canary %+v, want %+v %+v", obs.Baseline, obs.Canary, tt.baseline, tt.canary)
+			}
+		})
+	}
+}
+
+func TestObserveFailures(t *testing.T) {
+	q := queryFor(t, policies.KindErrors)
+	tests := []struct {
+		name    string
+		status  int
+		body    string
+		delay   time.Duration
+		wantErr error
+	}{
+		{"server error", http.StatusInternalServerError, "oops", 0, ErrUnavailable},
+		{"bad gateway", http.StatusBadGateway, "<html>proxy</html>", 0, ErrUnavailable},
+		{"not found: not a Prometheus", http.StatusNotFound, "404 page not found", 0, ErrUnavailable},
+		{"an HTML page", http.StatusOK, "<html><body>hello</body></html>", 0, ErrUnavailable},
+		{"JSON that is not Prometheus's", http.StatusOK, `{"hello":"world"}`, 0, ErrUnavailable},
+		{"truncated answer", http.StatusOK, `{"status":"success","data":{"resultType":"vec`, 0, ErrUnavailable},
+		{"timeout", http.StatusOK, vector(), 2 * time.Second, ErrUnavailable},
+		{"bad query", http.StatusBadRequest, `{"status":"error","errorType":"bad_data","error":"parse error"}`, 0, ErrQuery},
+		{"execution error", http.StatusUnprocessableEntity, `{"status":"error","errorType":"execution","error":"many-to-many matching not allowed"}`, 0, ErrQuery},
+		{"prometheus overloaded", http.StatusServiceUnavailable, `{"status":"error","errorType":"unavailable","error":"too many queries"}`, 0, ErrUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, _ := server(t, tt.status, tt.body, tt.delay)
+			start := time.Now()
+			_, err := observe(t, srv.URL, q, 300*time.Millisecond)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if tt.delay > 0 && time.Since(start) >= tt.delay {
+				t.Errorf("the policy's timeout was not applied: took %v", time.Since(start))
+			}
+		})
+	}
+	t.Run("connection refused", func(t *testing.T) {
+		srv := httptest.NewServer(http.NotFoundHandler())
+		url := srv.URL
+		srv.Close()
+		if _, err := observe(t, url, q, time.Second); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("err = %v, want ErrUnavailable", err)
+		}
+	})
+}
+
+func TestNewQueryErrorsIsOneQuery(t *testing.T) {
+	q := queryFor(t, policies.KindErrors)
+	want := `label_replace(sum by (version) (increase(http_requests_total{ namespace="default",app="my-app",version=~"v1\\.0\\.0|v2\\.0\\.0" }[5m])), "coalmine_part", "requests", "", "")
+or
+label_replace(sum by (version) (increase(http_requests_total{ namespace="default",app="my-app",version=~"v1\\.0\\.0|v2\\.0\\.0", code=~"5.." }[5m])), "coalmine_part", "errors", "", "")`
+	if q.PromQL != want {
+		t.Errorf("query:\n%s\nwant:\n%s", q.PromQL, want)
+	}
+	if err := policies.CheckPromQL(q.PromQL); err != nil {
+		t.Error(err)
+	}
+	p := testPolicy(t)
+	p.Spec.Target.Canary.Version = ""
+	if _, err := NewQuery(p, p.Spec.Metrics[0], time.Minute); err == nil {
+		t.Error("NewQuery without a canary version: want an error")
+	}
+}
+
+// FuzzDecode sends arbitrary bytes as Prometheus's answer: Observe must never panic, and what it
+// accepts must be consistent.
+func FuzzDecode(f *testing.F) {
+	f.Add(vector(sample("1000", "version", "v1.0.0", partLabel, "requests"), sample("5", "version", "v2.0.0", partLabel, "errors")))
+	f.Add(vector(sample("NaN", "version", "v1.0.0", partLabel, "requests")))
+	f.Add(`{"status":"success","data":{"resultType":"matrix","result":[]}}`)
+	f.Add(`{"status":"error","errorType":"bad_data","error":"x"}`)
+	f.Add(`<html>`)
+	var body string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(body))
+	}))
+	defer srv.Close()
+	cfg := policies.Default().Spec.Prometheus
+	prom, err := NewPrometheus(srv.URL, cfg, zerolog.Nop())
+	if err != nil {
+		f.Fatal(err)
+	}
+	queries := []Query{queryFor(f, policies.KindErrors), queryFor(f, policies.KindLatency), queryFor(f, policies.KindValue)}
+	f.Fuzz(func(t *testing.T, answer string) {
+		body = answer
+		for _, q := range queries {
+			obs, err := prom.Observe(context.Background(), q, time.Unix(1700000000, 0))
+			if err != nil {
+				continue
+			}
+			if obs.Baseline.Version != q.Baseline || obs.Canary.Version != q.Canary {
+				t.Fatalf("arms mixed up: %+v", obs)
+			}
+			for _, a := range []Arm{obs.Baseline, obs.Canary} {
+				if q.Kind == policies.KindLatency && a.Present && !math.IsInf(a.Buckets[len(a.Buckets)-1].UpperBound, 1) {
+					t.Fatalf("latency arm without +Inf accepted: %+v", a)
+				}
+				if !a.Present && (a.Requests != 0 || a.Errors != 0) {
+					t.Fatalf("absent arm with counts: %+v", a)
+				}
+			}
+		}
+	})
+}
