@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/rs/zerolog"
+
+	"github.com/coalmine/coalmine/sandbox"
+	"github.com/coalmine/coalmine/simulator"
+)
+
+// These tests run the coalmine binary from the command line against a real Prometheus that
+// scrapes the simulator, as a user would.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// coalmineBinary builds the command once per test process.
+func coalmineBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "coalmine-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "coalmine")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = errors.New(string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build coalmine: %v", buildErr)
+	}
+	return binPath
+}
+
+type cliResult struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCLI(t *testing.T, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, coalmineBinary(t), args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		code = exitErr.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run coalmine %v: %v", args, err)
+	}
+	return cliResult{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// releases is the seed's my-app v1 x10 beside v2 x1 in one namespace per scenario; v2 differs.
+func releases() simulator.Scenario {
+	lat := simulator.Latency{Median: 0.1, P99: 0.4}
+	zero := 0.0
+	app := func(ns string, v2 simulator.Version) simulator.App {
+		v2.Version, v2.Pods = "v2.0.0", 1
+		return simulator.App{Namespace: ns, Name: "my-app", RPS: 1100, Versions: []simulator.Version{
+			{Version: "v1.0.0", Pods: 10, ErrorRate: 0.01, Latency: lat}, v2,
+		}}
+	}
+	return simulator.Scenario{
+		Seed: 7,
+		Tick: model.Duration(100 * time.Millisecond),
+		Apps: []simulator.App{
+			app("healthy", simulator.Version{ErrorRate: 0.01, Latency: lat}),
+			app("errors-5x", simulator.Version{ErrorRate: 0.05, Latency: lat}),
+			app("no-traffic", simulator.Version{ErrorRate: 0.01, Latency: lat, RPS: &zero}),
+			app("slow-3x", simulator.Version{ErrorRate: 0.01, Latency: simulator.Latency{Median: 0.3, P99: 1.2}}),
+		},
+	}
+}
+
+type jsonReport struct {
+	Verdict string `json:"verdict"`
+	Metrics []struct {
+		Name     string   `json:"name"`
+		Verdict  string   `json:"verdict"`
+		Baseline *float64 `json:"baseline"`
+		Canary   *float64 `json:"canary"`
+		Reason   string   `json:"reason"`
+		Query    string   `json:"query"`
+	} `json:"metrics"`
+}
+
+func TestReportAgainstRealPrometheus(t *testing.T) {
+	coalmineBinary(t)
+	dir := t.TempDir()
+	targets := filepath.Join(dir, "targets.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sc := releases()
+	sim, err := simulator.Start(ctx, sc, simulator.Options{TargetsFile: targets, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Stop()
+	prom := sandbox.StartPrometheusT(t, sandbox.PrometheusOptions{FileSDFiles: []string{targets}, ScrapeInterval: time.Second})
+	waitCtx, waitCancel := context.WithTimeout(ctx, time.Minute)
+	defer waitCancel()
+	if err := prom.WaitForTargets(waitCtx, len(sim.Targets())); err != nil {
+		t.Fatal(err)
+	}
+	const window = 20 * time.Second
+	time.Sleep(window + 2*time.Second) // let the window fill with scrapes
+
+	policy := "../../policies/examples/my-app.yaml"
+	tests := []struct {
+		namespace string
+		wantCode  int
+		want      string
+		metrics   map[string]string
+	}{
+		{"errors-5x", exitFail, "fail", map[string]string{"error-rate": "fail", "latency-p99": "pass"}},
+		{"healthy", exitPass, "pass", map[string]string{"error-rate": "pass", "latency-p99": "pass"}},
+		{"no-traffic", exitInconclusive, "inconclusive", map[string]string{"error-rate": "inconclusive", "latency-p99": "inconclusive"}},
+		{"slow-3x", exitFail, "fail", map[string]string{"error-rate": "pass", "latency-p99": "fail"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.namespace, func(t *testing.T) {
+			r := runCLI(t, "report", "-f", policy, "-n", tt.namespace, "--prometheus-url", prom.URL(),
+				"--window", "20s", "--format", "json", "--log-format", "json")
+			if r.code != tt.wantCode {
+				t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, tt.wantCode, r.stdout, r.stderr)
+			}
+			var rep jsonReport
+			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+				t.Fatalf("report is not JSON: %v\n%s", err, r.stdout)
+			}
+			if rep.Verdict != tt.want {
+				t.Errorf("verdict %q, want %q", rep.Verdict, tt.want)
+			}
+			for _, m := range rep.Metrics {
+				if want := tt.metrics[m.Name]; m.Verdict != want {
+					t.Errorf("metric %s: %s (%s), want %s", m.Name, m.Verdict, m.Reason, want)
+				}
+				if !strings.Contains(m.Query, `namespace="`+tt.namespace+`"`) {
+					t.Errorf("metric %s: query does not select the namespace: %s", m.Name, m.Query)
+				}
+			}
+		})
+	}
+
+	t.Run("text and markdown say the same", func(t *testing.T) {
+		for _, format := range []string{"text", "markdown"} {
+			r := runCLI(t, "report", "-f", policy, "-n", "errors-5x", "--prometheus-url", prom.URL(), "--window", "20s", "--format", format)
+			if r.code != exitFail || !strings.Contains(strings.ToLower(r.stdout), "verdict: fail") && !strings.Contains(r.stdout, "**Verdict: FAIL**") {
+				t.Errorf("%s: exit %d\n%s", format, r.code, r.stdout)
+			}
+			if !strings.Contains(r.stdout, "scale Deployment errors-5x/my-app-v2 to 0 replicas") {
+				t.Errorf("%s: the report does not say what it would do:\n%s", format, r.stdout)
+			}
+		}
+	})
+
+	t.Run("prometheus stopped", func(t *testing.T) {
+		prom.Kill()
+		r := runCLI(t, "report", "-f", policy, "-n", "healthy", "--prometheus-url", prom.URL(), "--window", "20s", "--format", "json")
+		if r.code != exitUnavailable {
+			t.Fatalf("exit code %d, want %d\n%s%s", r.code, exitUnavailable, r.stdout, r.stderr)
+		}
+		if r.stdout != "" {
+			t.Errorf("an unreachable Prometheus must give no verdict, got:\n%s", r.stdout)
+		}
+		if !strings.Contains(r.stderr, "no verdict") || !strings.Contains(r.stderr, "prometheus unavailable") {
+			t.Errorf("stderr does not explain: %s", r.stderr)
+		}
+	})
+}
