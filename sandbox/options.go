@@ -1,0 +1,99 @@
+package sandbox
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Defaults applied by StartPrometheus to a zero PrometheusOptions field.
+const (
+	DefaultScrapeInterval = time.Second
+	DefaultListen         = "127.0.0.1:0"
+	DefaultReadyTimeout   = 30 * time.Second
+	DefaultStopTimeout    = 10 * time.Second
+)
+
+// PrometheusOptions configures StartPrometheus. The zero value is usable: it
+// starts a Prometheus with no targets in a temporary directory.
+type PrometheusOptions struct {
+	// Binary is the prometheus executable, a path or a name looked up on PATH.
+	// Default: $COALMINE_PROMETHEUS, else "prometheus" on PATH, else
+	// /usr/bin/prometheus.
+	Binary string
+	// Dir holds prometheus.yml, the TSDB (data/) and the default log file
+	// (prometheus.log). It is created if missing. Default: a temporary
+	// directory that Stop removes.
+	Dir string
+	// ScrapeInterval is the global scrape and rule evaluation interval; the
+	// scrape timeout is the same, capped at 10s. Default: 1s.
+	ScrapeInterval time.Duration
+	// FileSDFiles are file_sd_configs files (JSON or YAML target groups, see
+	// WriteFileSD) scraped by the job "pods". Prometheus watches them, so
+	// targets can be added and removed while it runs. Relative paths are
+	// relative to the current directory, not to Dir.
+	FileSDFiles []string
+	// Listen is the web listen address. A port of 0 picks a free port.
+	// Default: 127.0.0.1:0.
+	Listen string
+	// Stdout and Stderr receive Prometheus' own logs. Default: Dir/prometheus.log.
+	Stdout, Stderr io.Writer
+	// Args are extra command-line flags, e.g. "--query.lookback-delta=30s".
+	Args []string
+	// ReadyTimeout bounds the wait for /-/ready. Default: 30s.
+	ReadyTimeout time.Duration
+	// StopTimeout is how long Stop waits after SIGTERM before SIGKILL.
+	// Default: 10s.
+	StopTimeout time.Duration
+}
+
+// withDefaults returns o with defaults filled in and checks what can be
+// checked before starting a process.
+func (o PrometheusOptions) withDefaults() (PrometheusOptions, error) {
+	if o.ScrapeInterval == 0 {
+		o.ScrapeInterval = DefaultScrapeInterval
+	}
+	if o.ScrapeInterval < time.Millisecond {
+		return o, fmt.Errorf("scrape interval %s must be at least 1ms", o.ScrapeInterval)
+	}
+	if o.Listen == "" {
+		o.Listen = DefaultListen
+	}
+	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
+		return o, fmt.Errorf("listen address %q: %w", o.Listen, err)
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = DefaultReadyTimeout
+	}
+	if o.StopTimeout == 0 {
+		o.StopTimeout = DefaultStopTimeout
+	}
+	if o.ReadyTimeout < 0 || o.StopTimeout < 0 {
+		return o, fmt.Errorf("timeouts must not be negative")
+	}
+	files := make([]string, 0, len(o.FileSDFiles))
+	for _, f := range o.FileSDFiles {
+		// Prometheus' file_sd rejects other extensions with a less obvious message.
+		switch strings.ToLower(filepath.Ext(f)) {
+		case ".json", ".yml", ".yaml":
+		default:
+			return o, fmt.Errorf("file_sd file %q must end in .json, .yml or .yaml", f)
+		}
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			return o, fmt.Errorf("file_sd file %q: %w", f, err)
+		}
+		files = append(files, abs)
+	}
+	o.FileSDFiles = files
+	bin, err := findBinary(o.Binary, os.Getenv)
+	if err != nil {
+		return o, err
+	}
+	o.Binary = bin
+	return o, nil
+}

@@ -1,0 +1,317 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+)
+
+// Files that StartPrometheus creates in PrometheusOptions.Dir.
+const (
+	ConfigFile = "prometheus.yml"
+	DataDir    = "data"
+	LogFile    = "prometheus.log"
+)
+
+// portAttempts is how often StartPrometheus picks a new free port when
+// another process took the one it picked before Prometheus bound it.
+const portAttempts = 3
+
+// logLines is how many lines of Prometheus' log errors quote.
+const logLines = 20
+
+// Prometheus is a running Prometheus process started by StartPrometheus.
+// Callers must stop it: `defer p.Stop()`, or use StartPrometheusT, which
+// registers Stop with t.Cleanup so that a failing test still stops it.
+type Prometheus struct {
+	url         string
+	dir         string
+	removeDir   bool
+	stopTimeout time.Duration
+	api         v1.API
+	http        *http.Client
+
+	cmd     *exec.Cmd
+	logs    *logSink
+	done    chan struct{} // closed once the process has exited and been reaped
+	waitErr error         // the exit status; read only after done is closed
+	killed  atomic.Bool   // Kill was called, so an exit is expected
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// StartPrometheus writes a configuration into o.Dir, starts the Prometheus
+// binary and waits until it answers GET /-/ready with 200. ctx bounds only the
+// start: the process runs until Stop or Kill. On error nothing is left
+// running.
+func StartPrometheus(ctx context.Context, o PrometheusOptions) (*Prometheus, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("start prometheus: %w", err)
+	}
+	dir, removeDir := o.Dir, false
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "coalmine-prometheus-"); err != nil {
+			return nil, fmt.Errorf("start prometheus: %w", err)
+		}
+		removeDir = true
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("start prometheus: %w", err)
+	}
+	p, err := start(ctx, o, dir)
+	if err != nil {
+		if removeDir {
+			_ = os.RemoveAll(dir) // the start error is the one that matters
+		}
+		return nil, fmt.Errorf("start prometheus: %w", err)
+	}
+	p.removeDir = removeDir
+	return p, nil
+}
+
+// start writes the configuration and launches Prometheus in dir, retrying
+// with another port if a picked free port was taken in the meantime.
+func start(ctx context.Context, o PrometheusOptions, dir string) (*Prometheus, error) {
+	cfg, err := renderConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(dir, ConfigFile)
+	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
+		return nil, fmt.Errorf("write config: %w", err)
+	}
+	host, port, _ := net.SplitHostPort(o.Listen) // checked by withDefaults
+	for attempt := 1; ; attempt++ {
+		addr := o.Listen
+		if port == "0" {
+			if addr, err = freeAddr(host); err != nil {
+				return nil, err
+			}
+		}
+		p, err := launch(o, dir, cfgPath, addr)
+		if err != nil {
+			return nil, err
+		}
+		err = p.waitReady(ctx, o.ReadyTimeout)
+		if err == nil {
+			return p, nil
+		}
+		p.Kill()
+		if port == "0" && attempt < portAttempts && p.logs.contains("address already in use") {
+			continue
+		}
+		return nil, err
+	}
+}
+
+// launch starts the Prometheus process listening on addr.
+func launch(o PrometheusOptions, dir, cfgPath, addr string) (*Prometheus, error) {
+	logs := &logSink{}
+	stdout, stderr := o.Stdout, o.Stderr
+	var logFile *os.File
+	if stdout == nil || stderr == nil {
+		f, err := os.OpenFile(filepath.Join(dir, LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("open log: %w", err)
+		}
+		logFile = f
+		if stdout == nil {
+			stdout = f
+		}
+		if stderr == nil {
+			stderr = f
+		}
+	}
+	args := append([]string{
+		"--config.file=" + cfgPath,
+		"--storage.tsdb.path=" + filepath.Join(dir, DataDir),
+		"--storage.tsdb.retention.time=1d",
+		"--web.listen-address=" + addr,
+	}, o.Args...)
+	// Not exec.CommandContext: its cancellation sends SIGKILL only to the
+	// direct child, while Stop wants SIGTERM, a grace period and the group.
+	cmd := exec.Command(o.Binary, args...)
+	cmd.Dir = dir
+	cmd.Stdout = logs.writer(stdout)
+	cmd.Stderr = logs.writer(stderr)
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		if logFile != nil {
+			logFile.Close()
+		}
+		return nil, fmt.Errorf("run %s: %w", o.Binary, err)
+	}
+	p := &Prometheus{
+		url:         "http://" + dialAddr(addr),
+		dir:         dir,
+		stopTimeout: o.StopTimeout,
+		http:        &http.Client{Timeout: 2 * time.Second},
+		cmd:         cmd,
+		logs:        logs,
+		done:        make(chan struct{}),
+	}
+	client, err := api.NewClient(api.Config{Address: p.url})
+	if err != nil {
+		p.Kill()
+		return nil, fmt.Errorf("prometheus client: %w", err)
+	}
+	p.api = v1.NewAPI(client)
+	go func() {
+		p.waitErr = cmd.Wait()
+		if logFile != nil {
+			logFile.Close()
+		}
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// freeAddr returns host:port with a port that was free a moment ago.
+func freeAddr(host string) (string, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", fmt.Errorf("pick a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// dialAddr turns a listen address into one clients can connect to.
+func dialAddr(addr string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// URL returns Prometheus' base URL, e.g. http://127.0.0.1:41234.
+func (p *Prometheus) URL() string { return p.url }
+
+// Dir returns the directory holding the configuration, the TSDB and the log.
+func (p *Prometheus) Dir() string { return p.dir }
+
+// API returns a client for Prometheus' HTTP API.
+func (p *Prometheus) API() v1.API { return p.api }
+
+// Kill sends SIGKILL to Prometheus now and waits for it to exit, to simulate
+// an outage. The files in Dir stay; call Stop afterwards to release them.
+func (p *Prometheus) Kill() {
+	p.killed.Store(true)
+	p.signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// Stop asks Prometheus to shut down with SIGTERM, sends SIGKILL if it is
+// still running after the stop timeout, and removes Dir if StartPrometheus
+// created it. It is safe to call more than once and after Kill; later calls
+// return the first call's result. It reports a Prometheus that had to be
+// killed or that exited on its own before Stop or Kill.
+func (p *Prometheus) Stop() error {
+	p.stopOnce.Do(func() { p.stopErr = p.stop() })
+	return p.stopErr
+}
+
+func (p *Prometheus) stop() error {
+	var errs []error
+	select {
+	case <-p.done:
+		if !p.killed.Load() {
+			errs = append(errs, fmt.Errorf("prometheus exited on its own (%v); last log lines:\n%s", p.exitStatus(), p.logs.lastLines(logLines)))
+		}
+	default:
+		p.signal(syscall.SIGTERM)
+		timer := time.NewTimer(p.stopTimeout)
+		defer timer.Stop()
+		select {
+		case <-p.done:
+			if p.waitErr != nil && !p.killed.Load() {
+				errs = append(errs, fmt.Errorf("prometheus shutdown: %w", p.waitErr))
+			}
+		case <-timer.C:
+			p.Kill()
+			errs = append(errs, fmt.Errorf("prometheus still running %s after SIGTERM; killed it", p.stopTimeout))
+		}
+	}
+	if p.removeDir {
+		if err := os.RemoveAll(p.dir); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", p.dir, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// signal sends sig to Prometheus' process group unless it has exited
+// already (its pid could then belong to another process).
+func (p *Prometheus) signal(sig syscall.Signal) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	// ESRCH means it exited in the meantime; nothing else can fail here.
+	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+}
+
+// exitStatus describes how the process ended; call it after done is closed.
+func (p *Prometheus) exitStatus() string {
+	if p.waitErr == nil {
+		return "exit status 0"
+	}
+	return p.waitErr.Error()
+}
+
+// waitReady polls /-/ready until it answers 200, the process exits, ctx ends
+// or timeout passes.
+func (p *Prometheus) waitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ticker := time.NewTicker(50 * time.Millisecond)
+	defer ticker.Stop()
+	last := "no answer yet"
+	for {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited before becoming ready (%s); last log lines:\n%s",
+				p.cmd.Path, p.exitStatus(), p.logs.lastLines(logLines))
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s/-/ready (%s): %w; last log lines:\n%s",
+				p.url, last, ctx.Err(), p.logs.lastLines(logLines))
+		case <-ticker.C:
+			ready, status := p.ready(ctx)
+			if ready {
+				return nil
+			}
+			last = status
+		}
+	}
+}
+
+// ready reports whether /-/ready answers 200, and otherwise what it answered.
+func (p *Prometheus) ready(ctx context.Context) (bool, string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/-/ready", nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return false, err.Error()
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK, resp.Status
+}
