@@ -2,6 +2,7 @@ package analyzer
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/coalmine/coalmine/policies"
 )
@@ -51,15 +52,15 @@ func effect(p *policies.Policy, a Action) string {
 	if a == Hold {
 		return fmt.Sprintf("change nothing and analyse again in %s", p.Spec.Analysis.Interval)
 	}
-	after := "scale it to 0"
+	after := "scale to 0"
 	if s.BaselineAfterPromotion == "delete" {
-		after = "delete it"
+		after = "delete"
 	}
 	switch s.Type {
 	case policies.StrategyScale:
 		if a == Promote {
-			return fmt.Sprintf("scale Deployment %s/%s to the next step (%v); at the last, to the replicas of %s, then %s",
-				ns, canary, s.Steps, baseline, after)
+			return fmt.Sprintf("scale Deployment %s/%s to its next step (steps %s); after the last, to the replicas of %s, then %s %s",
+				ns, canary, strings.Join(s.Steps, ", "), baseline, after, baseline)
 		}
 		return fmt.Sprintf("scale Deployment %s/%s to 0 replicas", ns, canary)
 	case policies.StrategyShift:
@@ -77,7 +78,7 @@ func effect(p *policies.Policy, a Action) string {
 		return fmt.Sprintf("resume Deployment %s/%s, then undo it to the last revision that passed analysis", ns, canary)
 	case policies.StrategyBlueGreen:
 		if a == Promote {
-			return fmt.Sprintf("keep Service %s/%s on version %s and %s %s", ns, s.Service, t.Canary.Version, after, baseline)
+			return fmt.Sprintf("keep Service %s/%s on version %s, then %s %s", ns, s.Service, t.Canary.Version, after, baseline)
 		}
 		return fmt.Sprintf("switch Service %s/%s back to version %s", ns, s.Service, t.Baseline.Version)
 	}

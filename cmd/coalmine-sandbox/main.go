@@ -1,0 +1,116 @@
+// Command coalmine-sandbox brings up, on loopback, what coalmine runs against in the demo: the
+// traffic simulator playing the seed app's pods and a real Prometheus scraping them. It keeps
+// them up until SIGINT or SIGTERM, then tears everything down.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+
+	"github.com/coalmine/coalmine/sandbox"
+	"github.com/coalmine/coalmine/simulator"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+const synopsis = `Usage: coalmine-sandbox --scenario FILE [--dir DIR] [--ready-file FILE]
+
+Starts the traffic simulator with a scenario and a real Prometheus (Debian's prometheus package,
+or $COALMINE_PROMETHEUS) that scrapes every simulated pod with the labels the kubernetes-pods
+relabelling gives. When every pod is scraped it prints the Prometheus URL and, with --ready-file,
+writes it there. Runs until SIGINT or SIGTERM.`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("coalmine-sandbox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintf(stderr, "%s\n\nFlags:\n", synopsis); fs.PrintDefaults() }
+	scenarioFile := fs.String("scenario", "", "simulator scenario file (required)")
+	dir := fs.String("dir", "", "working directory for Prometheus and the targets file (default: a temporary one)")
+	readyFile := fs.String("ready-file", "", "write the Prometheus URL to this file once every pod is scraped")
+	adminAddr := fs.String("admin-addr", "", "serve the simulator's admin API (GET/PUT /scenario) on this address")
+	scrape := fs.Duration("scrape-interval", time.Second, "Prometheus scrape interval")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *scenarioFile == "" {
+		fmt.Fprintln(stderr, "coalmine-sandbox: --scenario is required")
+		return 2
+	}
+	var out io.Writer = stderr
+	if f, ok := stderr.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		out = zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05"}
+	}
+	logger := zerolog.New(out).With().Timestamp().Logger()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := up(ctx, logger, stdout, *scenarioFile, *dir, *readyFile, *adminAddr, *scrape); err != nil {
+		logger.Error().Err(err).Msg("sandbox failed")
+		return 1
+	}
+	return 0
+}
+
+func up(ctx context.Context, logger zerolog.Logger, stdout io.Writer, scenarioFile, dir, readyFile, adminAddr string, scrape time.Duration) error {
+	sc, err := simulator.Load(scenarioFile)
+	if err != nil {
+		return err
+	}
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "coalmine-sandbox-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	targets := filepath.Join(dir, "targets.json")
+	sim, err := simulator.Start(ctx, sc, simulator.Options{TargetsFile: targets, Logger: logger.With().Str("component", "simulator").Logger()})
+	if err != nil {
+		return err
+	}
+	defer sim.Stop()
+	logger.Info().Int("pods", len(sim.Targets())).Msg("simulator started")
+	if adminAddr != "" {
+		stopAdmin, err := serveAdmin(adminAddr, sim, logger)
+		if err != nil {
+			return err
+		}
+		defer stopAdmin()
+	}
+
+	prom, err := sandbox.StartPrometheus(ctx, sandbox.PrometheusOptions{Dir: filepath.Join(dir, "prometheus"), FileSDFiles: []string{targets}, ScrapeInterval: scrape})
+	if err != nil {
+		return err
+	}
+	defer prom.Stop()
+	logger.Info().Str("url", prom.URL()).Msg("prometheus started; waiting for it to scrape every pod")
+	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := prom.WaitForTargets(waitCtx, len(sim.Targets())); err != nil {
+		return fmt.Errorf("wait for targets: %w", err)
+	}
+	fmt.Fprintln(stdout, prom.URL())
+	if readyFile != "" {
+		if err := os.WriteFile(readyFile, []byte(prom.URL()+"\n"), 0o644); err != nil {
+			return fmt.Errorf("write ready file: %w", err)
+		}
+	}
+	logger.Info().Str("url", prom.URL()).Msg("sandbox ready")
+	<-ctx.Done()
+	logger.Info().Msg("tearing down")
+	return nil
+}
