@@ -100,7 +100,7 @@ func TestDecide(t *testing.T) {
 		want       Action
 		wantEffect string
 	}{
-		{Pass, Promote, "scale Deployment default/my-app-v2 to the next step"},
+		{Pass, Promote, "scale Deployment default/my-app-v2 to its next step (steps 1, 50%, 100%); after the last, to the replicas of my-app-v1, then scale to 0 my-app-v1"},
 		{Fail, Rollback, "scale Deployment default/my-app-v2 to 0 replicas"},
 		{Inconclusive, Hold, "change nothing and analyse again in 30s"},
 	}
