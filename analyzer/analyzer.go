@@ -45,6 +45,12 @@ func JudgeFor(p *policies.Policy) (Judge, error) {
 // Evaluate judges the policy's canary over the window that ends at at. An error means the
 // metrics could not be read or the policy's queries are wrong; it is never a verdict.
 func (a *Analyzer) Evaluate(ctx context.Context, p *policies.Policy, at time.Time, window time.Duration) (Result, error) {
+	return a.EvaluateSplit(ctx, p, at, at, window)
+}
+
+// EvaluateSplit is Evaluate with the baseline read over the window ending at baselineAt: a
+// blue/green canary is judged against the baseline as it was before the switch.
+func (a *Analyzer) EvaluateSplit(ctx context.Context, p *policies.Policy, at, baselineAt time.Time, window time.Duration) (Result, error) {
 	judge, err := JudgeFor(p)
 	if err != nil {
 		return Result{}, err
@@ -63,6 +69,13 @@ func (a *Analyzer) Evaluate(ctx context.Context, p *policies.Policy, at time.Tim
 		obs, err := a.observer.Observe(ctx, q, at)
 		if err != nil {
 			return res, fmt.Errorf("observe: %w", err)
+		}
+		if !baselineAt.Equal(at) {
+			before, err := a.observer.Observe(ctx, q, baselineAt)
+			if err != nil {
+				return res, fmt.Errorf("observe the baseline at %s: %w", baselineAt.Format(time.RFC3339), err)
+			}
+			obs.Baseline = before.Baseline
 		}
 		mr := judge.Judge(m, p.Spec.Analysis.MinRequests, obs)
 		a.logger.Debug().Str("metric", m.Name).Str("verdict", string(mr.Verdict)).Str("reason", mr.Reason).Msg("metric judged")

@@ -29,6 +29,7 @@ func Default() Policy {
 				Timeout: model.Duration(10 * time.Second),
 				HTTP:    config.DefaultHTTPClientConfig,
 			},
+			Health: Health{ReadyTimeout: model.Duration(5 * time.Minute), MaxRestarts: 3},
 			Strategy: Strategy{
 				Type:                   StrategyScale,
 				StepDuration:           model.Duration(5 * time.Minute),

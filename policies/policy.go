@@ -60,6 +60,15 @@ type Spec struct {
 	Prometheus Prometheus `yaml:"prometheus" json:"prometheus"`
 	Metrics    []Metric   `yaml:"metrics" json:"metrics"`
 	Strategy   Strategy   `yaml:"strategy" json:"strategy"`
+	Health     Health     `yaml:"health" json:"health"`
+}
+
+// Health bounds the canary's pods: a canary that breaks them fails whatever its metrics say.
+type Health struct {
+	// ReadyTimeout is how long the canary's pods of a step may take to become Ready.
+	ReadyTimeout model.Duration `yaml:"readyTimeout" json:"readyTimeout"`
+	// MaxRestarts is how many container restarts the canary's pods may add up to.
+	MaxRestarts int `yaml:"maxRestarts" json:"maxRestarts"`
 }
 
 // Target is the release under analysis: where it runs and how its two versions are told apart.

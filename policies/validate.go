@@ -45,6 +45,12 @@ func (p *Policy) Validate() Errors {
 	p.validatePrometheus(v)
 	p.validateMetrics(v)
 	p.validateStrategy(v)
+	if p.Spec.Health.ReadyTimeout <= 0 {
+		v.errorf("spec.health.readyTimeout", "must be > 0")
+	}
+	if p.Spec.Health.MaxRestarts < 0 {
+		v.errorf("spec.health.maxRestarts", "must be >= 0, got %d", p.Spec.Health.MaxRestarts)
+	}
 	return v.errs
 }
 

@@ -1,0 +1,143 @@
+package actuator
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
+)
+
+// fieldManager names coalmine in managedFields.
+const fieldManager = "coalmine"
+
+// kube is the plain Kubernetes operations the strategies are built from, in one namespace.
+type kube struct {
+	client kubernetes.Interface
+	ns     string
+	logger zerolog.Logger
+	now    func() time.Time
+}
+
+func (k *kube) deployment(ctx context.Context, name string) (*appsv1.Deployment, error) {
+	d, err := k.client.AppsV1().Deployments(k.ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("get deployment %s/%s: %w", k.ns, name, err)
+	}
+	return d, nil
+}
+
+// updateDeployment re-reads a Deployment, lets change modify its copy, and writes it back,
+// retrying on conflict. change reports whether it changed anything; nothing changed, nothing is
+// written.
+func (k *kube) updateDeployment(ctx context.Context, name string, change func(d *appsv1.Deployment) (bool, error)) error {
+	var changeErr error
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err := k.client.AppsV1().Deployments(k.ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		d = d.DeepCopy()
+		changed, err := change(d)
+		if err != nil {
+			changeErr = err
+			return nil
+		}
+		if !changed {
+			return nil
+		}
+		_, err = k.client.AppsV1().Deployments(k.ns).Update(ctx, d, metav1.UpdateOptions{FieldManager: fieldManager})
+		return err
+	})
+	if changeErr != nil {
+		return fmt.Errorf("deployment %s/%s: %w", k.ns, name, changeErr)
+	}
+	if err != nil {
+		return fmt.Errorf("update deployment %s/%s: %w", k.ns, name, err)
+	}
+	return nil
+}
+
+// scale sets a Deployment's replicas.
+func (k *kube) scale(ctx context.Context, name string, replicas int32) error {
+	return k.updateDeployment(ctx, name, func(d *appsv1.Deployment) (bool, error) {
+		if d.Spec.Replicas != nil && *d.Spec.Replicas == replicas {
+			return false, nil
+		}
+		k.logger.Info().Str("deployment", name).Int32("replicas", replicas).Msg("scaling deployment")
+		d.Spec.Replicas = &replicas
+		return true, nil
+	})
+}
+
+// annotate sets (or, with an empty value, removes) annotations on a Deployment.
+func (k *kube) annotate(ctx context.Context, name string, kv map[string]string) error {
+	return k.updateDeployment(ctx, name, func(d *appsv1.Deployment) (bool, error) {
+		return setAnnotations(&d.ObjectMeta, kv), nil
+	})
+}
+
+func setAnnotations(m *metav1.ObjectMeta, kv map[string]string) bool {
+	changed := false
+	for key, v := range kv {
+		old, ok := m.Annotations[key]
+		switch {
+		case v == "" && ok:
+			delete(m.Annotations, key)
+			changed = true
+		case v != "" && old != v:
+			if m.Annotations == nil {
+				m.Annotations = map[string]string{}
+			}
+			m.Annotations[key] = v
+			changed = true
+		}
+	}
+	return changed
+}
+
+// event records a Kubernetes Event on a Deployment, synchronously: a one-shot gate exits right
+// after its last action, and an asynchronous recorder would drop it.
+func (k *kube) event(ctx context.Context, name string, warning bool, reason, message string) error {
+	d, err := k.deployment(ctx, name)
+	if err != nil {
+		return err
+	}
+	typ := corev1.EventTypeNormal
+	if warning {
+		typ = corev1.EventTypeWarning
+	}
+	now := metav1.NewTime(k.now())
+	host, _ := os.Hostname()
+	ev := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: d.Name + ".", Namespace: k.ns},
+		InvolvedObject: corev1.ObjectReference{
+			Kind: "Deployment", APIVersion: "apps/v1", Namespace: k.ns, Name: d.Name,
+			UID: d.UID, ResourceVersion: d.ResourceVersion,
+		},
+		Reason: reason, Message: message, Type: typ,
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+		Source:              corev1.EventSource{Component: "coalmine"},
+		ReportingController: "coalmine.dev/coalmine",
+		ReportingInstance:   host,
+		EventTime:           metav1.NewMicroTime(now.Time),
+		Action:              reason,
+	}
+	if _, err := k.client.CoreV1().Events(k.ns).Create(ctx, ev, metav1.CreateOptions{FieldManager: fieldManager}); err != nil {
+		return fmt.Errorf("record event %s on %s/%s: %w", reason, k.ns, name, err)
+	}
+	return nil
+}
+
+func replicas(d *appsv1.Deployment) int32 {
+	if d.Spec.Replicas == nil {
+		return 1
+	}
+	return *d.Spec.Replicas
+}

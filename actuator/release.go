@@ -1,0 +1,131 @@
+package actuator
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/coalmine/coalmine/policies"
+)
+
+// strategy is one way of moving a release, over the plain operations in kube.
+type strategy interface {
+	// setStep makes the canary the size of step i. Idempotent.
+	setStep(ctx context.Context, i int) error
+	// promote moves the release all the way to the canary, a bit more each call; it reports
+	// done once nothing is left to do.
+	promote(ctx context.Context) (done bool, err error)
+	// rollback takes the canary back, a bit more each call, until done.
+	rollback(ctx context.Context) (done bool, err error)
+	// health says whether the canary of step i is all Ready, and names a problem that fails it
+	// whatever the metrics say: a stalled rollout, restarts climbing.
+	health(ctx context.Context, i int) (ready bool, problem string, err error)
+	// fingerprint summarises what coalmine controls, so that a change made by someone else shows.
+	fingerprint(ctx context.Context) (string, error)
+}
+
+// Release drives one policy's release on a cluster. It satisfies the analyzer's Release.
+type Release struct {
+	k        *kube
+	policy   *policies.Policy
+	strategy strategy
+	// recordOn is the Deployment that carries coalmine's annotations and Events.
+	recordOn string
+}
+
+// NewRelease returns the actuator for a policy's release, with the strategy the policy names.
+func NewRelease(client kubernetes.Interface, p *policies.Policy, logger zerolog.Logger) (*Release, error) {
+	t := p.Spec.Target
+	k := &kube{client: client, ns: t.Namespace, logger: logger, now: time.Now}
+	r := &Release{k: k, policy: p, recordOn: t.Canary.Deployment}
+	switch p.Spec.Strategy.Type {
+	case policies.StrategyScale:
+		r.strategy = &scale{k: k, p: p, shift: false}
+	case policies.StrategyShift:
+		r.strategy = &scale{k: k, p: p, shift: true}
+	case policies.StrategyRollout:
+		if r.recordOn == "" {
+			r.recordOn = t.Baseline.Deployment
+		}
+		r.strategy = &rollout{k: k, p: p, name: r.recordOn}
+	case policies.StrategyBlueGreen:
+		r.strategy = &blueGreen{k: k, p: p}
+	default:
+		return nil, fmt.Errorf("unknown strategy %q", p.Spec.Strategy.Type)
+	}
+	return r, nil
+}
+
+// Steps is the number of canary steps before promotion.
+func (r *Release) Steps() int { return len(r.policy.Spec.Strategy.Steps) }
+
+// SetStep makes the canary the size of step i (0-based).
+func (r *Release) SetStep(ctx context.Context, i int) error { return r.strategy.setStep(ctx, i) }
+
+// Promote moves the release to the canary; call it until it reports done.
+func (r *Release) Promote(ctx context.Context) (bool, error) { return r.strategy.promote(ctx) }
+
+// Rollback takes the canary back; call it until it reports done.
+func (r *Release) Rollback(ctx context.Context) (bool, error) { return r.strategy.rollback(ctx) }
+
+// Health reports whether step i's canary is Ready and any problem that fails it outright.
+func (r *Release) Health(ctx context.Context, i int) (bool, string, error) {
+	return r.strategy.health(ctx, i)
+}
+
+// Fingerprint summarises the state coalmine controls.
+func (r *Release) Fingerprint(ctx context.Context) (string, error) { return r.strategy.fingerprint(ctx) }
+
+// Progress returns the analyzer's progress record, "" when there is none.
+func (r *Release) Progress(ctx context.Context) (string, error) {
+	d, err := r.k.deployment(ctx, r.recordOn)
+	if err != nil {
+		return "", err
+	}
+	return d.Annotations[AnnotationProgress], nil
+}
+
+// SaveProgress records the analyzer's progress on the Deployment.
+func (r *Release) SaveProgress(ctx context.Context, progress string) error {
+	return r.k.annotate(ctx, r.recordOn, map[string]string{AnnotationProgress: progress})
+}
+
+// Event records a Kubernetes Event on the Deployment coalmine drives.
+func (r *Release) Event(ctx context.Context, warning bool, reason, message string) error {
+	return r.k.event(ctx, r.recordOn, warning, reason, message)
+}
+
+// stepReplicas turns step i into a replica count: a count as written, or a share of base
+// (rounded up, at least 1).
+func stepReplicas(p *policies.Policy, i int, base int32) (int32, error) {
+	steps := p.Spec.Strategy.Steps
+	if i < 0 || i >= len(steps) {
+		return 0, fmt.Errorf("step %d out of range (the policy has %d)", i, len(steps))
+	}
+	st, err := policies.ParseStep(steps[i])
+	if err != nil {
+		return 0, err
+	}
+	if !st.Percent {
+		return int32(st.Value), nil
+	}
+	n := (int64(base)*int64(st.Value) + 99) / 100
+	if n < 1 {
+		n = 1
+	}
+	return int32(n), nil
+}
+
+// recordedInt32 reads an int32 annotation written by coalmine.
+func recordedInt32(annotations map[string]string, key string) (int32, bool) {
+	v, ok := annotations[key]
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	return int32(n), err == nil
+}

@@ -1,0 +1,302 @@
+package actuator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/coalmine/coalmine/policies"
+)
+
+// rollout updates one Deployment in place (seeds 3 and 4). The canary is the first new pods of
+// the rollout: maxSurge set to the step's size and maxUnavailable to 0, resumed until the new
+// ReplicaSet has that many pods, then paused. Promotion resumes with the original strategy;
+// rollback resumes and undoes to the last revision that passed analysis, in one update, so it
+// never meets "you cannot rollback a paused deployment".
+type rollout struct {
+	k    *kube
+	p    *policies.Policy
+	name string
+}
+
+// pollInterval is how often a step watches the new ReplicaSet grow before pausing.
+const pollInterval = 50 * time.Millisecond
+
+// revisions lists the Deployment's ReplicaSets by revision.
+func (r *rollout) revisions(ctx context.Context, d *appsv1.Deployment) (map[int64]*appsv1.ReplicaSet, error) {
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("deployment %s/%s selector: %w", r.k.ns, d.Name, err)
+	}
+	list, err := r.k.client.AppsV1().ReplicaSets(r.k.ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, fmt.Errorf("list replicasets of %s/%s: %w", r.k.ns, d.Name, err)
+	}
+	out := map[int64]*appsv1.ReplicaSet{}
+	for i := range list.Items {
+		rs := &list.Items[i]
+		if !metav1.IsControlledBy(rs, d) {
+			continue
+		}
+		if n, err := strconv.ParseInt(rs.Annotations[revisionAnnotation], 10, 64); err == nil {
+			out[n] = rs
+		}
+	}
+	return out, nil
+}
+
+// versionOf is the version label of a pod template.
+func (r *rollout) versionOf(t *corev1.PodTemplateSpec) string {
+	return t.Labels[r.p.Spec.Target.Labels.Version]
+}
+
+// prepare records, once, the strategy to restore and the last revision that ran the baseline's
+// version: the revision a rollback returns to unless coalmine later promotes another.
+func (r *rollout) prepare(ctx context.Context) error {
+	d, err := r.k.deployment(ctx, r.name)
+	if err != nil {
+		return err
+	}
+	kv := map[string]string{}
+	if _, ok := d.Annotations[AnnotationOriginalStrategy]; !ok {
+		b, err := json.Marshal(d.Spec.Strategy)
+		if err != nil {
+			return fmt.Errorf("record strategy: %w", err)
+		}
+		kv[AnnotationOriginalStrategy] = string(b)
+	}
+	if _, ok := d.Annotations[AnnotationLastGoodRevision]; !ok {
+		revs, err := r.revisions(ctx, d)
+		if err != nil {
+			return err
+		}
+		var best int64
+		for n, rs := range revs {
+			if r.versionOf(&rs.Spec.Template) == r.p.Spec.Target.Baseline.Version && n > best {
+				best = n
+			}
+		}
+		if best == 0 {
+			return fmt.Errorf("deployment %s/%s has no revision running the baseline version %q to roll back to", r.k.ns, r.name, r.p.Spec.Target.Baseline.Version)
+		}
+		kv[AnnotationLastGoodRevision] = strconv.FormatInt(best, 10)
+	}
+	if len(kv) == 0 {
+		return nil
+	}
+	return r.k.annotate(ctx, r.name, kv)
+}
+
+// canaryPods counts the pods running the canary's version.
+func (r *rollout) canaryPods(ctx context.Context, d *appsv1.Deployment) (podHealth, error) {
+	return r.k.pods(ctx, d, map[string]string{r.p.Spec.Target.Labels.Version: r.p.Spec.Target.Canary.Version})
+}
+
+// newReplicas is how many pods the ReplicaSet of the canary's version asks for.
+func (r *rollout) newReplicas(ctx context.Context, d *appsv1.Deployment) (int32, error) {
+	revs, err := r.revisions(ctx, d)
+	if err != nil {
+		return 0, err
+	}
+	var n int32
+	for _, rs := range revs {
+		if r.versionOf(&rs.Spec.Template) == r.p.Spec.Target.Canary.Version && rs.Spec.Replicas != nil {
+			n += *rs.Spec.Replicas
+		}
+	}
+	return n, nil
+}
+
+func (r *rollout) setStep(ctx context.Context, i int) error {
+	if err := r.prepare(ctx); err != nil {
+		return err
+	}
+	d, err := r.k.deployment(ctx, r.name)
+	if err != nil {
+		return err
+	}
+	if v := r.versionOf(&d.Spec.Template); v != r.p.Spec.Target.Canary.Version {
+		return fmt.Errorf("deployment %s/%s runs version %q, not the canary %q: update its pod template first", r.k.ns, r.name, v, r.p.Spec.Target.Canary.Version)
+	}
+	want, err := stepReplicas(r.p, i, replicas(d))
+	if err != nil {
+		return err
+	}
+	have, err := r.newReplicas(ctx, d)
+	if err != nil {
+		return err
+	}
+	if have < want {
+		surge := intstr.FromInt32(want)
+		zero := intstr.FromInt32(0)
+		err := r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
+			d.Spec.Strategy = appsv1.DeploymentStrategy{
+				Type:          appsv1.RollingUpdateDeploymentStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &zero},
+			}
+			d.Spec.Paused = false
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		r.k.logger.Info().Str("deployment", r.name).Int32("new_pods", want).Msg("rollout resumed for the canary step")
+		err = wait.PollUntilContextTimeout(ctx, pollInterval, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+			d, err := r.k.deployment(ctx, r.name)
+			if err != nil {
+				return false, err
+			}
+			n, err := r.newReplicas(ctx, d)
+			return n >= want, err
+		})
+		if err != nil {
+			return fmt.Errorf("wait for %d new pods of %s/%s: %w", want, r.k.ns, r.name, err)
+		}
+	}
+	return r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
+		if d.Spec.Paused {
+			return false, nil
+		}
+		d.Spec.Paused = true
+		return true, nil
+	})
+}
+
+// originalStrategy is the update strategy recorded before the first step.
+func (r *rollout) originalStrategy(d *appsv1.Deployment) (appsv1.DeploymentStrategy, bool, error) {
+	raw, ok := d.Annotations[AnnotationOriginalStrategy]
+	if !ok {
+		return appsv1.DeploymentStrategy{}, false, nil
+	}
+	var s appsv1.DeploymentStrategy
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
+		return s, false, fmt.Errorf("annotation %s: %w", AnnotationOriginalStrategy, err)
+	}
+	return s, true, nil
+}
+
+// resume unpauses the Deployment with its original strategy and, when template is not nil, that
+// pod template: one update, so a paused Deployment is never undone while still paused.
+func (r *rollout) resume(ctx context.Context, template *corev1.PodTemplateSpec) error {
+	return r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
+		changed := false
+		if s, ok, err := r.originalStrategy(d); err != nil {
+			return false, err
+		} else if ok && !apiequality.Semantic.DeepEqual(s, d.Spec.Strategy) {
+			d.Spec.Strategy = s
+			changed = true
+		}
+		if template != nil && !apiequality.Semantic.DeepEqual(*template, d.Spec.Template) {
+			d.Spec.Template = *template
+			changed = true
+		}
+		if d.Spec.Paused {
+			d.Spec.Paused = false
+			changed = true
+		}
+		return changed, nil
+	})
+}
+
+// complete reports whether the Deployment's rollout has finished: every pod updated and Ready,
+// none of an older template left.
+func complete(d *appsv1.Deployment) bool {
+	n := replicas(d)
+	s := d.Status
+	return s.ObservedGeneration >= d.Generation && !d.Spec.Paused &&
+		s.UpdatedReplicas == n && s.ReadyReplicas == n && s.AvailableReplicas == n && s.Replicas == n
+}
+
+func (r *rollout) promote(ctx context.Context) (bool, error) {
+	if err := r.resume(ctx, nil); err != nil {
+		return false, err
+	}
+	d, err := r.k.deployment(ctx, r.name)
+	if err != nil {
+		return false, err
+	}
+	if !complete(d) {
+		return false, nil
+	}
+	return true, r.k.annotate(ctx, r.name, map[string]string{
+		AnnotationLastGoodRevision: d.Annotations[revisionAnnotation],
+		AnnotationOriginalStrategy: "",
+	})
+}
+
+func (r *rollout) rollback(ctx context.Context) (bool, error) {
+	d, err := r.k.deployment(ctx, r.name)
+	if err != nil {
+		return false, err
+	}
+	good, err := strconv.ParseInt(d.Annotations[AnnotationLastGoodRevision], 10, 64)
+	if err != nil {
+		return false, fmt.Errorf("deployment %s/%s: no last good revision recorded (%s)", r.k.ns, r.name, AnnotationLastGoodRevision)
+	}
+	revs, err := r.revisions(ctx, d)
+	if err != nil {
+		return false, err
+	}
+	rs, ok := revs[good]
+	if !ok {
+		return false, fmt.Errorf("deployment %s/%s: revision %d is gone (revisionHistoryLimit?)", r.k.ns, r.name, good)
+	}
+	template := rs.Spec.Template.DeepCopy()
+	delete(template.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
+	if err := r.resume(ctx, template); err != nil {
+		return false, err
+	}
+	if d, err = r.k.deployment(ctx, r.name); err != nil {
+		return false, err
+	}
+	if !complete(d) || r.versionOf(&d.Spec.Template) != r.p.Spec.Target.Baseline.Version {
+		return false, nil
+	}
+	return true, r.k.annotate(ctx, r.name, map[string]string{AnnotationOriginalStrategy: ""})
+}
+
+func (r *rollout) health(ctx context.Context, i int) (bool, string, error) {
+	d, err := r.k.deployment(ctx, r.name)
+	if err != nil {
+		return false, "", err
+	}
+	if p := stalled(d); p != "" {
+		return false, p, nil
+	}
+	want, err := stepReplicas(r.p, i, replicas(d))
+	if err != nil {
+		return false, "", err
+	}
+	h, err := r.canaryPods(ctx, d)
+	if err != nil {
+		return false, "", err
+	}
+	if p := restartProblem(d.Name, h, r.p.Spec.Health.MaxRestarts); p != "" {
+		return false, p, nil
+	}
+	return h.ready >= int(want), "", nil
+}
+
+func (r *rollout) fingerprint(ctx context.Context) (string, error) {
+	d, err := r.k.deployment(ctx, r.name)
+	if err != nil {
+		return "", err
+	}
+	t, err := json.Marshal(d.Spec.Template)
+	if err != nil {
+		return "", fmt.Errorf("fingerprint: %w", err)
+	}
+	h := fnv.New64a()
+	h.Write(t)
+	return fmt.Sprintf("%s replicas=%d paused=%t template=%x", d.Name, replicas(d), d.Spec.Paused, h.Sum64()), nil
+}

@@ -1,0 +1,315 @@
+package analyzer
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/rs/zerolog"
+
+	"github.com/coalmine/coalmine/metrics"
+	"github.com/coalmine/coalmine/policies"
+)
+
+// fakeRelease is a release in memory: it counts what is done to it.
+type fakeRelease struct {
+	steps     int
+	step      int // -1 before the first step
+	setSteps  []int
+	promotes  int
+	rollbacks int
+	progress  string
+	events    []string
+	ready     func(step int) bool
+	problem   string
+	outsideFP string // set to simulate a change made by someone else
+	promoteAt int    // Promote reports done on this call (1 = at once)
+}
+
+func (f *fakeRelease) Steps() int { return f.steps }
+func (f *fakeRelease) SetStep(_ context.Context, i int) error {
+	f.setSteps = append(f.setSteps, i)
+	f.step = i
+	return nil
+}
+func (f *fakeRelease) Promote(context.Context) (bool, error) {
+	f.promotes++
+	return f.promotes >= max(f.promoteAt, 1), nil
+}
+func (f *fakeRelease) Rollback(context.Context) (bool, error) { f.rollbacks++; return true, nil }
+func (f *fakeRelease) Health(_ context.Context, i int) (bool, string, error) {
+	if f.ready != nil && !f.ready(i) {
+		return false, f.problem, nil
+	}
+	return true, f.problem, nil
+}
+func (f *fakeRelease) Fingerprint(context.Context) (string, error) {
+	if f.outsideFP != "" {
+		return f.outsideFP, nil
+	}
+	return fmt.Sprintf("step=%d promoted=%t rolledback=%t", f.step, f.promotes > 0, f.rollbacks > 0), nil
+}
+func (f *fakeRelease) Progress(context.Context) (string, error)       { return f.progress, nil }
+func (f *fakeRelease) SaveProgress(_ context.Context, s string) error { f.progress = s; return nil }
+func (f *fakeRelease) Event(_ context.Context, _ bool, r, _ string) error {
+	f.events = append(f.events, r)
+	return nil
+}
+
+// clock is a fake clock that moves only when the engine sleeps.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+func (c *clock) sleep(_ context.Context, d time.Duration) error {
+	c.t = c.t.Add(d)
+	return nil
+}
+
+func gatePolicy(t *testing.T) *policies.Policy {
+	t.Helper()
+	p := examplePolicy(t)
+	p.Spec.Strategy.Steps = []string{"1", "50%", "100%"}
+	p.Spec.Strategy.StepDuration = model.Duration(2 * time.Minute)
+	p.Spec.Analysis.Interval = model.Duration(30 * time.Second)
+	p.Spec.Analysis.MaxDuration = model.Duration(30 * time.Minute)
+	return p
+}
+
+type timedObserver struct {
+	obs func(q metrics.Query, at time.Time) (metrics.Observation, error)
+}
+
+func (o timedObserver) Observe(_ context.Context, q metrics.Query, at time.Time) (metrics.Observation, error) {
+	return o.obs(q, at)
+}
+
+func healthyObs(q metrics.Query) metrics.Observation {
+	if q.Kind == policies.KindErrors {
+		return errorsObs(1000, 10, 100, 1)
+	}
+	b := []metrics.Bucket{{UpperBound: 0.25, Count: 900}, {UpperBound: 1, Count: 1000}, {UpperBound: posInf(), Count: 1000}}
+	return latencyObs(b, b)
+}
+
+func badObs(q metrics.Query) metrics.Observation {
+	if q.Kind == policies.KindErrors {
+		return errorsObs(1000, 10, 100, 5)
+	}
+	return healthyObs(q)
+}
+
+func newCanary(t *testing.T, p *policies.Policy, rel *fakeRelease, obs func(q metrics.Query, at time.Time) (metrics.Observation, error)) (*Canary, *clock) {
+	clk := &clock{t: time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)}
+	return &Canary{
+		Policy: p, Release: rel, Analyzer: New(timedObserver{obs}, zerolog.Nop()), Logger: zerolog.Nop(),
+		Now: clk.now, Sleep: clk.sleep,
+	}, clk
+}
+
+func TestCanaryRun(t *testing.T) {
+	start := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	unavailable := fmt.Errorf("%w: connection refused", metrics.ErrUnavailable)
+	tests := []struct {
+		name          string
+		rel           *fakeRelease
+		obs           func(q metrics.Query, at time.Time) (metrics.Observation, error)
+		onInconc      policies.InconclusiveAction
+		want          Outcome
+		wantSteps     []int
+		wantPromotes  bool
+		wantRollbacks bool
+		wantEvents    []string
+	}{
+		{
+			name: "healthy canary goes through every step and is promoted",
+			rel:  &fakeRelease{steps: 3},
+			obs:  func(q metrics.Query, _ time.Time) (metrics.Observation, error) { return healthyObs(q), nil },
+			want: OutcomePromoted, wantSteps: []int{0, 1, 2}, wantPromotes: true,
+			wantEvents: []string{"CanaryStarted", "CanaryStepAdvanced", "CanaryStepAdvanced", "CanaryPromoted"},
+		},
+		{
+			name: "5x errors roll back at the first step",
+			rel:  &fakeRelease{steps: 3},
+			obs:  func(q metrics.Query, _ time.Time) (metrics.Observation, error) { return badObs(q), nil },
+			want: OutcomeRolledBack, wantSteps: []int{0}, wantRollbacks: true,
+			wantEvents: []string{"CanaryStarted", "CanaryRolledBack"},
+		},
+		{
+			name: "errors starting at step 2 roll back there",
+			rel:  &fakeRelease{steps: 3},
+			obs: func(q metrics.Query, at time.Time) (metrics.Observation, error) {
+				if at.Sub(start) > 3*time.Minute {
+					return badObs(q), nil
+				}
+				return healthyObs(q), nil
+			},
+			want: OutcomeRolledBack, wantSteps: []int{0, 1}, wantRollbacks: true,
+		},
+		{
+			name: "pods never Ready: rolled back at readyTimeout with no request errors at all",
+			rel:  &fakeRelease{steps: 3, ready: func(int) bool { return false }},
+			obs:  func(q metrics.Query, _ time.Time) (metrics.Observation, error) { return healthyObs(q), nil },
+			want: OutcomeRolledBack, wantSteps: []int{0}, wantRollbacks: true,
+		},
+		{
+			name: "a stalled rollout fails whatever the metrics say",
+			rel:  &fakeRelease{steps: 3, problem: "Deployment my-app: ProgressDeadlineExceeded"},
+			obs:  func(q metrics.Query, _ time.Time) (metrics.Observation, error) { return healthyObs(q), nil },
+			want: OutcomeRolledBack, wantSteps: []int{0}, wantRollbacks: true,
+		},
+		{
+			name: "prometheus down the whole time: neither promoted nor rolled back, unavailable at the deadline",
+			rel:  &fakeRelease{steps: 3},
+			obs:  func(metrics.Query, time.Time) (metrics.Observation, error) { return metrics.Observation{}, unavailable },
+			want: OutcomeUnavailable, wantSteps: []int{0},
+		},
+		{
+			name: "prometheus down for a while, then back: goes on and promotes",
+			rel:  &fakeRelease{steps: 3},
+			obs: func(q metrics.Query, at time.Time) (metrics.Observation, error) {
+				if d := at.Sub(start); d > time.Minute && d < 6*time.Minute {
+					return metrics.Observation{}, unavailable
+				}
+				return healthyObs(q), nil
+			},
+			want: OutcomePromoted, wantSteps: []int{0, 1, 2}, wantPromotes: true,
+		},
+		{
+			name: "no data until the deadline: held as it is",
+			rel:  &fakeRelease{steps: 3},
+			obs: func(q metrics.Query, _ time.Time) (metrics.Observation, error) {
+				return metrics.Observation{Kind: q.Kind, Baseline: metrics.Arm{Present: true, Requests: 1000}, Canary: metrics.Arm{Version: "v2.0.0"}}, nil
+			},
+			want: OutcomeInconclusive, wantSteps: []int{0},
+			wantEvents: []string{"CanaryStarted", "CanaryInconclusive"},
+		},
+		{
+			name: "no data until the deadline, onInconclusive rollback",
+			rel:  &fakeRelease{steps: 3},
+			obs: func(q metrics.Query, _ time.Time) (metrics.Observation, error) {
+				return metrics.Observation{Kind: q.Kind, Baseline: metrics.Arm{Present: true, Requests: 1000}, Canary: metrics.Arm{Version: "v2.0.0"}}, nil
+			},
+			onInconc: policies.InconclusiveRollback,
+			want:     OutcomeInconclusive, wantSteps: []int{0}, wantRollbacks: true,
+		},
+		{
+			name: "someone scales the canary by hand: coalmine stops and does not fight",
+			rel:  &fakeRelease{steps: 3, outsideFP: "my-app-v2=7"},
+			obs:  func(q metrics.Query, _ time.Time) (metrics.Observation, error) { return healthyObs(q), nil },
+			want: OutcomeStopped, wantSteps: []int{0},
+			wantEvents: []string{"CanaryStarted", "CanaryStopped"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := gatePolicy(t)
+			if tt.onInconc != "" {
+				p.Spec.Analysis.OnInconclusive = tt.onInconc
+			}
+			tt.rel.step = -1
+			c, clk := newCanary(t, p, tt.rel, tt.obs)
+			if tt.rel.outsideFP != "" {
+				// the hand-made change happens after coalmine's first step
+				fp := tt.rel.outsideFP
+				tt.rel.outsideFP = ""
+				c.OnTick = nil
+				c.Sleep = func(ctx context.Context, d time.Duration) error { tt.rel.outsideFP = fp; return clk.sleep(ctx, d) }
+			}
+			rep, err := c.Run(context.Background(), clk.now().Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Outcome != tt.want {
+				t.Fatalf("outcome %s (%s), want %s", rep.Outcome, rep.Reason, tt.want)
+			}
+			if fmt.Sprint(tt.rel.setSteps) != fmt.Sprint(tt.wantSteps) {
+				t.Errorf("steps applied %v, want %v (each once)", tt.rel.setSteps, tt.wantSteps)
+			}
+			if (tt.rel.promotes > 0) != tt.wantPromotes || (tt.rel.rollbacks > 0) != tt.wantRollbacks {
+				t.Errorf("promotes %d rollbacks %d, want promote %t rollback %t", tt.rel.promotes, tt.rel.rollbacks, tt.wantPromotes, tt.wantRollbacks)
+			}
+			if tt.wantEvents != nil && fmt.Sprint(tt.rel.events) != fmt.Sprint(tt.wantEvents) {
+				t.Errorf("events %v, want %v", tt.rel.events, tt.wantEvents)
+			}
+			prog, err := parseProgress(tt.rel.progress)
+			if err != nil || prog == nil || prog.Pending != "" {
+				t.Fatalf("recorded progress: %+v %v", prog, err)
+			}
+			// An outage leaves the canary where it was, for the next run to resume.
+			if final := prog.Phase.Final(); final != (tt.want != OutcomeUnavailable) {
+				t.Errorf("recorded phase %s after outcome %s", prog.Phase, tt.want)
+			}
+		})
+	}
+}
+
+func TestCanaryResumes(t *testing.T) {
+	healthy := func(q metrics.Query, _ time.Time) (metrics.Observation, error) { return healthyObs(q), nil }
+	started := time.Date(2026, 11, 22, 2, 59, 0, 0, time.UTC)
+	tests := []struct {
+		name         string
+		prog         Progress
+		wantSteps    []int
+		wantPromotes int
+		want         Outcome
+	}{
+		{
+			name:      "a step recorded but maybe not applied is applied, once",
+			prog:      Progress{Phase: PhaseProgressing, Step: 0, Pending: pendingStep(1), Fingerprint: "step=0 promoted=false rolledback=false"},
+			wantSteps: []int{1, 2}, wantPromotes: 1, want: OutcomePromoted,
+		},
+		{
+			name:      "a promotion cut short is finished, no step applied again",
+			prog:      Progress{Phase: PhasePromoting, Step: 2, Pending: pendingPromote, Fingerprint: "step=2 promoted=false rolledback=false"},
+			wantSteps: nil, wantPromotes: 1, want: OutcomePromoted,
+		},
+		{
+			name:      "an ended canary is not touched again",
+			prog:      Progress{Phase: PhasePromoted, Step: 2, Fingerprint: "x"},
+			wantSteps: nil, wantPromotes: 0, want: OutcomePromoted,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := gatePolicy(t)
+			prog := tt.prog
+			prog.Policy, prog.Canary, prog.Started, prog.StepStarted = p.Metadata.Name, p.Spec.Target.Canary.Version, started, started
+			raw, _ := prog.encode()
+			rel := &fakeRelease{steps: 3, step: prog.Step, progress: raw}
+			c, clk := newCanary(t, p, rel, healthy)
+			rep, err := c.Run(context.Background(), clk.now().Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Outcome != tt.want || fmt.Sprint(rel.setSteps) != fmt.Sprint(tt.wantSteps) || rel.promotes != tt.wantPromotes {
+				t.Errorf("outcome %s, steps %v, promotes %d; want %s, %v, %d", rep.Outcome, rel.setSteps, rel.promotes, tt.want, tt.wantSteps, tt.wantPromotes)
+			}
+			for _, e := range rel.events {
+				if e == "CanaryStarted" {
+					t.Error("a resumed canary must not start again")
+				}
+			}
+		})
+	}
+}
+
+func TestCanaryProgressLines(t *testing.T) {
+	p := gatePolicy(t)
+	rel := &fakeRelease{steps: 3, step: -1}
+	c, clk := newCanary(t, p, rel, func(q metrics.Query, _ time.Time) (metrics.Observation, error) { return healthyObs(q), nil })
+	var ticks []Tick
+	c.OnTick = func(t Tick) { ticks = append(ticks, t) }
+	if _, err := c.Run(context.Background(), clk.now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if len(ticks) < 12 {
+		t.Fatalf("got %d ticks, want one per interval over three 2m steps", len(ticks))
+	}
+	last := ticks[len(ticks)-1]
+	if last.Action != "promote" || last.Result == nil || last.Result.Verdict != Pass || !strings.Contains(last.Reason, "passed every step") {
+		t.Errorf("last tick: %+v", last)
+	}
+}
