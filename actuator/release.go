@@ -78,7 +78,9 @@ func (r *Release) Health(ctx context.Context, i int) (bool, string, error) {
 }
 
 // Fingerprint summarises the state coalmine controls.
-func (r *Release) Fingerprint(ctx context.Context) (string, error) { return r.strategy.fingerprint(ctx) }
+func (r *Release) Fingerprint(ctx context.Context) (string, error) {
+	return r.strategy.fingerprint(ctx)
+}
 
 // Progress returns the analyzer's progress record, "" when there is none.
 func (r *Release) Progress(ctx context.Context) (string, error) {

@@ -20,9 +20,10 @@ type scale struct {
 	shift bool
 }
 
-// base returns the baseline's replica count when the canary started, recording it on the first
-// call: later steps, the promotion and a rollback all size from it, whoever restarts.
-func (s *scale) base(ctx context.Context) (int32, error) {
+// base returns the baseline's replica count when the canary started, recording it when record
+// is set and nothing is recorded yet: later steps, the promotion and a rollback all size from
+// it, whoever restarts. Reads (health) never record.
+func (s *scale) base(ctx context.Context, record bool) (int32, error) {
 	t := s.p.Spec.Target
 	c, err := s.k.deployment(ctx, t.Canary.Deployment)
 	if err != nil {
@@ -39,12 +40,15 @@ func (s *scale) base(ctx context.Context) (int32, error) {
 	if n == 0 {
 		return 0, fmt.Errorf("baseline %s/%s has 0 replicas: nothing to compare the canary with", s.k.ns, b.Name)
 	}
+	if !record {
+		return n, nil
+	}
 	err = s.k.annotate(ctx, t.Canary.Deployment, map[string]string{AnnotationBaselineReplicas: strconv.Itoa(int(n))})
 	return n, err
 }
 
 func (s *scale) setStep(ctx context.Context, i int) error {
-	base, err := s.base(ctx)
+	base, err := s.base(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -66,7 +70,7 @@ func (s *scale) setStep(ctx context.Context, i int) error {
 }
 
 func (s *scale) promote(ctx context.Context) (bool, error) {
-	base, err := s.base(ctx)
+	base, err := s.base(ctx, true)
 	if err != nil {
 		return false, err
 	}
@@ -95,7 +99,7 @@ func (s *scale) promote(ctx context.Context) (bool, error) {
 }
 
 func (s *scale) rollback(ctx context.Context) (bool, error) {
-	base, err := s.base(ctx)
+	base, err := s.base(ctx, true)
 	if err != nil {
 		return false, err
 	}
@@ -117,7 +121,7 @@ func (s *scale) rollback(ctx context.Context) (bool, error) {
 }
 
 func (s *scale) health(ctx context.Context, i int) (bool, string, error) {
-	base, err := s.base(ctx)
+	base, err := s.base(ctx, false)
 	if err != nil {
 		return false, "", err
 	}

@@ -14,6 +14,10 @@ const (
 	exitUsage        = 2
 	exitInconclusive = 3
 	exitUnavailable  = 4
+	// exitStopped: gate stopped acting because someone else changed the release.
+	exitStopped = 5
+	// exitInterrupted: gate was interrupted (SIGINT, SIGTERM); running it again resumes.
+	exitInterrupted = 130
 )
 
 func exitForVerdict(v analyzer.Verdict) int {

@@ -21,12 +21,14 @@ Usage:
 Commands:
   validate   check policy files
   report     judge a canary once and say what would be done (dry run: changes nothing)
+  gate       drive one release on the cluster to a verdict: promote or roll back
 
 Run 'coalmine <command> --help' for a command's flags.
 
 Exit codes:
-  0 pass    1 fail    2 usage error or invalid policy
+  0 pass / promoted   1 fail / rolled back   2 usage error or invalid policy
   3 inconclusive      4 Prometheus or Kubernetes unreachable
+  5 gate stopped: someone else changed the release
 `
 
 // run is the whole program; it returns the exit code.
@@ -42,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runValidate(args[1:], stdout, stderr)
 	case "report":
 		return runReport(ctx, args[1:], stdout, stderr)
+	case "gate":
+		return runGate(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitPass
