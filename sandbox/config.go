@@ -11,6 +11,10 @@ import (
 // JobName is the scrape job of the targets from PrometheusOptions.FileSDFiles.
 const JobName = "pods"
 
+// KubernetesJobName is the scrape job of the pods discovered through
+// PrometheusOptions.KubernetesSDKubeconfig.
+const KubernetesJobName = "kubernetes-pods"
+
 // maxScrapeTimeout caps the scrape timeout for long intervals, as
 // Prometheus' own default (10s) does.
 const maxScrapeTimeout = 10 * time.Second
@@ -29,9 +33,40 @@ type globalConfig struct {
 }
 
 type scrapeConfig struct {
-	JobName       string         `yaml:"job_name"`
-	HonorLabels   bool           `yaml:"honor_labels"`
-	FileSDConfigs []fileSDConfig `yaml:"file_sd_configs"`
+	JobName             string               `yaml:"job_name"`
+	HonorLabels         bool                 `yaml:"honor_labels"`
+	FileSDConfigs       []fileSDConfig       `yaml:"file_sd_configs,omitempty"`
+	KubernetesSDConfigs []kubernetesSDConfig `yaml:"kubernetes_sd_configs,omitempty"`
+	RelabelConfigs      []relabelConfig      `yaml:"relabel_configs,omitempty"`
+}
+
+type kubernetesSDConfig struct {
+	Role           string `yaml:"role"`
+	KubeconfigFile string `yaml:"kubeconfig_file"`
+}
+
+type relabelConfig struct {
+	SourceLabels []string `yaml:"source_labels,flow,omitempty"`
+	Regex        string   `yaml:"regex,omitempty"`
+	TargetLabel  string   `yaml:"target_label,omitempty"`
+	Replacement  string   `yaml:"replacement,omitempty"`
+	Action       string   `yaml:"action,omitempty"`
+}
+
+// kubernetesPodsRelabel is the usual kubernetes-pods relabelling, as in
+// Prometheus' own example configuration for Kubernetes.
+var kubernetesPodsRelabel = []relabelConfig{
+	{SourceLabels: []string{"__meta_kubernetes_pod_annotation_prometheus_io_scrape"}, Regex: "true", Action: "keep"},
+	// Finished and not yet started pods have nothing to scrape.
+	{SourceLabels: []string{"__meta_kubernetes_pod_phase"}, Regex: "Pending|Succeeded|Failed", Action: "drop"},
+	{SourceLabels: []string{"__meta_kubernetes_pod_annotation_prometheus_io_path"}, Regex: "(.+)", TargetLabel: "__metrics_path__"},
+	{
+		SourceLabels: []string{"__meta_kubernetes_pod_ip", "__meta_kubernetes_pod_annotation_prometheus_io_port"},
+		Regex:        `(.+);(\d+)`, Replacement: "$1:$2", TargetLabel: "__address__",
+	},
+	{Regex: "__meta_kubernetes_pod_label_(.+)", Action: "labelmap"},
+	{SourceLabels: []string{"__meta_kubernetes_namespace"}, TargetLabel: "namespace"},
+	{SourceLabels: []string{"__meta_kubernetes_pod_name"}, TargetLabel: "pod"},
 }
 
 type fileSDConfig struct {
@@ -62,6 +97,16 @@ func renderConfig(o PrometheusOptions) ([]byte, error) {
 				RefreshInterval: model.Duration(time.Second),
 			}},
 		}}
+	}
+	if o.KubernetesSDKubeconfig != "" {
+		c.ScrapeConfigs = append(c.ScrapeConfigs, scrapeConfig{
+			JobName: KubernetesJobName,
+			KubernetesSDConfigs: []kubernetesSDConfig{{
+				Role:           "pod",
+				KubeconfigFile: o.KubernetesSDKubeconfig,
+			}},
+			RelabelConfigs: kubernetesPodsRelabel,
+		})
 	}
 	b, err := yaml.Marshal(c)
 	if err != nil {

@@ -41,6 +41,41 @@ scrape_configs:
 `,
 		},
 		{
+			name: "kubernetes pods",
+			opts: PrometheusOptions{ScrapeInterval: time.Second, KubernetesSDKubeconfig: "/tmp/c/admin.kubeconfig"},
+			want: `global:
+    scrape_interval: 1s
+    scrape_timeout: 1s
+    evaluation_interval: 1s
+scrape_configs:
+    - job_name: kubernetes-pods
+      honor_labels: false
+      kubernetes_sd_configs:
+        - role: pod
+          kubeconfig_file: /tmp/c/admin.kubeconfig
+      relabel_configs:
+        - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
+          regex: "true"
+          action: keep
+        - source_labels: [__meta_kubernetes_pod_phase]
+          regex: Pending|Succeeded|Failed
+          action: drop
+        - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_path]
+          regex: (.+)
+          target_label: __metrics_path__
+        - source_labels: [__meta_kubernetes_pod_ip, __meta_kubernetes_pod_annotation_prometheus_io_port]
+          regex: (.+);(\d+)
+          target_label: __address__
+          replacement: $1:$2
+        - regex: __meta_kubernetes_pod_label_(.+)
+          action: labelmap
+        - source_labels: [__meta_kubernetes_namespace]
+          target_label: namespace
+        - source_labels: [__meta_kubernetes_pod_name]
+          target_label: pod
+`,
+		},
+		{
 			name: "timeout capped at 10s",
 			opts: PrometheusOptions{ScrapeInterval: time.Minute},
 			want: `global:

@@ -37,6 +37,15 @@ type PrometheusOptions struct {
 	// targets can be added and removed while it runs. Relative paths are
 	// relative to the current directory, not to Dir.
 	FileSDFiles []string
+	// KubernetesSDKubeconfig, when set, is the kubeconfig file of a cluster
+	// whose pods the job "kubernetes-pods" discovers (kubernetes_sd_configs,
+	// role pod) and scrapes as the usual kubernetes-pods job does: pods
+	// annotated prometheus.io/scrape: "true", at the pod IP and the
+	// prometheus.io/port annotation, labelled namespace, pod and every pod
+	// label. Needs a Prometheus built with Kubernetes discovery (the one
+	// scripts/install-kube.sh builds, see StartCluster): Debian's rejects it.
+	// A relative path is relative to the current directory.
+	KubernetesSDKubeconfig string
 	// Listen is the web listen address. A port of 0 picks a free port.
 	// Default: 127.0.0.1:0.
 	Listen string
@@ -90,6 +99,13 @@ func (o PrometheusOptions) withDefaults() (PrometheusOptions, error) {
 		files = append(files, abs)
 	}
 	o.FileSDFiles = files
+	if o.KubernetesSDKubeconfig != "" {
+		abs, err := filepath.Abs(o.KubernetesSDKubeconfig)
+		if err != nil {
+			return o, fmt.Errorf("kubeconfig %q: %w", o.KubernetesSDKubeconfig, err)
+		}
+		o.KubernetesSDKubeconfig = abs
+	}
 	bin, err := findBinary(o.Binary, os.Getenv)
 	if err != nil {
 		return o, err

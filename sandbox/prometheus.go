@@ -8,11 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
@@ -44,11 +41,7 @@ type Prometheus struct {
 	api         v1.API
 	http        *http.Client
 
-	cmd     *exec.Cmd
-	logs    *logSink
-	done    chan struct{} // closed once the process has exited and been reaped
-	waitErr error         // the exit status; read only after done is closed
-	killed  atomic.Bool   // Kill was called, so an exit is expected
+	*process
 
 	stopOnce sync.Once
 	stopErr  error
@@ -120,49 +113,22 @@ func start(ctx context.Context, o PrometheusOptions, dir string) (*Prometheus, e
 
 // launch starts the Prometheus process listening on addr.
 func launch(o PrometheusOptions, dir, cfgPath, addr string) (*Prometheus, error) {
-	logs := &logSink{}
-	stdout, stderr := o.Stdout, o.Stderr
-	var logFile *os.File
-	if stdout == nil || stderr == nil {
-		f, err := os.OpenFile(filepath.Join(dir, LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("open log: %w", err)
-		}
-		logFile = f
-		if stdout == nil {
-			stdout = f
-		}
-		if stderr == nil {
-			stderr = f
-		}
-	}
 	args := append([]string{
 		"--config.file=" + cfgPath,
 		"--storage.tsdb.path=" + filepath.Join(dir, DataDir),
 		"--storage.tsdb.retention.time=1d",
 		"--web.listen-address=" + addr,
 	}, o.Args...)
-	// Not exec.CommandContext: its cancellation sends SIGKILL only to the
-	// direct child, while Stop wants SIGTERM, a grace period and the group.
-	cmd := exec.Command(o.Binary, args...)
-	cmd.Dir = dir
-	cmd.Stdout = logs.writer(stdout)
-	cmd.Stderr = logs.writer(stderr)
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		if logFile != nil {
-			logFile.Close()
-		}
-		return nil, fmt.Errorf("run %s: %w", o.Binary, err)
+	proc, err := startProcess("prometheus", o.Binary, args, dir, o.Stdout, o.Stderr, filepath.Join(dir, LogFile))
+	if err != nil {
+		return nil, err
 	}
 	p := &Prometheus{
 		url:         "http://" + dialAddr(addr),
 		dir:         dir,
 		stopTimeout: o.StopTimeout,
 		http:        &http.Client{Timeout: 2 * time.Second},
-		cmd:         cmd,
-		logs:        logs,
-		done:        make(chan struct{}),
+		process:     proc,
 	}
 	client, err := api.NewClient(api.Config{Address: p.url})
 	if err != nil {
@@ -170,13 +136,6 @@ func launch(o PrometheusOptions, dir, cfgPath, addr string) (*Prometheus, error)
 		return nil, fmt.Errorf("prometheus client: %w", err)
 	}
 	p.api = v1.NewAPI(client)
-	go func() {
-		p.waitErr = cmd.Wait()
-		if logFile != nil {
-			logFile.Close()
-		}
-		close(p.done)
-	}()
 	return p, nil
 }
 
@@ -210,11 +169,7 @@ func (p *Prometheus) API() v1.API { return p.api }
 
 // Kill sends SIGKILL to Prometheus now and waits for it to exit, to simulate
 // an outage. The files in Dir stay; call Stop afterwards to release them.
-func (p *Prometheus) Kill() {
-	p.killed.Store(true)
-	p.signal(syscall.SIGKILL)
-	<-p.done
-}
+func (p *Prometheus) Kill() { p.kill() }
 
 // Stop asks Prometheus to shut down with SIGTERM, sends SIGKILL if it is
 // still running after the stop timeout, and removes Dir if StartPrometheus
@@ -228,24 +183,8 @@ func (p *Prometheus) Stop() error {
 
 func (p *Prometheus) stop() error {
 	var errs []error
-	select {
-	case <-p.done:
-		if !p.killed.Load() {
-			errs = append(errs, fmt.Errorf("prometheus exited on its own (%v); last log lines:\n%s", p.exitStatus(), p.logs.lastLines(logLines)))
-		}
-	default:
-		p.signal(syscall.SIGTERM)
-		timer := time.NewTimer(p.stopTimeout)
-		defer timer.Stop()
-		select {
-		case <-p.done:
-			if p.waitErr != nil && !p.killed.Load() {
-				errs = append(errs, fmt.Errorf("prometheus shutdown: %w", p.waitErr))
-			}
-		case <-timer.C:
-			p.Kill()
-			errs = append(errs, fmt.Errorf("prometheus still running %s after SIGTERM; killed it", p.stopTimeout))
-		}
+	if err := p.terminate(p.stopTimeout); err != nil {
+		errs = append(errs, err)
 	}
 	if p.removeDir {
 		if err := os.RemoveAll(p.dir); err != nil {
@@ -253,26 +192,6 @@ func (p *Prometheus) stop() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// signal sends sig to Prometheus' process group unless it has exited
-// already (its pid could then belong to another process).
-func (p *Prometheus) signal(sig syscall.Signal) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	// ESRCH means it exited in the meantime; nothing else can fail here.
-	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
-}
-
-// exitStatus describes how the process ended; call it after done is closed.
-func (p *Prometheus) exitStatus() string {
-	if p.waitErr == nil {
-		return "exit status 0"
-	}
-	return p.waitErr.Error()
 }
 
 // waitReady polls /-/ready until it answers 200, the process exits, ctx ends
@@ -286,8 +205,7 @@ func (p *Prometheus) waitReady(ctx context.Context, timeout time.Duration) error
 	for {
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited before becoming ready (%s); last log lines:\n%s",
-				p.cmd.Path, p.exitStatus(), p.logs.lastLines(logLines))
+			return p.exited()
 		case <-ctx.Done():
 			return fmt.Errorf("wait for %s/-/ready (%s): %w; last log lines:\n%s",
 				p.url, last, ctx.Err(), p.logs.lastLines(logLines))
