@@ -23,7 +23,7 @@ type blueGreen struct {
 func (b *blueGreen) selectVersion(ctx context.Context, version string) error {
 	svc := b.p.Spec.Strategy.Service
 	label := b.p.Spec.Target.Labels.Version
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(conflictBackoff, func() error {
 		s, err := b.k.client.CoreV1().Services(b.k.ns).Get(ctx, svc, metav1.GetOptions{})
 		if err != nil {
 			return err

@@ -10,12 +10,17 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 )
 
 // fieldManager names coalmine in managedFields.
 const fieldManager = "coalmine"
+
+// conflictBackoff paces retries on conflict. A Deployment mid-rollout is rewritten by its
+// controller many times a second; client-go's DefaultRetry (5 tries in about 50 ms) runs out.
+var conflictBackoff = wait.Backoff{Steps: 12, Duration: 10 * time.Millisecond, Factor: 2, Jitter: 0.2, Cap: 2 * time.Second}
 
 // kube is the plain Kubernetes operations the strategies are built from, in one namespace.
 type kube struct {
@@ -38,7 +43,7 @@ func (k *kube) deployment(ctx context.Context, name string) (*appsv1.Deployment,
 // written.
 func (k *kube) updateDeployment(ctx context.Context, name string, change func(d *appsv1.Deployment) (bool, error)) error {
 	var changeErr error
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(conflictBackoff, func() error {
 		d, err := k.client.AppsV1().Deployments(k.ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"time"
 
@@ -239,30 +240,48 @@ func (r *rollout) rollback(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	good, err := strconv.ParseInt(d.Annotations[AnnotationLastGoodRevision], 10, 64)
-	if err != nil {
-		return false, fmt.Errorf("deployment %s/%s: no last good revision recorded (%s)", r.k.ns, r.name, AnnotationLastGoodRevision)
-	}
-	revs, err := r.revisions(ctx, d)
-	if err != nil {
-		return false, err
-	}
-	rs, ok := revs[good]
-	if !ok {
-		return false, fmt.Errorf("deployment %s/%s: revision %d is gone (revisionHistoryLimit?)", r.k.ns, r.name, good)
-	}
-	template := rs.Spec.Template.DeepCopy()
-	delete(template.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
-	if err := r.resume(ctx, template); err != nil {
+	if r.versionOf(&d.Spec.Template) == r.p.Spec.Target.Baseline.Version {
+		// Undone already (the controller renumbers the restored revision): make sure it runs.
+		if err := r.resume(ctx, nil); err != nil {
+			return false, err
+		}
+	} else if err := r.undo(ctx, d); err != nil {
 		return false, err
 	}
 	if d, err = r.k.deployment(ctx, r.name); err != nil {
 		return false, err
 	}
-	if !complete(d) || r.versionOf(&d.Spec.Template) != r.p.Spec.Target.Baseline.Version {
+	if !complete(d) {
 		return false, nil
 	}
-	return true, r.k.annotate(ctx, r.name, map[string]string{AnnotationOriginalStrategy: ""})
+	return true, r.k.annotate(ctx, r.name, map[string]string{
+		AnnotationLastGoodRevision: d.Annotations[revisionAnnotation],
+		AnnotationOriginalStrategy: "",
+	})
+}
+
+// undo resumes the Deployment with the pod template of the last good revision.
+func (r *rollout) undo(ctx context.Context, d *appsv1.Deployment) error {
+	good, err := strconv.ParseInt(d.Annotations[AnnotationLastGoodRevision], 10, 64)
+	if err != nil {
+		return fmt.Errorf("deployment %s/%s: no last good revision recorded (%s)", r.k.ns, r.name, AnnotationLastGoodRevision)
+	}
+	revs, err := r.revisions(ctx, d)
+	if err != nil {
+		return err
+	}
+	rs, ok := revs[good]
+	if !ok {
+		have := make([]int64, 0, len(revs))
+		for n := range revs {
+			have = append(have, n)
+		}
+		slices.Sort(have)
+		return fmt.Errorf("deployment %s/%s: revision %d is gone (revisionHistoryLimit?); it has revisions %v", r.k.ns, r.name, good, have)
+	}
+	template := rs.Spec.Template.DeepCopy()
+	delete(template.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
+	return r.resume(ctx, template)
 }
 
 func (r *rollout) health(ctx context.Context, i int) (bool, string, error) {

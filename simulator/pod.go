@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,13 +27,18 @@ const (
 // durationBuckets are the seed app's request_duration_seconds buckets.
 func durationBuckets() []float64 { return []float64{.25, .5, 1, 2.5, 5, 10} }
 
+// defaultMetricsPath is where a pod serves its metrics unless prometheus.io/path says otherwise.
+const defaultMetricsPath = "/metrics"
+
 // pod is one simulated pod: its counters, its random source and its /metrics server.
 type pod struct {
-	key          podKey
+	id           string // key in Simulator.pods: the podKey's id, or the Kubernetes pod UID
+	key          podKey // as the pod started; spec.key holds its current index
 	name         string
 	templateHash string
 	port         int
 	address      string // host:port written to the targets file
+	path         string // metrics path
 
 	// spec, rng and series are guarded by Simulator.mu.
 	spec   podSpec
@@ -47,8 +51,19 @@ type pod struct {
 	server   *http.Server
 }
 
+// podIdentity is what names a pod and seeds it, apart from its behaviour.
+type podIdentity struct {
+	id           string
+	name         string
+	templateHash string
+	address      string // host:port Prometheus scrapes
+	path         string // metrics path, starting with a slash
+	seed, stream uint64 // of the pod's random source
+}
+
 // newPod builds a pod serving its own registry on ln; call serve to start answering scrapes.
-func newPod(seed uint64, spec podSpec, name string, ln net.Listener, targetHost string) (*pod, error) {
+func newPod(spec podSpec, ident podIdentity, ln net.Listener) (*pod, error) {
+	name := ident.name
 	constLabels := prometheus.Labels{"version": spec.key.version}
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name:        "http_requests_total",
@@ -67,25 +82,41 @@ func newPod(seed uint64, spec podSpec, name string, ln net.Listener, targetHost 
 			return nil, fmt.Errorf("register pod %q metrics: %w", name, err)
 		}
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-
-	port := ln.Addr().(*net.TCPAddr).Port
-	k := spec.key
-	stream := hash64(fmt.Sprintf("%s/%s/%s/%d", k.namespace, k.app, k.version, k.index))
 	return &pod{
-		key:          k,
+		id:           ident.id,
+		key:          spec.key,
 		name:         name,
-		templateHash: podTemplateHash(seed, spec.key),
-		port:         port,
-		address:      net.JoinHostPort(targetHost, strconv.Itoa(port)),
+		templateHash: ident.templateHash,
+		port:         ln.Addr().(*net.TCPAddr).Port,
+		address:      ident.address,
+		path:         ident.path,
 		spec:         spec,
-		rng:          rand.New(rand.NewPCG(seed, stream)),
+		rng:          rand.New(rand.NewPCG(ident.seed, ident.stream)),
 		requests:     requests,
 		duration:     duration,
 		listener:     ln,
-		server:       &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
+		server: &http.Server{
+			Handler:           metricsHandler(ident.path, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
+			ReadHeaderTimeout: 5 * time.Second,
+		},
 	}, nil
+}
+
+// metricsHandler serves metrics on GET and HEAD of path alone. It compares the path rather than
+// registering it on a ServeMux, whose pattern syntax a prometheus.io/path annotation could break.
+func metricsHandler(path string, metrics http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != path {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		metrics.ServeHTTP(w, r)
+	})
 }
 
 // series holds the children of one code and method, to skip the label lookup per request.

@@ -11,9 +11,16 @@ import (
 const podSuffixAlphabet = "bcdfghjklmnpqrstvwxz2456789"
 
 // podKey identifies a pod across scenario changes: a pod with the same key keeps its counters.
+// In cluster mode a pod is identified by its UID instead, and its key's index can change.
 type podKey struct {
 	namespace, app, version string
 	index                   int
+}
+
+// id is the static-mode key of the pod in Simulator.pods. It cannot clash with a cluster-mode
+// id, a UID, as the two modes never share a simulator.
+func (k podKey) id() string {
+	return fmt.Sprintf("%s/%s/%s/%d", k.namespace, k.app, k.version, k.index)
 }
 
 // podName returns a Kubernetes-like pod name, my-app-v1-<10 hex>-<5 alnum>: a deployment name

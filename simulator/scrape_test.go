@@ -12,18 +12,24 @@ import (
 // scrape fetches a pod's /metrics as Prometheus's text format and parses it.
 func scrape(t *testing.T, address string) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := http.Get("http://" + address + "/metrics")
+	return scrapeURL(t, "http://"+address+"/metrics")
+}
+
+// scrapeURL fetches and parses metrics in Prometheus's text format.
+func scrapeURL(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
 	if err != nil {
-		t.Fatalf("scrape %s: %v", address, err)
+		t.Fatalf("scrape %s: %v", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("scrape %s: status %s", address, resp.Status)
+		t.Fatalf("scrape %s: status %s", url, resp.Status)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		t.Fatalf("parse scrape of %s: %v", address, err)
+		t.Fatalf("parse scrape of %s: %v", url, err)
 	}
 	return mfs
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"k8s.io/client-go/kubernetes"
 )
 
 // ErrStopped is returned by Apply once the simulator is stopped.
@@ -21,16 +22,25 @@ var ErrStopped = errors.New("simulator stopped")
 // shutdownTimeout bounds how long a removed pod's server waits for in-flight scrapes.
 const shutdownTimeout = 2 * time.Second
 
-// Options configure where the simulated pods listen and where their targets are written.
+// Options configure where the simulated pods come from, where they listen and where their
+// targets are written.
 type Options struct {
-	// Host is the address pod listeners bind to; empty means 127.0.0.1.
+	// Kube, when set, selects cluster mode: the pods are the Ready pods of a Kubernetes API server
+	// rather than the scenario's pod counts, and each listens on its pod IP and
+	// prometheus.io/port. The package documentation gives the rules.
+	Kube kubernetes.Interface
+	// Host is the address pod listeners bind to; empty means 127.0.0.1. Unused in cluster mode.
 	Host string
 	// BasePort is the first port pods listen on, counting up; 0 means a random free port per pod.
+	// Unused in cluster mode.
 	BasePort int
 	// TargetHost is the host written to the targets file and to Target.Address. Empty means Host,
-	// or 127.0.0.1 when Host is a wildcard address such as 0.0.0.0.
+	// or 127.0.0.1 when Host is a wildcard address such as 0.0.0.0. Unused in cluster mode, where
+	// the address is the pod IP.
 	TargetHost string
 	// TargetsFile is the Prometheus file_sd file kept in step with the pods; empty writes none.
+	// Cluster mode needs none, as Prometheus discovers the pods itself, but writes it when set,
+	// for a Prometheus built without Kubernetes discovery.
 	TargetsFile string
 	// Logger receives the simulator's logs; the zero value discards them.
 	Logger zerolog.Logger
@@ -48,10 +58,13 @@ type Simulator struct {
 	stopped      bool
 	targetsDirty bool
 
-	// mu guards scenario, pods and each pod's spec and rng. Writers of pods also hold applyMu.
+	// mu guards scenario, pods and each pod's spec and rng. Writers of either also hold applyMu.
 	mu       sync.Mutex
 	scenario Scenario
-	pods     map[podKey]*pod
+	pods     map[string]*pod // by pod.id
+
+	// cluster is the Kubernetes side of cluster mode; nil in static mode.
+	cluster *cluster
 
 	tickChanged chan struct{}
 	cancel      context.CancelFunc
@@ -63,10 +76,20 @@ type Simulator struct {
 
 // Start validates the scenario, starts its pods, writes the targets file and advances the
 // counters every scenario tick until ctx is done or Stop is called. Pods are served until Stop.
+//
+// In cluster mode (Options.Kube set) Start also waits, bounded by ctx and a minute, until it has
+// listed the Pods and Services of the scenario's namespaces, so that Targets lists the Ready pods
+// when it returns.
 func Start(ctx context.Context, s Scenario, opts Options) (*Simulator, error) {
 	sim, err := newSimulator(s, opts)
 	if err != nil {
 		return nil, err
+	}
+	if sim.cluster != nil {
+		if err := sim.waitForCaches(ctx); err != nil {
+			_ = sim.Stop() // the sync error is the one to report
+			return nil, fmt.Errorf("start simulator: %w", err)
+		}
 	}
 	ctx, sim.cancel = context.WithCancel(ctx)
 	sim.done = make(chan struct{})
@@ -74,7 +97,8 @@ func Start(ctx context.Context, s Scenario, opts Options) (*Simulator, error) {
 	return sim, nil
 }
 
-// newSimulator starts the pods without the ticker, so that tests can drive step by hand.
+// newSimulator starts the pods without the ticker, so that tests can drive step by hand. In cluster
+// mode it starts the informers but does not wait for them: see waitForCaches.
 func newSimulator(s Scenario, opts Options) (*Simulator, error) {
 	host := opts.Host
 	if host == "" {
@@ -93,10 +117,17 @@ func newSimulator(s Scenario, opts Options) (*Simulator, error) {
 		host:         host,
 		targetHost:   targetHost,
 		targetsDirty: true,
-		pods:         make(map[podKey]*pod),
+		pods:         make(map[string]*pod),
 		tickChanged:  make(chan struct{}, 1),
 	}
+	if opts.Kube != nil {
+		sim.cluster = newCluster(opts.Kube)
+		sim.startWorker()
+	}
 	if err := sim.Apply(s); err != nil {
+		if sim.cluster != nil {
+			_ = sim.Stop() // stops the worker and informers; the Apply error is the one to report
+		}
 		return nil, fmt.Errorf("start simulator: %w", err)
 	}
 	return sim, nil
@@ -106,6 +137,10 @@ func newSimulator(s Scenario, opts Options) (*Simulator, error) {
 // index, keep their names and counters and take the new behaviour; new pods start; removed pods
 // stop being served and leave the targets file. On error nothing changes, except that a targets
 // file that could not be written is retried on the next Apply.
+//
+// In cluster mode the pods stay those of the cluster: Apply changes their rates, error rates and
+// latencies without resetting their counters, watches the namespaces of the new scenario's apps,
+// and starts or stops the pods that the new app and version names select.
 func (s *Simulator) Apply(sc Scenario) error {
 	if err := sc.Validate(); err != nil {
 		return fmt.Errorf("apply scenario: %w", err)
@@ -116,6 +151,9 @@ func (s *Simulator) Apply(sc Scenario) error {
 	defer s.applyMu.Unlock()
 	if s.stopped {
 		return ErrStopped
+	}
+	if s.cluster != nil {
+		return s.applyCluster(sc)
 	}
 
 	specs := plan(sc)
@@ -129,7 +167,7 @@ func (s *Simulator) Apply(sc Scenario) error {
 	var added []*pod
 	for _, spec := range specs {
 		want[spec.key] = spec
-		if _, ok := s.pods[spec.key]; ok {
+		if _, ok := s.pods[spec.key.id()]; ok {
 			continue
 		}
 		p, err := s.newPod(sc.Seed, spec, usedPorts, usedNames)
@@ -144,20 +182,19 @@ func (s *Simulator) Apply(sc Scenario) error {
 
 	var removed []*pod
 	s.mu.Lock()
-	for k, p := range s.pods {
-		if spec, ok := want[k]; ok {
+	for id, p := range s.pods {
+		if spec, ok := want[p.key]; ok {
 			p.spec = spec
 			continue
 		}
 		removed = append(removed, p)
-		delete(s.pods, k)
+		delete(s.pods, id)
 	}
 	slices.SortFunc(removed, comparePods)
 	for _, p := range added {
-		s.pods[p.key] = p
+		s.pods[p.id] = p
 	}
-	tickChanged := sc.Tick != s.scenario.Tick
-	s.scenario = sc
+	tickChanged := s.setScenarioLocked(sc)
 	targets := s.targetsLocked()
 	s.mu.Unlock()
 
@@ -165,22 +202,47 @@ func (s *Simulator) Apply(sc Scenario) error {
 		s.serve(p)
 	}
 	s.stopPods(removed)
-	if tickChanged {
-		select {
-		case s.tickChanged <- struct{}{}:
-		default: // a change is already pending; run reads the latest tick
-		}
-	}
+	s.tickMaybeChanged(tickChanged)
 	s.logger.Info().Int("pods", len(targets)).Int("added", len(added)).Int("removed", len(removed)).
 		Msg("scenario applied")
 
 	s.targetsDirty = s.targetsDirty || len(added) > 0 || len(removed) > 0
-	if s.targetsDirty && s.opts.TargetsFile != "" {
-		if err := writeTargetsFile(s.opts.TargetsFile, targets); err != nil {
-			return fmt.Errorf("apply scenario: %w", err)
-		}
-		s.logger.Debug().Str("path", s.opts.TargetsFile).Int("targets", len(targets)).Msg("targets file written")
+	if err := s.writeTargetsLocked(targets); err != nil {
+		return fmt.Errorf("apply scenario: %w", err)
 	}
+	return nil
+}
+
+// setScenarioLocked replaces the scenario and reports whether the tick changed. The caller holds
+// applyMu and mu.
+func (s *Simulator) setScenarioLocked(sc Scenario) bool {
+	tickChanged := sc.Tick != s.scenario.Tick
+	s.scenario = sc
+	return tickChanged
+}
+
+// tickMaybeChanged wakes run to reset its ticker when the tick changed.
+func (s *Simulator) tickMaybeChanged(changed bool) {
+	if !changed {
+		return
+	}
+	select {
+	case s.tickChanged <- struct{}{}:
+	default: // a change is already pending; run reads the latest tick
+	}
+}
+
+// writeTargetsLocked writes the targets file when one is asked for and the pod set changed since
+// the last successful write. The caller holds applyMu.
+func (s *Simulator) writeTargetsLocked(targets []Target) error {
+	if !s.targetsDirty || s.opts.TargetsFile == "" {
+		s.targetsDirty = false
+		return nil
+	}
+	if err := writeTargetsFile(s.opts.TargetsFile, targets); err != nil {
+		return err
+	}
+	s.logger.Debug().Str("path", s.opts.TargetsFile).Int("targets", len(targets)).Msg("targets file written")
 	s.targetsDirty = false
 	return nil
 }
@@ -195,7 +257,17 @@ func (s *Simulator) newPod(seed uint64, spec podSpec, usedPorts map[int]bool, us
 	if err != nil {
 		return nil, fmt.Errorf("pod %q: %w", name, err)
 	}
-	p, err := newPod(seed, spec, name, ln, s.targetHost)
+	port := ln.Addr().(*net.TCPAddr).Port
+	k := spec.key
+	p, err := newPod(spec, podIdentity{
+		id:           k.id(),
+		name:         name,
+		templateHash: podTemplateHash(seed, k),
+		address:      net.JoinHostPort(s.targetHost, strconv.Itoa(port)),
+		path:         defaultMetricsPath,
+		stream:       hash64(fmt.Sprintf("%s/%s/%s/%d", k.namespace, k.app, k.version, k.index)),
+		seed:         seed,
+	}, ln)
 	if err != nil {
 		_ = ln.Close() // never served
 		return nil, err
@@ -307,10 +379,11 @@ func (s *Simulator) targetsLocked() []Target {
 			Namespace:       p.key.namespace,
 			App:             p.key.app,
 			Version:         p.key.version,
-			Index:           p.key.index,
+			Index:           p.spec.key.index,
 			Pod:             p.name,
 			PodTemplateHash: p.templateHash,
 			Address:         p.address,
+			RPS:             p.spec.rps,
 		})
 	}
 	slices.SortFunc(targets, compareTargets)
@@ -333,8 +406,14 @@ func (s *Simulator) Stop() error {
 			<-s.done
 		}
 		s.applyMu.Lock()
-		defer s.applyMu.Unlock()
 		s.stopped = true
+		s.applyMu.Unlock()
+		if s.cluster != nil {
+			// Outside applyMu: the worker takes it to sync, and returns once it sees stopped.
+			s.stopCluster()
+		}
+		s.applyMu.Lock()
+		defer s.applyMu.Unlock()
 		s.mu.Lock()
 		pods := slices.SortedFunc(maps.Values(s.pods), comparePods)
 		clear(s.pods)

@@ -20,6 +20,9 @@ type Target struct {
 	PodTemplateHash string `json:"podTemplateHash"`
 	// Address is the host:port Prometheus scrapes for /metrics.
 	Address string `json:"address"`
+	// RPS is the pod's current request rate. In cluster mode it is 0 for a pod that no Service
+	// of its app selects.
+	RPS float64 `json:"rps"`
 }
 
 func compareTargets(a, b Target) int {
