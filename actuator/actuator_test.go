@@ -306,7 +306,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 	_, _ = d.Promote(ctx)
 	_, _ = d.Rollback(ctx)
 	_ = d.SaveProgress(ctx, `{"phase":"progressing"}`)
-	_ = d.Event(ctx, true, "CanaryRolledBack", "x")
+	_ = d.Event(ctx, "k", true, "CanaryRolledBack", "x")
 	if _, _, err := d.Health(ctx, 0); err != nil {
 		t.Fatal(err)
 	}

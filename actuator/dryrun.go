@@ -62,7 +62,7 @@ func (d *DryRun) SaveProgress(_ context.Context, p string) error {
 }
 
 // Event logs the Event it would record.
-func (d *DryRun) Event(_ context.Context, warning bool, reason, message string) error {
+func (d *DryRun) Event(_ context.Context, _ string, warning bool, reason, message string) error {
 	d.logger.Info().Bool("warning", warning).Str("reason", reason).Str("message", message).Msg("would record event")
 	return nil
 }

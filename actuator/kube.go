@@ -3,12 +3,14 @@ package actuator
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"time"
 
 	"github.com/rs/zerolog"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -108,8 +110,9 @@ func setAnnotations(m *metav1.ObjectMeta, kv map[string]string) bool {
 }
 
 // event records a Kubernetes Event on a Deployment, synchronously: a one-shot gate exits right
-// after its last action, and an asynchronous recorder would drop it.
-func (k *kube) event(ctx context.Context, name string, warning bool, reason, message string) error {
+// after its last action, and an asynchronous recorder would drop it. The Event's name is derived
+// from key, so recording the same occurrence again (after a crash) is a no-op: exactly once.
+func (k *kube) event(ctx context.Context, name, key string, warning bool, reason, message string) error {
 	d, err := k.deployment(ctx, name)
 	if err != nil {
 		return err
@@ -121,7 +124,7 @@ func (k *kube) event(ctx context.Context, name string, warning bool, reason, mes
 	now := metav1.NewTime(k.now())
 	host, _ := os.Hostname()
 	ev := &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: d.Name + ".", Namespace: k.ns},
+		ObjectMeta: metav1.ObjectMeta{Name: eventName(d.Name, key), Namespace: k.ns},
 		InvolvedObject: corev1.ObjectReference{
 			Kind: "Deployment", APIVersion: "apps/v1", Namespace: k.ns, Name: d.Name,
 			UID: d.UID, ResourceVersion: d.ResourceVersion,
@@ -134,10 +137,21 @@ func (k *kube) event(ctx context.Context, name string, warning bool, reason, mes
 		EventTime:           metav1.NewMicroTime(now.Time),
 		Action:              reason,
 	}
-	if _, err := k.client.CoreV1().Events(k.ns).Create(ctx, ev, metav1.CreateOptions{FieldManager: fieldManager}); err != nil {
+	_, err = k.client.CoreV1().Events(k.ns).Create(ctx, ev, metav1.CreateOptions{FieldManager: fieldManager})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("record event %s on %s/%s: %w", reason, k.ns, name, err)
 	}
 	return nil
+}
+
+// eventName is a valid object name, the same for the same Deployment and key.
+func eventName(deployment, key string) string {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	if len(deployment) > 200 {
+		deployment = deployment[:200]
+	}
+	return fmt.Sprintf("%s.coalmine.%016x", deployment, h.Sum64())
 }
 
 func replicas(d *appsv1.Deployment) int32 {

@@ -96,9 +96,9 @@ func (r *Release) SaveProgress(ctx context.Context, progress string) error {
 	return r.k.annotate(ctx, r.recordOn, map[string]string{AnnotationProgress: progress})
 }
 
-// Event records a Kubernetes Event on the Deployment coalmine drives.
-func (r *Release) Event(ctx context.Context, warning bool, reason, message string) error {
-	return r.k.event(ctx, r.recordOn, warning, reason, message)
+// Event records a Kubernetes Event on the Deployment coalmine drives, once per key.
+func (r *Release) Event(ctx context.Context, key string, warning bool, reason, message string) error {
+	return r.k.event(ctx, r.recordOn, key, warning, reason, message)
 }
 
 // stepReplicas turns step i into a replica count: a count as written, or a share of base

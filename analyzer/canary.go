@@ -30,8 +30,9 @@ type Release interface {
 	// Progress and SaveProgress read and write the analyzer's record on the cluster.
 	Progress(ctx context.Context) (string, error)
 	SaveProgress(ctx context.Context, progress string) error
-	// Event tells people what happened, on the Deployment.
-	Event(ctx context.Context, warning bool, reason, message string) error
+	// Event tells people what happened, on the Deployment, once per key: recording the same
+	// key again (after a crash) records nothing.
+	Event(ctx context.Context, key string, warning bool, reason, message string) error
 }
 
 // Outcome is how a canary ended.
@@ -142,7 +143,7 @@ func (c *Canary) Run(ctx context.Context, deadline time.Time) (Report, error) {
 		tick, next, err := c.tick(ctx, prog)
 		if errors.Is(err, errStopped) {
 			prog.Phase, prog.Reason = PhaseStopped, tick.Reason
-			c.event(ctx, true, "CanaryStopped", tick.Reason)
+			c.event(ctx, prog, "stopped", true, "CanaryStopped", tick.Reason)
 			c.record(&rep, tick)
 			rep.Outcome, rep.Reason = OutcomeStopped, tick.Reason
 			return rep, c.save(ctx, prog)
@@ -186,7 +187,7 @@ func (c *Canary) Run(ctx context.Context, deadline time.Time) (Report, error) {
 		return r, err
 	}
 	prog.Phase, prog.Reason = PhaseHeld, reason
-	c.event(ctx, true, "CanaryInconclusive", reason+"; left as it is (onInconclusive: hold)")
+	c.event(ctx, prog, "held", true, "CanaryInconclusive", reason+"; left as it is (onInconclusive: hold)")
 	rep.Outcome, rep.Reason = OutcomeInconclusive, reason
 	return rep, c.save(ctx, prog)
 }
@@ -211,11 +212,11 @@ func (c *Canary) load(ctx context.Context) (*Progress, error) {
 	if err := c.save(ctx, prog); err != nil {
 		return nil, err
 	}
-	c.event(ctx, false, "CanaryStarted", fmt.Sprintf("canary %s started: step 1/%d (%s)", canary, c.Release.Steps(), c.stepName(0)))
 	return prog, nil
 }
 
-// finishPending completes an action that was recorded but maybe not done.
+// finishPending completes a step that was recorded but maybe not applied, and its Event: both
+// are idempotent, so a crash anywhere in here is mended by the next run, once.
 func (c *Canary) finishPending(ctx context.Context, prog *Progress) error {
 	var step int
 	if _, err := fmt.Sscanf(prog.Pending, "step:%d", &step); err != nil || prog.Pending == "" {
@@ -227,6 +228,12 @@ func (c *Canary) finishPending(ctx context.Context, prog *Progress) error {
 	fp, err := c.Release.Fingerprint(ctx)
 	if err != nil {
 		return err
+	}
+	steps := c.Release.Steps()
+	if step == 0 {
+		c.event(ctx, prog, "step-0", false, "CanaryStarted", fmt.Sprintf("canary %s started: step 1/%d (%s)", prog.Canary, steps, c.stepName(0)))
+	} else {
+		c.event(ctx, prog, fmt.Sprintf("step-%d", step), false, "CanaryStepAdvanced", fmt.Sprintf("step %d passed; now step %d/%d (%s)", step, step+1, steps, c.stepName(step)))
 	}
 	prog.Step, prog.Pending, prog.Fingerprint = step, "", fp
 	return c.save(ctx, prog)
@@ -304,7 +311,6 @@ func (c *Canary) tick(ctx context.Context, prog *Progress) (Tick, Phase, error) 
 		return t, "", err
 	}
 	t.Action, t.Reason = "advance", fmt.Sprintf("step %d passed; now step %d/%d (%s)", next, next+1, t.Steps, c.stepName(next))
-	c.event(ctx, false, "CanaryStepAdvanced", t.Reason)
 	return t, "", nil
 }
 
@@ -334,8 +340,8 @@ func (c *Canary) end(ctx context.Context, rep *Report, prog *Progress, outcome O
 	if err != nil {
 		return *rep, err
 	}
+	c.event(ctx, prog, action, warning, evReason, reason)
 	prog.Phase, prog.Pending, prog.Fingerprint, prog.Reason = final, "", fp, reason
-	c.event(ctx, warning, evReason, reason)
 	rep.Outcome, rep.Reason, rep.Progress = outcome, reason, prog
 	return *rep, c.save(ctx, prog)
 }
@@ -349,9 +355,11 @@ func (c *Canary) save(ctx context.Context, prog *Progress) error {
 	return c.Release.SaveProgress(ctx, s)
 }
 
-// event emits an Event; failing to is logged, never fatal: the action it reports is done.
-func (c *Canary) event(ctx context.Context, warning bool, reason, message string) {
-	if err := c.Release.Event(ctx, warning, reason, message); err != nil {
+// event emits an Event, once per canary and key; failing to is logged, never fatal: the action
+// it reports is done.
+func (c *Canary) event(ctx context.Context, prog *Progress, key string, warning bool, reason, message string) {
+	key = fmt.Sprintf("%s/%s/%d/%s", prog.Policy, prog.Canary, prog.Started.UnixNano(), key)
+	if err := c.Release.Event(ctx, key, warning, reason, message); err != nil {
 		c.Logger.Warn().Err(err).Str("reason", reason).Msg("event not recorded")
 	}
 }

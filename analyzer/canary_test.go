@@ -27,6 +27,7 @@ type fakeRelease struct {
 	problem   string
 	outsideFP string // set to simulate a change made by someone else
 	promoteAt int    // Promote reports done on this call (1 = at once)
+	eventKeys map[string]bool
 }
 
 func (f *fakeRelease) Steps() int { return f.steps }
@@ -54,8 +55,16 @@ func (f *fakeRelease) Fingerprint(context.Context) (string, error) {
 }
 func (f *fakeRelease) Progress(context.Context) (string, error)       { return f.progress, nil }
 func (f *fakeRelease) SaveProgress(_ context.Context, s string) error { f.progress = s; return nil }
-func (f *fakeRelease) Event(_ context.Context, _ bool, r, _ string) error {
-	f.events = append(f.events, r)
+
+// Event keeps one Event per key, as the API server does with coalmine's named Events.
+func (f *fakeRelease) Event(_ context.Context, key string, _ bool, r, _ string) error {
+	if f.eventKeys == nil {
+		f.eventKeys = map[string]bool{}
+	}
+	if !f.eventKeys[key] {
+		f.eventKeys[key] = true
+		f.events = append(f.events, r)
+	}
 	return nil
 }
 

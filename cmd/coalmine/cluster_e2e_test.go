@@ -1,19 +1,22 @@
 package main
 
 import (
-	_ "bytes"
+	"bytes"
 	"context"
-	_ "errors"
+	"encoding/json"
+	"errors"
 	"fmt"
-	_ "io"
-	_ "net"
-	_ "net/http"
-	_ "net/http/httputil"
-	_ "net/url"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
-	_ "sync"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +25,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	_ "k8s.io/apimachinery/pkg/util/intstr"
+
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -129,6 +132,10 @@ func waitScraped(t *testing.T, e *env, ns string, versions ...string) {
 	if _, err := e.cluster.Prometheus().WaitForSamples(ctx, q, len(versions)); err != nil {
 		t.Fatalf("prometheus has no series for %s %v: %v", ns, versions, err)
 	}
+	// increase() cannot see the first increments of a series born inside its window: let a
+	// whole window (the policies' 10s) of scrapes build up, as a release that has been running
+	// would have.
+	time.Sleep(11 * time.Second)
 }
 
 // policyFile writes a gate policy for the seed app in ns, with short steps.
@@ -459,6 +466,235 @@ func TestGateRolloutAndBlueGreen(t *testing.T) {
 					t.Errorf("v1 has %d replicas, want %d", v1, tt.wantV1)
 				}
 			})
+		}
+	})
+}
+
+// startGate runs the gate in the background and returns the command and its output buffers.
+func (e *env) startGate(t *testing.T, policy string, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+	t.Helper()
+	all := append([]string{"gate", "-f", policy, "--kubeconfig", e.cluster.Kubeconfig(), "--prometheus-url", e.promURL, "--log-format", "json"}, args...)
+	cmd := exec.Command(coalmineBinary(t), all...)
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, stdout, stderr
+}
+
+// multi shows several outputs one after the other.
+type multi []fmt.Stringer
+
+func (m multi) String() string {
+	var b strings.Builder
+	for _, s := range m {
+		b.WriteString(s.String())
+	}
+	return b.String()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// waitProgress waits until the progress coalmine recorded on the canary's Deployment satisfies
+// ok; output is what to show if it never does.
+func waitProgress(t *testing.T, client kubernetes.Interface, ns, name string, output fmt.Stringer, ok func(p map[string]any) bool) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		d, err := client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		raw := d.Annotations[actuator.AnnotationProgress]
+		if raw == "" {
+			return false, nil
+		}
+		var p map[string]any
+		if err := json.Unmarshal([]byte(raw), &p); err != nil {
+			return false, err
+		}
+		switch p["phase"] {
+		case "promoted", "rolledBack", "held", "stopped":
+			if !ok(p) {
+				return false, fmt.Errorf("the canary ended (%v: %v) before getting there", p["phase"], p["reason"])
+			}
+		}
+		return ok(p), nil
+	})
+	if err != nil {
+		t.Fatalf("progress of %s/%s never got there: %v\ngate output:\n%s", ns, name, err, output)
+	}
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// outage is a reverse proxy in front of Prometheus that can stop answering (connection refused)
+// and come back on the same address, as a restarted Prometheus would.
+type outage struct {
+	addr   string
+	target *url.URL
+	mu     sync.Mutex
+	srv    *http.Server
+}
+
+func newOutage(t *testing.T, target string) *outage {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &outage{addr: ln.Addr().String(), target: u}
+	o.serve(ln)
+	t.Cleanup(o.down)
+	return o
+}
+
+func (o *outage) url() string { return "http://" + o.addr }
+
+func (o *outage) serve(ln net.Listener) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.srv = &http.Server{Handler: httputil.NewSingleHostReverseProxy(o.target), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = o.srv.Serve(ln) }()
+}
+
+func (o *outage) down() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.srv != nil {
+		_ = o.srv.Close()
+		o.srv = nil
+	}
+}
+
+func (o *outage) up(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.serve(ln)
+}
+
+func TestGateInterruptions(t *testing.T) {
+	e := startEnv(t, simulator.Scenario{Seed: 9, Tick: model.Duration(100 * time.Millisecond), Apps: []simulator.App{
+		app("killed", 0.01, slow), app("human", 0.01, slow), app("outage", 0.01, slow),
+	}})
+	for _, ns := range []string{"killed", "human", "outage"} {
+		applySeed(t, e.client, ns, nil)
+	}
+	longSteps := `steps: ["1", "50%", "100%"]
+    stepDuration: 8s`
+
+	t.Run("SIGKILL mid-step, run again: resumes, no step applied twice", func(t *testing.T) {
+		t.Parallel()
+		waitReady(t, e.client, "killed", "my-app-v2", 1)
+		waitScraped(t, e, "killed", "v1.0.0", "v2.0.0")
+		policy := policyFile(t, "killed", "scale", "", longSteps)
+		cmd, stdout, stderr := e.startGate(t, policy)
+		// Kill it once the second step is recorded.
+		waitProgress(t, e.client, "killed", "my-app-v2", multi{stdout, stderr}, func(p map[string]any) bool { return p["step"].(float64) >= 1 })
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		r := e.gate(t, policy)
+		mustCode(t, r, exitPass)
+		evs := events(t, e.client, "killed")
+		if count(evs, "CanaryStarted") != 1 || count(evs, "CanaryStepAdvanced") != 2 || count(evs, "CanaryPromoted") != 1 {
+			t.Errorf("events %v: want 1 CanaryStarted, 2 CanaryStepAdvanced, 1 CanaryPromoted", evs)
+		}
+		if strings.Contains(r.stdout, "step 1/3") {
+			t.Errorf("the second run went back to step 1:\n%s", r.stdout)
+		}
+		if v1, v2 := replicasOf(t, e.client, "killed", "my-app-v1"), replicasOf(t, e.client, "killed", "my-app-v2"); v1 != 0 || v2 != 10 {
+			t.Errorf("v1=%d v2=%d after promotion", v1, v2)
+		}
+	})
+
+	t.Run("someone scales v2 by hand: coalmine stops and does not fight", func(t *testing.T) {
+		t.Parallel()
+		waitReady(t, e.client, "human", "my-app-v2", 1)
+		waitScraped(t, e, "human", "v1.0.0", "v2.0.0")
+		cmd, stdout, stderr := e.startGate(t, policyFile(t, "human", "scale", "", longSteps))
+		waitProgress(t, e.client, "human", "my-app-v2", multi{stdout, stderr}, func(p map[string]any) bool { return p["fingerprint"] != "" && p["pending"] == nil })
+		editDeployment(t, e.client, "human", "my-app-v2", func(d *appsv1.Deployment) {
+			n := int32(7)
+			d.Spec.Replicas = &n
+		})
+		if code := exitCode(cmd.Wait()); code != exitStopped {
+			t.Fatalf("exit code %d, want %d\n%s", code, exitStopped, stdout.String())
+		}
+		time.Sleep(3 * time.Second)
+		if v2 := replicasOf(t, e.client, "human", "my-app-v2"); v2 != 7 {
+			t.Errorf("v2 has %d replicas: coalmine fought the human's 7", v2)
+		}
+		if !strings.Contains(stdout.String(), "someone else changed the release") {
+			t.Errorf("the gate did not say why it stopped:\n%s", stdout.String())
+		}
+		if evs := events(t, e.client, "human"); count(evs, "CanaryStopped") != 1 {
+			t.Errorf("events %v, want a CanaryStopped", evs)
+		}
+	})
+
+	t.Run("prometheus stops mid-canary: no promotion, no rollback; exit 4, then resumes when it is back", func(t *testing.T) {
+		t.Parallel()
+		waitReady(t, e.client, "outage", "my-app-v2", 1)
+		waitScraped(t, e, "outage", "v1.0.0", "v2.0.0")
+		prom := newOutage(t, e.promURL)
+		policy := policyFile(t, "outage", "scale", "", longSteps)
+		args := []string{"gate", "-f", policy, "--kubeconfig", e.cluster.Kubeconfig(), "--prometheus-url", prom.url(), "--log-format", "json", "--timeout", "20s"}
+		cmd := exec.Command(coalmineBinary(t), args...)
+		var stdout bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitProgress(t, e.client, "outage", "my-app-v2", &stdout, func(p map[string]any) bool { return p["verdicts"] != nil })
+		prom.down()
+		if code := exitCode(cmd.Wait()); code != exitUnavailable {
+			t.Fatalf("exit code %d, want %d\n%s", code, exitUnavailable, stdout.String())
+		}
+		if !strings.Contains(stdout.String(), "metrics unavailable") {
+			t.Errorf("no progress line says the metrics are unavailable:\n%s", stdout.String())
+		}
+		evs := events(t, e.client, "outage")
+		if count(evs, "CanaryPromoted")+count(evs, "CanaryRolledBack") != 0 {
+			t.Errorf("an outage promoted or rolled back: %v", evs)
+		}
+		if v1, v2 := replicasOf(t, e.client, "outage", "my-app-v1"), replicasOf(t, e.client, "outage", "my-app-v2"); v1 != 10 || v2 > 5 {
+			t.Errorf("v1=%d v2=%d: the outage moved the release", v1, v2)
+		}
+		// Prometheus comes back a few seconds into the next run: the canary resumes and ends.
+		go func() { time.Sleep(4 * time.Second); prom.up(t) }()
+		r := runCLI(t, "gate", "-f", policy, "--kubeconfig", e.cluster.Kubeconfig(), "--prometheus-url", prom.url(), "--log-format", "json")
+		mustCode(t, r, exitPass)
+		if !strings.Contains(r.stdout, "metrics unavailable") {
+			t.Errorf("the second run did not start during the outage:\n%s", r.stdout)
 		}
 	})
 }
