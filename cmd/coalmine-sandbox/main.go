@@ -24,12 +24,19 @@ import (
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-const synopsis = `Usage: coalmine-sandbox --scenario FILE [--dir DIR] [--ready-file FILE]
+const synopsis = `Usage: coalmine-sandbox --scenario FILE [--cluster] [--dir DIR] [--ready-file FILE]
 
-Starts the traffic simulator with a scenario and a real Prometheus (Debian's prometheus package,
-or $COALMINE_PROMETHEUS) that scrapes every simulated pod with the labels the kubernetes-pods
-relabelling gives. When every pod is scraped it prints the Prometheus URL and, with --ready-file,
-writes it there. Runs until SIGINT or SIGTERM.`
+Without --cluster: starts the traffic simulator with a scenario and a real Prometheus (Debian's
+prometheus package, or $COALMINE_PROMETHEUS) that scrapes every simulated pod with the labels the
+kubernetes-pods relabelling gives. When every pod is scraped it prints the Prometheus URL and,
+with --ready-file, writes it there.
+
+With --cluster: starts a real control plane on loopback (etcd, kube-apiserver, controller-manager,
+scheduler, kwok; built by scripts/install-kube.sh), Prometheus 3 discovering pods through it, and
+the simulator playing the app inside every Ready pod. The ready file then holds shell variables:
+KUBECONFIG, PROMETHEUS_URL and KUBECTL.
+
+Runs until SIGINT or SIGTERM, then tears everything down.`
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("coalmine-sandbox", flag.ContinueOnError)
@@ -40,6 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	readyFile := fs.String("ready-file", "", "write the Prometheus URL to this file once every pod is scraped")
 	adminAddr := fs.String("admin-addr", "", "serve the simulator's admin API (GET/PUT /scenario) on this address")
 	scrape := fs.Duration("scrape-interval", time.Second, "Prometheus scrape interval")
+	cluster := fs.Bool("cluster", false, "run a real control plane and play the app inside its pods")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -57,7 +65,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logger := zerolog.New(out).With().Timestamp().Logger()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := up(ctx, logger, stdout, *scenarioFile, *dir, *readyFile, *adminAddr, *scrape); err != nil {
+	upFunc := up
+	if *cluster {
+		upFunc = upCluster
+	}
+	if err := upFunc(ctx, logger, stdout, *scenarioFile, *dir, *readyFile, *adminAddr, *scrape); err != nil {
 		logger.Error().Err(err).Msg("sandbox failed")
 		return 1
 	}
