@@ -69,6 +69,9 @@ const (
 
 func pendingStep(i int) string { return fmt.Sprintf("step:%d", i) }
 
+// ParseProgress reads a progress record; nil when s is empty.
+func ParseProgress(s string) (*Progress, error) { return parseProgress(s) }
+
 func parseProgress(s string) (*Progress, error) {
 	if s == "" {
 		return nil, nil

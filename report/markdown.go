@@ -27,6 +27,9 @@ func writeMarkdown(w io.Writer, r Report) error {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", mdEscape(x.name), x.requests, x.baseline, x.canary,
 			mdEscape(x.threshold), verdictMark(x.verdict), mdEscape(x.reason))
 	}
+	if r.Cluster != nil {
+		fmt.Fprintf(&b, "\nCluster: %s\n", mdEscape(r.Cluster.Line()))
+	}
 	fmt.Fprintf(&b, "\n**Verdict: %s** — %s\n\n", strings.ToUpper(string(r.Verdict)), mdEscape(r.Reason))
 	verb := "Action"
 	if r.DryRun {

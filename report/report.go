@@ -23,6 +23,36 @@ type Report struct {
 	File   string `json:"file,omitempty"`
 	analyzer.Result
 	Decision analyzer.Decision `json:"decision"`
+	// Cluster is what the release looks like on the cluster, when the report could read it.
+	Cluster *Cluster `json:"cluster,omitempty"`
+}
+
+// Cluster is the release as read from the cluster (read-only, through the dry-run actuator).
+type Cluster struct {
+	// State summarises the objects coalmine controls, e.g. "my-app-v1=10 my-app-v2=1".
+	State string `json:"state"`
+	// Step is the step whose pods were checked (0-based), from coalmine's progress if any.
+	Step        int    `json:"step"`
+	CanaryReady bool   `json:"canaryReady"`
+	HealthIssue string `json:"healthIssue,omitempty"`
+	// Progress is the record a running gate or daemon keeps, if any.
+	Progress *analyzer.Progress `json:"progress,omitempty"`
+}
+
+// Line words the cluster state in one line.
+func (c *Cluster) Line() string {
+	ready := "canary pods Ready"
+	if !c.CanaryReady {
+		ready = "canary pods not all Ready"
+	}
+	if c.HealthIssue != "" {
+		ready = "canary unhealthy: " + c.HealthIssue
+	}
+	prog := "no coalmine progress recorded"
+	if p := c.Progress; p != nil {
+		prog = fmt.Sprintf("coalmine progress: %s at step %d since %s", p.Phase, p.Step+1, p.Started.UTC().Format("15:04:05"))
+	}
+	return fmt.Sprintf("%s; %s (step %d); %s", c.State, ready, c.Step+1, prog)
 }
 
 // New assembles a report.

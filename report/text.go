@@ -18,6 +18,9 @@ func writeText(w io.Writer, r Report) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if r.Cluster != nil {
+		fmt.Fprintf(&b, "\ncluster: %s", r.Cluster.Line())
+	}
 	fmt.Fprintf(&b, "\nverdict: %s (%s)\n", strings.ToUpper(string(r.Verdict)), r.Reason)
 	verb := "action"
 	if r.DryRun {

@@ -470,6 +470,37 @@ func TestGateRolloutAndBlueGreen(t *testing.T) {
 	})
 }
 
+// snapshot sums up everything coalmine could write in ns: Deployments, ReplicaSets and Services
+// with their resourceVersions, and the number of Events.
+func snapshot(t *testing.T, client kubernetes.Interface, ns string) string {
+	t.Helper()
+	ctx := context.Background()
+	var b strings.Builder
+	ds, err := client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds.Items {
+		fmt.Fprintf(&b, "deploy/%s@%s ", d.Name, d.ResourceVersion)
+	}
+	rss, err := client.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rs := range rss.Items {
+		fmt.Fprintf(&b, "rs/%s@%s ", rs.Name, rs.ResourceVersion)
+	}
+	svcs, err := client.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range svcs.Items {
+		fmt.Fprintf(&b, "svc/%s@%s ", s.Name, s.ResourceVersion)
+	}
+	fmt.Fprintf(&b, "coalmine-events=%d", len(events(t, client, ns)))
+	return b.String()
+}
+
 // startGate runs the gate in the background and returns the command and its output buffers.
 func (e *env) startGate(t *testing.T, policy string, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
 	t.Helper()
@@ -602,13 +633,34 @@ func (o *outage) up(t *testing.T) {
 
 func TestGateInterruptions(t *testing.T) {
 	e := startEnv(t, simulator.Scenario{Seed: 9, Tick: model.Duration(100 * time.Millisecond), Apps: []simulator.App{
-		app("killed", 0.01, slow), app("human", 0.01, slow), app("outage", 0.01, slow),
+		app("killed", 0.01, slow), app("human", 0.01, slow), app("outage", 0.01, slow), app("dryrun", 0.05, slow),
 	}})
-	for _, ns := range []string{"killed", "human", "outage"} {
+	for _, ns := range []string{"killed", "human", "outage", "dryrun"} {
 		applySeed(t, e.client, ns, nil)
 	}
 	longSteps := `steps: ["1", "50%", "100%"]
     stepDuration: 8s`
+
+	t.Run("report and gate --dry-run read the cluster and write nothing", func(t *testing.T) {
+		t.Parallel()
+		waitReady(t, e.client, "dryrun", "my-app-v2", 1)
+		waitScraped(t, e, "dryrun", "v1.0.0", "v2.0.0")
+		before := snapshot(t, e.client, "dryrun")
+		policy := policyFile(t, "dryrun", "scale", "", "")
+		r := runCLI(t, "report", "-f", policy, "--kubeconfig", e.cluster.Kubeconfig(), "--prometheus-url", e.promURL)
+		mustCode(t, r, exitFail)
+		if !strings.Contains(r.stdout, "cluster: my-app-v1=10 my-app-v2=1; canary pods Ready") {
+			t.Errorf("the report does not show the cluster:\n%s", r.stdout)
+		}
+		g := e.gate(t, policy, "--dry-run")
+		mustCode(t, g, exitFail)
+		if !strings.Contains(g.stderr, "would roll back") {
+			t.Errorf("the dry run does not say what it would do:\n%s", lastLines(g.stderr, 10))
+		}
+		if after := snapshot(t, e.client, "dryrun"); after != before {
+			t.Errorf("the cluster changed:\nbefore %s\nafter  %s", before, after)
+		}
+	})
 
 	t.Run("SIGKILL mid-step, run again: resumes, no step applied twice", func(t *testing.T) {
 		t.Parallel()

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/rs/zerolog"
 
+	"github.com/coalmine/coalmine/actuator"
 	"github.com/coalmine/coalmine/analyzer"
 	"github.com/coalmine/coalmine/metrics"
 	"github.com/coalmine/coalmine/policies"
@@ -26,13 +28,18 @@ every metric, and prints a table (metric, requests, baseline, canary, threshold,
 the overall verdict and what coalmine would do. It changes nothing anywhere, and needs no
 Kubernetes access when the policy names the version label values.
 
+With --kubeconfig or --context it also reads the release on the cluster (replicas, whether the
+canary's pods are Ready and healthy, the progress a running gate recorded) through the dry-run
+actuator, which never writes.
+
 Exit codes: 0 pass, 1 fail, 2 usage error or invalid policy, 3 inconclusive,
-4 Prometheus unreachable (no verdict).`
+4 Prometheus or Kubernetes unreachable (no verdict).`
 
 type reportFlags struct {
-	file, promURL, format, output, namespace, at string
-	window                                       model.Duration
-	log                                          logFlags
+	file, promURL, format, output, at string
+	window                            model.Duration
+	log                               logFlags
+	kube                              kubeFlags
 }
 
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -45,8 +52,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&f.format, "format", "text", "output format: text, json or markdown")
 	fs.StringVar(&f.output, "o", "", "write the report to this file instead of stdout")
 	fs.StringVar(&f.output, "output", "", "same as -o")
-	fs.StringVar(&f.namespace, "n", "", "namespace of the release (default: the policy's spec.target.namespace)")
-	fs.StringVar(&f.namespace, "namespace", "", "same as -n")
+	f.kube.register(fs)
 	fs.StringVar(&f.at, "time", "", "evaluate the window ending at this RFC 3339 time (default: now)")
 	f.log.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -86,8 +92,8 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
-	if f.namespace != "" {
-		p.Spec.Target.Namespace = f.namespace
+	if f.kube.namespace != "" {
+		p.Spec.Target.Namespace = f.kube.namespace
 	}
 	window := time.Duration(p.Spec.Analysis.Window)
 	if f.window > 0 {
@@ -115,12 +121,51 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	decision := analyzer.Decide(p, res)
 	rep := report.New(f.file, res, decision, true)
+	if f.kube.kubeconfig != "" || f.kube.context != "" {
+		if rep.Cluster, err = clusterState(ctx, &f.kube, p, logger); err != nil {
+			code := exitForKube(err)
+			fmt.Fprintf(stderr, "coalmine report: read the cluster: %v\n", err)
+			return code
+		}
+	}
 	if err := writeReport(stdout, f.output, f.format, rep); err != nil {
 		fmt.Fprintf(stderr, "coalmine report: %v\n", err)
 		return exitUsage
 	}
 	logger.Info().Str("verdict", string(res.Verdict)).Str("action", string(decision.Action)).Str("reason", res.Reason).Msg("canary judged")
 	return exitForVerdict(res.Verdict)
+}
+
+// clusterState reads the release through the dry-run actuator: reads only, writes nothing.
+func clusterState(ctx context.Context, kf *kubeFlags, p *policies.Policy, logger zerolog.Logger) (*report.Cluster, error) {
+	client, err := kf.client()
+	if err != nil {
+		return nil, err
+	}
+	rel, err := actuator.NewRelease(client, p, logger)
+	if err != nil {
+		return nil, err
+	}
+	dry := actuator.NewDryRun(rel, logger)
+	raw, err := dry.Progress(ctx)
+	if err != nil {
+		return nil, err
+	}
+	prog, err := analyzer.ParseProgress(raw)
+	if err != nil {
+		return nil, err
+	}
+	c := &report.Cluster{Progress: prog}
+	if prog != nil && prog.Step < dry.Steps() {
+		c.Step = prog.Step
+	}
+	if c.State, err = dry.Fingerprint(ctx); err != nil {
+		return nil, err
+	}
+	if c.CanaryReady, c.HealthIssue, err = dry.Health(ctx, c.Step); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // loadOne loads a file that must hold exactly one policy.
