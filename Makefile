@@ -31,7 +31,7 @@ vet:
 
 # unit runs every Go test, including those against a real Prometheus.
 unit: deps
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
