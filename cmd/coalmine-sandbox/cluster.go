@@ -20,16 +20,11 @@ import (
 // upCluster runs a real control plane, Prometheus 3 with Kubernetes discovery, and the simulator
 // in cluster mode, until ctx is done.
 func upCluster(ctx context.Context, logger zerolog.Logger, stdout io.Writer, scenarioFile, dir, readyFile, adminAddr string, scrape time.Duration) error {
-	sc, err := simulator.Load(scenarioFile)
+	sc, dir, cleanup, err := prepare(scenarioFile, dir)
 	if err != nil {
 		return err
 	}
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "coalmine-sandbox-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-	}
+	defer cleanup()
 	logger.Info().Msg("starting the control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, prometheus")
 	cluster, err := sandbox.StartCluster(ctx, sandbox.ClusterOptions{
 		Dir: filepath.Join(dir, "cluster"), WithPrometheus: true,

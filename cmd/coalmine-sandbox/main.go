@@ -76,19 +76,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func up(ctx context.Context, logger zerolog.Logger, stdout io.Writer, scenarioFile, dir, readyFile, adminAddr string, scrape time.Duration) error {
+// prepare loads the scenario and makes the working directory: dir, or a temporary one that
+// cleanup removes.
+func prepare(scenarioFile, dir string) (simulator.Scenario, string, func(), error) {
 	sc, err := simulator.Load(scenarioFile)
+	if err != nil {
+		return sc, "", nil, err
+	}
+	if dir != "" {
+		return sc, dir, func() {}, os.MkdirAll(dir, 0o755)
+	}
+	if dir, err = os.MkdirTemp("", "coalmine-sandbox-"); err != nil {
+		return sc, "", nil, err
+	}
+	return sc, dir, func() { os.RemoveAll(dir) }, nil
+}
+
+func up(ctx context.Context, logger zerolog.Logger, stdout io.Writer, scenarioFile, dir, readyFile, adminAddr string, scrape time.Duration) error {
+	sc, dir, cleanup, err := prepare(scenarioFile, dir)
 	if err != nil {
 		return err
 	}
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "coalmine-sandbox-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
+	defer cleanup()
 	targets := filepath.Join(dir, "targets.json")
 	sim, err := simulator.Start(ctx, sc, simulator.Options{TargetsFile: targets, Logger: logger.With().Str("component", "simulator").Logger()})
 	if err != nil {

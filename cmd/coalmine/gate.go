@@ -68,22 +68,7 @@ func runGate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	p, err := loadOne(file)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
-	}
-	if kf.namespace != "" {
-		p.Spec.Target.Namespace = kf.namespace
-	}
-	url := p.Spec.Prometheus.URL
-	if promURL != "" {
-		url = promURL
-	}
-	if url == "" {
-		return usageErr("no Prometheus URL: set spec.prometheus.url in %s or pass --prometheus-url", file)
-	}
-	prom, err := metrics.NewPrometheus(url, p.Spec.Prometheus, logger)
+	p, prom, logger, err := setup(file, kf.namespace, promURL, logger)
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -91,7 +76,6 @@ func runGate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	logger = logger.With().Str("policy", p.Metadata.Name).Str("namespace", p.Spec.Target.Namespace).Logger()
 	rel, err := actuator.NewRelease(client, p, logger)
 	if err != nil {
 		return usageErr("%v", err)

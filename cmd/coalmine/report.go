@@ -87,30 +87,15 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 	}
 
-	p, err := loadOne(f.file)
+	p, prom, logger, err := setup(f.file, f.kube.namespace, f.promURL, logger)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintf(stderr, "coalmine report: %v\n", err)
 		return exitUsage
-	}
-	if f.kube.namespace != "" {
-		p.Spec.Target.Namespace = f.kube.namespace
 	}
 	window := time.Duration(p.Spec.Analysis.Window)
 	if f.window > 0 {
 		window = time.Duration(f.window)
 	}
-	url := p.Spec.Prometheus.URL
-	if f.promURL != "" {
-		url = f.promURL
-	}
-	if url == "" {
-		return usageErr("no Prometheus URL: set spec.prometheus.url in %s or pass --prometheus-url", f.file)
-	}
-	prom, err := metrics.NewPrometheus(url, p.Spec.Prometheus, logger)
-	if err != nil {
-		return usageErr("%v", err)
-	}
-	logger = logger.With().Str("policy", p.Metadata.Name).Str("namespace", p.Spec.Target.Namespace).Logger()
 
 	res, err := analyzer.New(prom, logger).Evaluate(ctx, p, at, window)
 	if err != nil {
@@ -166,6 +151,31 @@ func clusterState(ctx context.Context, kf *kubeFlags, p *policies.Policy, logger
 		return nil, err
 	}
 	return c, nil
+}
+
+// setup loads the one policy of a file, applies the -n and --prometheus-url overrides, and builds
+// the Prometheus client and a logger that names the policy: what report and gate share.
+func setup(file, namespace, promURL string, logger zerolog.Logger) (*policies.Policy, *metrics.Prometheus, zerolog.Logger, error) {
+	p, err := loadOne(file)
+	if err != nil {
+		return nil, nil, logger, err
+	}
+	if namespace != "" {
+		p.Spec.Target.Namespace = namespace
+	}
+	url := p.Spec.Prometheus.URL
+	if promURL != "" {
+		url = promURL
+	}
+	if url == "" {
+		return nil, nil, logger, fmt.Errorf("no Prometheus URL: set spec.prometheus.url in %s or pass --prometheus-url", file)
+	}
+	prom, err := metrics.NewPrometheus(url, p.Spec.Prometheus, logger)
+	if err != nil {
+		return nil, nil, logger, err
+	}
+	logger = logger.With().Str("policy", p.Metadata.Name).Str("namespace", p.Spec.Target.Namespace).Logger()
+	return p, prom, logger, nil
 }
 
 // loadOne loads a file that must hold exactly one policy.
