@@ -61,6 +61,8 @@ type Tick struct {
 	Err    error   `json:"-"`
 	// Action is what the tick did: hold, wait, advance, promote, rollback, stop.
 	Action string `json:"action"`
+	// Duration is how long the tick took: reading the cluster and Prometheus, judging, acting.
+	Duration time.Duration `json:"duration"`
 	Reason string `json:"reason"`
 }
 
@@ -365,6 +367,7 @@ func (c *Canary) event(ctx context.Context, prog *Progress, key string, warning 
 }
 
 func (c *Canary) record(rep *Report, t Tick) {
+	t.Duration = c.now().Sub(t.Time)
 	rep.Ticks = append(rep.Ticks, t)
 	if c.OnTick != nil {
 		c.OnTick(t)

@@ -22,6 +22,7 @@ Commands:
   validate   check policy files
   report     judge a canary once and say what would be done (dry run: changes nothing)
   gate       drive one release on the cluster to a verdict: promote or roll back
+  run        the in-cluster daemon: drive every canary the policies in a directory describe
 
 Run 'coalmine <command> --help' for a command's flags.
 
@@ -46,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runReport(ctx, args[1:], stdout, stderr)
 	case "gate":
 		return runGate(ctx, args[1:], stdout, stderr)
+	case "run":
+		return runDaemon(ctx, args[1:], stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitPass

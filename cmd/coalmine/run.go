@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/coalmine/coalmine/daemon"
+)
+
+const runSynopsis = `Usage: coalmine run --policies DIR [--kubeconfig FILE] [--namespace NS,...] [--metrics-addr :8080]
+
+The in-cluster daemon. Loads every policy in DIR (a mounted ConfigMap) and reloads it when it
+changes (an invalid file is reported and its last good version kept); watches the Deployments the
+policies name; and drives every canary that appears (a canary Deployment scaled above 0, a
+Deployment rolling out the canary's version) with the same engine as 'coalmine gate', many at
+once. Replicas elect a leader through a Lease; only the leader acts, and a standby that takes
+over resumes every canary from its annotations. Serves /metrics, /healthz and /readyz. Stops
+cleanly on SIGTERM, leaving every canary resumable.`
+
+func runDaemon(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := newFlagSet("run", runSynopsis, stderr)
+	opts := daemon.DefaultOptions()
+	var (
+		kf         kubeFlags
+		lf         logFlags
+		namespaces string
+	)
+	fs.StringVar(&opts.PoliciesDir, "policies", "", "directory of policy files (required)")
+	fs.DurationVar(&opts.ReloadInterval, "reload-interval", opts.ReloadInterval, "how often the policy directory is read again")
+	fs.StringVar(&namespaces, "namespaces", "", "comma-separated namespaces to watch (default: all)")
+	fs.StringVar(&opts.PrometheusURL, "prometheus-url", "", "override every policy's spec.prometheus.url")
+	fs.StringVar(&opts.MetricsAddr, "metrics-addr", opts.MetricsAddr, "address for /metrics, /healthz and /readyz")
+	fs.BoolVar(&opts.LeaderElect, "leader-elect", opts.LeaderElect, "elect a leader through a Lease; only the leader acts")
+	fs.StringVar(&opts.LeaseName, "lease-name", opts.LeaseName, "name of the leader-election Lease")
+	fs.StringVar(&opts.LeaseNamespace, "lease-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the Lease (default: $POD_NAMESPACE)")
+	fs.StringVar(&opts.Identity, "identity", firstNonEmpty(os.Getenv("POD_NAME"), opts.Identity), "this replica's name in the Lease (default: $POD_NAME or the host name)")
+	fs.DurationVar(&opts.LeaseDuration, "lease-duration", opts.LeaseDuration, "how long a standby waits before taking over a silent leader")
+	fs.DurationVar(&opts.RenewDeadline, "renew-deadline", opts.RenewDeadline, "how long the leader keeps trying to renew before giving up")
+	fs.DurationVar(&opts.RetryPeriod, "retry-period", opts.RetryPeriod, "how often replicas try to acquire or renew the Lease")
+	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", opts.ShutdownTimeout, "how long a clean stop may take")
+	fs.StringVar(&kf.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, $KUBECONFIG or ~/.kube/config)")
+	fs.StringVar(&kf.context, "context", "", "kubeconfig context to use")
+	lf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitPass
+		}
+		return exitUsage
+	}
+	if opts.PoliciesDir == "" {
+		fmt.Fprintln(stderr, "coalmine run: --policies DIR is required")
+		return exitUsage
+	}
+	if namespaces != "" {
+		opts.Namespaces = strings.Split(namespaces, ",")
+	}
+	logger, err := lf.logger(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "coalmine run: %v\n", err)
+		return exitUsage
+	}
+	client, err := kf.client()
+	if err != nil {
+		fmt.Fprintf(stderr, "coalmine run: %v\n", err)
+		return exitUsage
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := daemon.New(client, opts, logger, reg).Run(ctx); err != nil {
+		logger.Error().Err(err).Msg("daemon stopped")
+		return exitUnavailable
+	}
+	logger.Info().Msg("daemon stopped cleanly")
+	return exitPass
+}
+
+func firstNonEmpty(xs ...string) string {
+	for _, x := range xs {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}

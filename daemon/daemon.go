@@ -1,0 +1,234 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+)
+
+// Options configure the daemon.
+type Options struct {
+	// PoliciesDir is the directory of policy files (a mounted ConfigMap).
+	PoliciesDir string
+	// ReloadInterval is how often the directory is read again.
+	ReloadInterval time.Duration
+	// Namespaces limits the Deployments watched; empty watches every namespace.
+	Namespaces []string
+	// PrometheusURL, when set, overrides every policy's spec.prometheus.url.
+	PrometheusURL string
+	// MetricsAddr serves /metrics, /healthz and /readyz.
+	MetricsAddr string
+	// LeaderElect makes replicas take turns through a Lease; only the holder drives canaries.
+	LeaderElect    bool
+	LeaseName      string
+	LeaseNamespace string
+	Identity       string
+	LeaseDuration  time.Duration
+	RenewDeadline  time.Duration
+	RetryPeriod    time.Duration
+	// ShutdownTimeout bounds a clean stop: runners stop, the Lease is released, HTTP drains.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultOptions are the options the command starts from.
+func DefaultOptions() Options {
+	host, _ := os.Hostname()
+	return Options{
+		ReloadInterval: 5 * time.Second, MetricsAddr: ":8080",
+		LeaderElect: true, LeaseName: "coalmine", Identity: host,
+		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		ShutdownTimeout: 20 * time.Second,
+	}
+}
+
+// Daemon drives every canary its policies describe.
+type Daemon struct {
+	opts    Options
+	client  kubernetes.Interface
+	logger  zerolog.Logger
+	reg     *prometheus.Registry
+	metrics *selfMetrics
+	store   *Store
+	ready   atomic.Bool
+	leading atomic.Bool
+	addr    atomic.Value // string: the address /metrics listens on
+
+	mu      sync.Mutex
+	control *controller // set while leading
+}
+
+// New returns a daemon. Its /metrics serves reg.
+func New(client kubernetes.Interface, opts Options, logger zerolog.Logger, reg *prometheus.Registry) *Daemon {
+	return &Daemon{
+		opts: opts, client: client, logger: logger, reg: reg,
+		metrics: newSelfMetrics(reg),
+		store:   NewStore(opts.PoliciesDir, logger),
+	}
+}
+
+// Addr is the address the HTTP server listens on, once Run has started it.
+func (d *Daemon) Addr() string {
+	a, _ := d.addr.Load().(string)
+	return a
+}
+
+// Run serves HTTP, loads the policies, and drives canaries (while leading) until ctx is done,
+// then stops within ShutdownTimeout, leaving every canary resumable from its annotations.
+func (d *Daemon) Run(ctx context.Context) error {
+	if d.opts.ReloadInterval <= 0 {
+		return errors.New("reload interval must be > 0")
+	}
+	if _, err := d.store.Reload(); err != nil {
+		d.metrics.reloads.WithLabelValues("failure").Inc()
+		d.logger.Error().Err(err).Msg("policies loaded with problems; valid files are in force")
+	} else {
+		d.metrics.reloads.WithLabelValues("success").Inc()
+	}
+	srv, err := d.serve()
+	if err != nil {
+		return err
+	}
+	d.ready.Store(true)
+	var wg sync.WaitGroup
+	wg.Go(func() { d.reloadLoop(ctx) })
+
+	if d.opts.LeaderElect {
+		err = d.elect(ctx)
+	} else {
+		d.lead(ctx)
+	}
+	wg.Wait()
+	shutdown, cancel := context.WithTimeout(context.Background(), d.opts.ShutdownTimeout)
+	defer cancel()
+	if serr := srv.Shutdown(shutdown); serr != nil {
+		d.logger.Warn().Err(serr).Msg("http server did not drain")
+	}
+	return err
+}
+
+func (d *Daemon) elect(ctx context.Context) error {
+	if d.opts.LeaseNamespace == "" {
+		return errors.New("leader election needs a lease namespace (--lease-namespace or $POD_NAMESPACE)")
+	}
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Name: d.opts.LeaseName, Namespace: d.opts.LeaseNamespace},
+		Client:     d.client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: d.opts.Identity},
+	}
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   d.opts.LeaseDuration,
+		RenewDeadline:   d.opts.RenewDeadline,
+		RetryPeriod:     d.opts.RetryPeriod,
+		ReleaseOnCancel: true,
+		Name:            d.opts.LeaseName,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: d.lead,
+			OnStoppedLeading: func() { d.logger.Info().Str("identity", d.opts.Identity).Msg("not leading") },
+			OnNewLeader: func(id string) {
+				d.logger.Info().Str("leader", id).Str("identity", d.opts.Identity).Msg("leader known")
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	// A replica that loses the Lease stops driving canaries and campaigns again.
+	for ctx.Err() == nil {
+		le.Run(ctx)
+	}
+	return nil
+}
+
+// lead drives canaries until ctx is done or leadership is lost.
+func (d *Daemon) lead(ctx context.Context) {
+	d.leading.Store(true)
+	d.metrics.leader.Set(1)
+	defer func() {
+		d.leading.Store(false)
+		d.metrics.leader.Set(0)
+	}()
+	d.logger.Info().Str("identity", d.opts.Identity).Msg("leading: driving canaries")
+	c := newController(d)
+	d.mu.Lock()
+	d.control = c
+	d.mu.Unlock()
+	c.run(ctx)
+	d.mu.Lock()
+	d.control = nil
+	d.mu.Unlock()
+}
+
+func (d *Daemon) reloadLoop(ctx context.Context) {
+	t := time.NewTicker(d.opts.ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		changed, err := d.store.Reload()
+		if err != nil {
+			d.metrics.reloads.WithLabelValues("failure").Inc()
+		} else {
+			d.metrics.reloads.WithLabelValues("success").Inc()
+		}
+		if len(changed) == 0 {
+			continue
+		}
+		d.logger.Info().Strs("policies", changed).Msg("policies changed")
+		d.mu.Lock()
+		c := d.control
+		d.mu.Unlock()
+		if c != nil {
+			for _, k := range changed {
+				c.queue.Add(k)
+			}
+		}
+	}
+}
+
+func (d *Daemon) serve() (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !d.ready.Load() {
+			http.Error(w, "policies not loaded", http.StatusServiceUnavailable)
+			return
+		}
+		role := "standby"
+		if d.leading.Load() {
+			role = "leader"
+		}
+		_, _ = fmt.Fprintf(w, "ok (%s)\n", role)
+	})
+	ln, err := net.Listen("tcp", d.opts.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", d.opts.MetricsAddr, err)
+	}
+	d.addr.Store(ln.Addr().String())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.logger.Error().Err(err).Msg("http server stopped")
+		}
+	}()
+	d.logger.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics, /healthz, /readyz")
+	return srv, nil
+}

@@ -1,0 +1,139 @@
+// Package daemon is coalmine's in-cluster front end: it loads every policy in a directory and
+// keeps them current, watches the Deployments they name, and drives each canary that appears
+// with the same engine as the gate, many at once, under a leader-election Lease.
+package daemon
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/coalmine/coalmine/policies"
+)
+
+// Store holds the policies of a directory: per file, the last version that loaded. A file that
+// turns invalid is reported and its last good version kept; a file that goes away takes its
+// policies with it.
+type Store struct {
+	dir    string
+	logger zerolog.Logger
+
+	mu     sync.RWMutex
+	files  map[string]fileState
+}
+
+type fileState struct {
+	// sum is of the file's current content; goodSum of the version its policies came from.
+	sum, goodSum [32]byte
+	policies     []*policies.Policy
+	err          error
+}
+
+// NewStore returns a store for dir; call Reload to read it.
+func NewStore(dir string, logger zerolog.Logger) *Store {
+	return &Store{dir: dir, logger: logger, files: map[string]fileState{}}
+}
+
+// Key names a policy: its target namespace and its name.
+func Key(p *policies.Policy) string { return p.Spec.Target.Namespace + "/" + p.Metadata.Name }
+
+// Reload reads the directory again. It returns the keys of the policies that appeared, changed or
+// went away, and the problems found (an invalid file keeps its last good policies).
+func (s *Store) Reload() (changed []string, problems error) {
+	files, err := policies.Files(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	seen := map[string]bool{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	before := s.keysLocked()
+	for _, f := range files {
+		seen[f] = true
+		data, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read %s: %w", f, err))
+			continue
+		}
+		sum := sha256.Sum256(data)
+		old, had := s.files[f]
+		if had && old.sum == sum {
+			if old.err != nil {
+				errs = append(errs, old.err)
+			}
+			continue
+		}
+		ps, err := policies.Load(f, data)
+		if err != nil {
+			// Keep what the file held when it last loaded.
+			s.files[f] = fileState{sum: sum, goodSum: old.goodSum, policies: old.policies, err: err}
+			errs = append(errs, err)
+			s.logger.Error().Err(err).Str("file", f).Bool("kept_last_good", had && old.policies != nil).Msg("policy file invalid")
+			continue
+		}
+		s.files[f] = fileState{sum: sum, goodSum: sum, policies: ps}
+		s.logger.Info().Str("file", f).Int("policies", len(ps)).Msg("policy file loaded")
+	}
+	for f := range s.files {
+		if !seen[f] {
+			delete(s.files, f)
+			s.logger.Info().Str("file", f).Msg("policy file removed")
+		}
+	}
+	after := s.keysLocked()
+	for k, sum := range after {
+		if before[k] != sum {
+			changed = append(changed, k)
+		}
+	}
+	for k := range before {
+		if _, ok := after[k]; !ok {
+			changed = append(changed, k)
+		}
+	}
+	sort.Strings(changed)
+	return changed, errors.Join(errs...)
+}
+
+// keysLocked maps each policy's key to a fingerprint of the file version it came from.
+func (s *Store) keysLocked() map[string][32]byte {
+	out := map[string][32]byte{}
+	for _, st := range s.files {
+		for _, p := range st.policies {
+			out[Key(p)] = st.goodSum
+		}
+	}
+	return out
+}
+
+// Get returns the policy with a key.
+func (s *Store) Get(key string) (*policies.Policy, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, st := range s.files {
+		for _, p := range st.policies {
+			if Key(p) == key {
+				return p, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// All returns every policy, sorted by key.
+func (s *Store) All() []*policies.Policy {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*policies.Policy
+	for _, st := range s.files {
+		out = append(out, st.policies...)
+	}
+	sort.Slice(out, func(i, j int) bool { return Key(out[i]) < Key(out[j]) })
+	return out
+}

@@ -1,0 +1,85 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+)
+
+func example(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../policies/examples/my-app.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestStoreReload(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "my-app.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(file, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := example(t)
+	write(good)
+	s := NewStore(dir, zerolog.Nop())
+
+	changed, err := s.Reload()
+	if err != nil || strings.Join(changed, ",") != "default/my-app" {
+		t.Fatalf("first load: changed %v, err %v", changed, err)
+	}
+	if changed, err = s.Reload(); err != nil || len(changed) != 0 {
+		t.Fatalf("unchanged directory: changed %v, err %v", changed, err)
+	}
+
+	// A change that still validates replaces the policy.
+	write(strings.Replace(good, "maxRatio: 2 ", "maxRatio: 3 ", 1))
+	if changed, err = s.Reload(); err != nil || len(changed) != 1 {
+		t.Fatalf("edited: changed %v, err %v", changed, err)
+	}
+	p, _ := s.Get("default/my-app")
+	if *p.Spec.Metrics[0].Thresholds.MaxRatio != 3 {
+		t.Errorf("edited policy not in force: maxRatio %v", *p.Spec.Metrics[0].Thresholds.MaxRatio)
+	}
+
+	// An invalid version is reported, and the last good one stays in force.
+	write(strings.Replace(good, "interval: 30s", "interval: -30s", 1))
+	changed, err = s.Reload()
+	if err == nil || !strings.Contains(err.Error(), "spec.analysis.interval must be a positive duration") {
+		t.Fatalf("invalid file: err %v", err)
+	}
+	if len(changed) != 0 {
+		t.Errorf("an invalid file changed policies %v", changed)
+	}
+	if p, ok := s.Get("default/my-app"); !ok || *p.Spec.Metrics[0].Thresholds.MaxRatio != 3 {
+		t.Error("the last good policy was dropped")
+	}
+	// Still reported on the next reload, until fixed.
+	if _, err := s.Reload(); err == nil {
+		t.Error("the invalid file is no longer reported")
+	}
+
+	// A second file adds a policy; removing a file removes its policies.
+	other := filepath.Join(dir, "other.yml")
+	if err := os.WriteFile(other, []byte(strings.Replace(good, "name: my-app\n", "name: other\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if changed, _ = s.Reload(); strings.Join(changed, ",") != "default/other" {
+		t.Errorf("added file: changed %v", changed)
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if changed, _ = s.Reload(); strings.Join(changed, ",") != "default/my-app" {
+		t.Errorf("removed file: changed %v", changed)
+	}
+	if len(s.All()) != 1 {
+		t.Errorf("policies after removal: %d", len(s.All()))
+	}
+}
