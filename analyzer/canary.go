@@ -63,7 +63,7 @@ type Tick struct {
 	Action string `json:"action"`
 	// Duration is how long the tick took: reading the cluster and Prometheus, judging, acting.
 	Duration time.Duration `json:"duration"`
-	Reason string `json:"reason"`
+	Reason   string        `json:"reason"`
 }
 
 // Report is a canary's end: its outcome, the reason, and every tick on the way.

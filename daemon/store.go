@@ -23,8 +23,8 @@ type Store struct {
 	dir    string
 	logger zerolog.Logger
 
-	mu     sync.RWMutex
-	files  map[string]fileState
+	mu    sync.RWMutex
+	files map[string]fileState
 }
 
 type fileState struct {
