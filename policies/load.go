@@ -201,7 +201,9 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-// Files lists the policy files in a directory: *.yaml and *.yml, sorted, not recursing.
+// Files lists the policy files in a directory: *.yaml and *.yml, sorted, not recursing. Links
+// are followed: in a mounted ConfigMap every file is a link into a hidden "..data" directory,
+// whose own entries (names starting with ".") are skipped.
 func Files(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -209,9 +211,18 @@ func Files(dir string) ([]string, error) {
 	}
 	var files []string
 	for _, e := range entries {
-		ext := strings.ToLower(filepath.Ext(e.Name()))
-		if e.Type().IsRegular() && (ext == ".yaml" || ext == ".yml") {
-			files = append(files, filepath.Join(dir, e.Name()))
+		name := e.Name()
+		ext := strings.ToLower(filepath.Ext(name))
+		if strings.HasPrefix(name, ".") || (ext != ".yaml" && ext != ".yml") {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("list policies in %s: %w", dir, err)
+		}
+		if fi.Mode().IsRegular() {
+			files = append(files, path)
 		}
 	}
 	return files, nil

@@ -131,3 +131,40 @@ func TestLoadEmptyAndMissing(t *testing.T) {
 }
 
 func readFile(name string) ([]byte, error) { return os.ReadFile(name) }
+
+// TestFilesInAConfigMapMount lays a directory out as the kubelet mounts a ConfigMap: each file a
+// link to ..data/<file>, ..data a link to a timestamped directory.
+func TestFilesInAConfigMapMount(t *testing.T) {
+	dir := t.TempDir()
+	stamp := filepath.Join(dir, "..2026_11_22_04_20_00.123456789")
+	if err := os.Mkdir(stamp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("examples/my-app.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"my-app.yaml", "notes.txt"} {
+		if err := os.WriteFile(filepath.Join(stamp, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Base(stamp), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"my-app.yaml", "notes.txt"} {
+		if err := os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := Files(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 || filepath.Base(files[0]) != "my-app.yaml" {
+		t.Fatalf("Files = %v, want the one policy file", files)
+	}
+	if _, err := LoadFiles(files...); err != nil {
+		t.Fatal(err)
+	}
+}

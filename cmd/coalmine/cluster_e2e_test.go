@@ -68,10 +68,13 @@ func startEnv(t *testing.T, sc simulator.Scenario) *env {
 	return &env{cluster: c, client: c.Client(), sim: sim, promURL: c.Prometheus().URL()}
 }
 
-// app is the seed's my-app in a namespace, with v2 behaving as given.
+// app is the seed's my-app in a namespace, with v2 behaving as given. The threshold judge
+// looks every tick with no correction for repeated looks (the sequential judge is the cure), so
+// the traffic is high enough that a healthy v2 at one pod in eleven (about 5,000 requests and
+// 50 errors per 10 s window) never shows twice the baseline's error rate by chance.
 func app(ns string, v2ErrorRate float64, v2Latency simulator.Latency) simulator.App {
 	lat := simulator.Latency{Median: 0.1, P99: 0.4}
-	return simulator.App{Namespace: ns, Name: "my-app", RPS: 1100, Versions: []simulator.Version{
+	return simulator.App{Namespace: ns, Name: "my-app", RPS: 5500, Versions: []simulator.Version{
 		{Version: "v1.0.0", ErrorRate: 0.01, Latency: lat},
 		{Version: "v2.0.0", ErrorRate: v2ErrorRate, Latency: v2Latency},
 	}}

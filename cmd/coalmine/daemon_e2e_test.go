@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
@@ -105,8 +104,18 @@ func TestDaemon(t *testing.T) {
 	e := startEnv(t, simulator.Scenario{Seed: 11, Tick: model.Duration(100 * time.Millisecond), Apps: []simulator.App{
 		app("d-good", 0.01, slow), app("d-bad", 0.05, slow), app("d-failover", 0.01, slow), app("d-restart", 0.01, slow),
 	}})
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "coalmine"}}
-	if _, err := e.client.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
+	// The daemon runs as the ServiceAccount of deploy/, bound to exactly the RBAC shipped there.
+	out, err := exec.Command(e.cluster.Kubectl(), "--kubeconfig", e.cluster.Kubeconfig(), "apply",
+		"-f", "../../deploy/namespace.yaml", "-f", "../../deploy/serviceaccount.yaml", "-f", "../../deploy/rbac.yaml").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl apply deploy/ RBAC: %v\n%s", err, out)
+	}
+	token, err := e.cluster.TokenFor(context.Background(), "coalmine", "coalmine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := e.cluster.KubeconfigFor(token)
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, ns := range []string{"d-good", "d-bad", "d-failover", "d-restart"} {
@@ -116,7 +125,6 @@ func TestDaemon(t *testing.T) {
 		waitReady(t, e.client, ns, "my-app-v2", 1)
 	}
 	waitScraped(t, e, "d-restart", "v1.0.0", "v2.0.0") // all four started together
-	kubeconfig := e.cluster.Kubeconfig()
 	dir := t.TempDir()
 	a := e.startDaemon(t, "replica-a", dir, kubeconfig)
 	b := e.startDaemon(t, "replica-b", dir, kubeconfig)

@@ -15,7 +15,7 @@ import (
 	"github.com/coalmine/coalmine/daemon"
 )
 
-const runSynopsis = `Usage: coalmine run --policies DIR [--kubeconfig FILE] [--namespace NS,...] [--metrics-addr :8080]
+const runSynopsis = `Usage: coalmine run --policies DIR [--kubeconfig FILE] [--namespaces NS,...] [--metrics-addr :8080]
 
 The in-cluster daemon. Loads every policy in DIR (a mounted ConfigMap) and reloads it when it
 changes (an invalid file is reported and its last good version kept); watches the Deployments the
