@@ -121,8 +121,13 @@ func BenchmarkDaemonTick(b *testing.B) {
 				var mu sync.Mutex
 				canaries[i] = &analyzer.Canary{
 					Policy: &p, Release: rel, Analyzer: analyzer.New(prom, zerolog.Nop()), Logger: zerolog.Nop(),
-					Now:   func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
-					Sleep: func(context.Context, time.Duration) error { mu.Lock(); now = now.Add(interval); mu.Unlock(); return nil },
+					Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
+					Sleep: func(context.Context, time.Duration) error {
+						mu.Lock()
+						now = now.Add(interval)
+						mu.Unlock()
+						return nil
+					},
 				}
 			}
 			queries.Store(0)
