@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -60,4 +61,17 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// parse parses a command's flags. stop is true when the command should return code at once:
+// --help (0) or a bad flag (2, the flag package has printed why).
+func parse(fs *flag.FlagSet, args []string) (code int, stop bool) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		return exitPass, true
+	}
+	return exitUsage, true
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -55,11 +53,8 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	f.kube.register(fs)
 	fs.StringVar(&f.at, "time", "", "evaluate the window ending at this RFC 3339 time (default: now)")
 	f.log.register(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitPass
-		}
-		return exitUsage
+	if code, stop := parse(fs, args); stop {
+		return code
 	}
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "coalmine report: "+format+"\n", a...)

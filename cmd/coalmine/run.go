@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -49,11 +47,8 @@ func runDaemon(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&kf.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, $KUBECONFIG or ~/.kube/config)")
 	fs.StringVar(&kf.context, "context", "", "kubeconfig context to use")
 	lf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitPass
-		}
-		return exitUsage
+	if code, stop := parse(fs, args); stop {
+		return code
 	}
 	if opts.PoliciesDir == "" {
 		fmt.Fprintln(stderr, "coalmine run: --policies DIR is required")

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -21,11 +19,8 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&files, "f", "policy file (repeatable; further files may follow as arguments)")
 	fs.Var(&files, "file", "same as -f")
 	quiet := fs.Bool("q", false, "print nothing when every policy is valid")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitPass
-		}
-		return exitUsage
+	if code, stop := parse(fs, args); stop {
+		return code
 	}
 	files = append(files, fs.Args()...)
 	if len(files) == 0 {
