@@ -49,11 +49,11 @@ clean:
 	rm -rf $(BIN)
 
 # bench-daemon: 10, 100 and 1,000 canaries ticking at once against a stub Prometheus, printed as
-# a table: CPU per tick (all canaries), peak heap per canary, Prometheus queries per tick.
+# a table: CPU per tick (all canaries), peak and live heap per canary, Prometheus queries per tick.
 bench-daemon:
 	@$(GO) test -run '^$$' -bench BenchmarkDaemonTick -benchtime 10x ./daemon | awk ' \
-		BEGIN { printf "%-10s %14s %18s %14s\n", "canaries", "cpu-ms/tick", "peak-KiB/canary", "queries/tick" } \
+		BEGIN { printf "%-10s %14s %18s %18s %14s\n", "canaries", "cpu-ms/tick", "peak-KiB/canary", "live-KiB/canary", "queries/tick" } \
 		/^BenchmarkDaemonTick/ { split($$1, a, "="); sub(/-[0-9]+$$/, "", a[2]); \
 			for (i = 2; i <= NF; i++) v[$$(i+1)] = $$i; \
-			printf "%-10s %14s %18s %14s\n", a[2], v["cpu-ms/tick"], v["peak-KiB/canary"], v["queries/tick"] } \
+			printf "%-10s %14s %18s %18s %14s\n", a[2], v["cpu-ms/tick"], v["peak-KiB/canary"], v["live-KiB/canary"], v["queries/tick"] } \
 		/^(ok|FAIL)/ { print }'
