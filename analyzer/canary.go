@@ -163,10 +163,14 @@ func (c *Canary) Run(ctx context.Context, deadline time.Time) (Report, error) {
 			}
 			continue
 		}
-		if !c.now().Add(interval).Before(deadline) {
+		// Ticks fall on the interval's grid, so canaries with the same interval evaluate at the
+		// same instants and their shared queries can go to Prometheus as one.
+		now := c.now()
+		wait := now.Truncate(interval).Add(interval).Sub(now)
+		if !now.Add(wait).Before(deadline) {
 			break
 		}
-		if err := c.sleep(ctx, interval); err != nil {
+		if err := c.sleep(ctx, wait); err != nil {
 			return rep, err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -27,30 +28,38 @@ import (
 	"github.com/coalmine/coalmine/policies"
 )
 
-// stubPrometheus answers every query with healthy data for both versions and counts queries.
+// stubPrometheus answers every query with healthy data for both versions in every namespace
+// the query selects (one, or a batch of them), and counts queries.
 func stubPrometheus(b *testing.B) (*httptest.Server, *atomic.Int64) {
 	var n atomic.Int64
-	errorsAnswer := `{"status":"success","data":{"resultType":"vector","result":[` +
-		`{"metric":{"version":"v1.0.0","coalmine_part":"requests"},"value":[1,"10000"]},` +
-		`{"metric":{"version":"v1.0.0","coalmine_part":"errors"},"value":[1,"100"]},` +
-		`{"metric":{"version":"v2.0.0","coalmine_part":"requests"},"value":[1,"1000"]},` +
-		`{"metric":{"version":"v2.0.0","coalmine_part":"errors"},"value":[1,"10"]}]}}`
-	var buckets []string
-	for _, v := range []string{"v1.0.0", "v2.0.0"} {
-		for _, le := range []string{"0.25", "0.5", "1", "2.5", "5", "10", "+Inf"} {
-			buckets = append(buckets, fmt.Sprintf(`{"metric":{"version":%q,"le":%q},"value":[1,"1000"]}`, v, le))
-		}
-	}
-	latencyAnswer := `{"status":"success","data":{"resultType":"vector","result":[` + strings.Join(buckets, ",") + `]}}`
+	nsRE := regexp.MustCompile(`namespace=~?"([^"]*)"`)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
 		_ = r.ParseForm()
-		w.Header().Set("Content-Type", "application/json")
-		if strings.Contains(r.Form.Get("query"), "coalmine_part") {
-			_, _ = w.Write([]byte(errorsAnswer))
+		q := r.Form.Get("query")
+		m := nsRE.FindStringSubmatch(q)
+		if m == nil {
+			http.Error(w, "no namespace", http.StatusBadRequest)
 			return
 		}
-		_, _ = w.Write([]byte(latencyAnswer))
+		var samples []string
+		add := func(labels string, v string) {
+			samples = append(samples, fmt.Sprintf(`{"metric":{%s},"value":[1,%q]}`, labels, v))
+		}
+		for _, ns := range strings.Split(m[1], "|") {
+			for _, arm := range []struct{ version, requests, errors string }{{"v1.0.0", "10000", "100"}, {"v2.0.0", "1000", "10"}} {
+				if strings.Contains(q, "coalmine_part") {
+					add(fmt.Sprintf(`"namespace":%q,"version":%q,"coalmine_part":"requests"`, ns, arm.version), arm.requests)
+					add(fmt.Sprintf(`"namespace":%q,"version":%q,"coalmine_part":"errors"`, ns, arm.version), arm.errors)
+					continue
+				}
+				for _, le := range []string{"0.25", "0.5", "1", "2.5", "5", "10", "+Inf"} {
+					add(fmt.Sprintf(`"namespace":%q,"version":%q,"le":%q`, ns, arm.version, le), arm.requests)
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"success","data":{"resultType":"vector","result":[` + strings.Join(samples, ",") + `]}}`))
 	}))
 	b.Cleanup(srv.Close)
 	return srv, &n
@@ -102,16 +111,19 @@ func BenchmarkDaemonTick(b *testing.B) {
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)
 			interval := time.Duration(base[0].Spec.Analysis.Interval)
+			// One batching client, as the daemon shares one per Prometheus configuration.
+			prom, err := metrics.NewPrometheus(srv.URL, base[0].Spec.Prometheus, zerolog.Nop())
+			if err != nil {
+				b.Fatal(err)
+			}
+			batcher := metrics.NewBatcher(prom, batchDelay, zerolog.Nop())
 			canaries := make([]*analyzer.Canary, n)
+			tick := newBarrier(n)
 			for i := range n {
 				p := *base[0]
 				p.Spec.Target.Namespace = fmt.Sprintf("team-%d", i)
 				p.Spec.Strategy.StepDuration = model.Duration(24 * time.Hour) // hold at step 1: every tick judges
 				p.Spec.Analysis.MaxDuration = model.Duration(24 * time.Hour)
-				prom, err := metrics.NewPrometheus(srv.URL, p.Spec.Prometheus, zerolog.Nop())
-				if err != nil {
-					b.Fatal(err)
-				}
 				rel, err := actuator.NewRelease(client, &p, zerolog.Nop())
 				if err != nil {
 					b.Fatal(err)
@@ -120,11 +132,13 @@ func BenchmarkDaemonTick(b *testing.B) {
 				now := start
 				var mu sync.Mutex
 				canaries[i] = &analyzer.Canary{
-					Policy: &p, Release: rel, Analyzer: analyzer.New(prom, zerolog.Nop()), Logger: zerolog.Nop(),
+					Policy: &p, Release: rel, Analyzer: analyzer.New(batcher, zerolog.Nop()), Logger: zerolog.Nop(),
 					Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
-					Sleep: func(context.Context, time.Duration) error {
+					// The daemon's canaries wake on the same interval grid; here they meet at a barrier.
+					Sleep: func(_ context.Context, d time.Duration) error {
+						tick.wait()
 						mu.Lock()
-						now = now.Add(interval)
+						now = now.Add(d)
 						mu.Unlock()
 						return nil
 					},
@@ -158,8 +172,16 @@ func BenchmarkDaemonTick(b *testing.B) {
 			for _, c := range canaries {
 				wg.Go(func() {
 					deadline := time.Unix(1_800_000_000, 0).Add(time.Duration(b.N) * interval)
-					if _, err := c.Run(context.Background(), deadline); err != nil {
+					rep, err := c.Run(context.Background(), deadline)
+					if err != nil {
 						b.Error(err)
+						return
+					}
+					for _, t := range rep.Ticks {
+						if t.Result == nil || t.Result.Verdict != analyzer.Pass {
+							b.Errorf("a tick did not judge a pass: %+v", t)
+							return
+						}
 					}
 				})
 			}
@@ -179,5 +201,33 @@ func BenchmarkDaemonTick(b *testing.B) {
 			runtime.KeepAlive(client)
 			b.ReportMetric(float64(queries.Load())/ticks, "queries/tick")
 		})
+	}
+}
+
+// barrier lets n goroutines through together, again and again.
+type barrier struct {
+	mu               sync.Mutex
+	cond             *sync.Cond
+	n, arrived, gens int
+}
+
+func newBarrier(n int) *barrier {
+	b := &barrier{n: n}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+func (b *barrier) wait() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	gen := b.gens
+	b.arrived++
+	if b.arrived == b.n {
+		b.arrived, b.gens = 0, b.gens+1
+		b.cond.Broadcast()
+		return
+	}
+	for gen == b.gens {
+		b.cond.Wait()
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/informers"
@@ -32,7 +33,7 @@ type controller struct {
 
 	mu      sync.Mutex
 	runners map[string]*runner
-	proms   map[string]*metrics.Prometheus
+	proms   map[string]*metrics.Batcher
 	wg      sync.WaitGroup
 }
 
@@ -49,7 +50,7 @@ func newController(d *Daemon) *controller {
 		queue:   workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		listers: map[string]appslisters.DeploymentLister{},
 		runners: map[string]*runner{},
-		proms:   map[string]*metrics.Prometheus{},
+		proms:   map[string]*metrics.Batcher{},
 	}
 }
 
@@ -248,8 +249,13 @@ func (c *controller) tick(key string, logger zerolog.Logger, t analyzer.Tick) {
 	ev.Msg("canary tick")
 }
 
-// prometheus returns a client per Prometheus configuration, shared by the policies that use it.
-func (c *controller) prometheus(p *policies.Policy) (*metrics.Prometheus, error) {
+// batchDelay is how long a query waits for the other canaries' identical queries (but for the
+// namespace) before it goes to Prometheus. Ticks fall on the interval grid, so they come together.
+const batchDelay = 500 * time.Millisecond
+
+// prometheus returns a batching client per Prometheus configuration, shared by the policies
+// that use it: canaries of one policy across namespaces send one query per metric per tick.
+func (c *controller) prometheus(p *policies.Policy) (*metrics.Batcher, error) {
 	url := p.Spec.Prometheus.URL
 	if c.d.opts.PrometheusURL != "" {
 		url = c.d.opts.PrometheusURL
@@ -257,7 +263,11 @@ func (c *controller) prometheus(p *policies.Policy) (*metrics.Prometheus, error)
 	if url == "" {
 		return nil, fmt.Errorf("policy %s names no Prometheus URL", Key(p))
 	}
-	id := fmt.Sprintf("%s|%s|%p", url, p.Spec.Prometheus.Timeout, &p.Spec.Prometheus.HTTP)
+	httpCfg, err := yamlString(p.Spec.Prometheus.HTTP)
+	if err != nil {
+		return nil, err
+	}
+	id := fmt.Sprintf("%s|%s|%s", url, p.Spec.Prometheus.Timeout, httpCfg)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if prom, ok := c.proms[id]; ok {
@@ -267,8 +277,9 @@ func (c *controller) prometheus(p *policies.Policy) (*metrics.Prometheus, error)
 	if err != nil {
 		return nil, err
 	}
-	c.proms[id] = prom
-	return prom, nil
+	b := metrics.NewBatcher(prom, batchDelay, c.d.logger)
+	c.proms[id] = b
+	return b, nil
 }
 
 // stop cancels every runner and waits for them: each leaves its canary resumable.
@@ -279,4 +290,13 @@ func (c *controller) stop() {
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
+}
+
+// yamlString renders a configuration value, to tell equal settings from different ones.
+func yamlString(v any) (string, error) {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("prometheus http settings: %w", err)
+	}
+	return string(b), nil
 }

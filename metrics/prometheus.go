@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
 	"github.com/rs/zerolog"
 
 	"github.com/coalmine/coalmine/policies"
@@ -45,7 +46,7 @@ func (p *Prometheus) Observe(ctx context.Context, q Query, at time.Time) (Observ
 		defer cancel()
 	}
 	start := time.Now()
-	v, warnings, err := p.api.Query(ctx, q.PromQL, at, v1.WithTimeout(p.timeout))
+	v, warnings, err := p.query(ctx, q.PromQL, at)
 	p.logger.Debug().Str("metric", q.Metric).Dur("took", time.Since(start)).Err(err).Msg("prometheus query")
 	if err != nil {
 		return Observation{Metric: q.Metric, Kind: q.Kind, Query: q.PromQL, Time: at}, classify(q.Metric, err)
@@ -54,6 +55,10 @@ func (p *Prometheus) Observe(ctx context.Context, q Query, at time.Time) (Observ
 	obs.Time = at
 	obs.Warnings = warnings
 	return obs, err
+}
+
+func (p *Prometheus) query(ctx context.Context, promql string, at time.Time) (model.Value, []string, error) {
+	return p.api.Query(ctx, promql, at, v1.WithTimeout(p.timeout))
 }
 
 // classify tells a rejected query (the policy's fault) from an unavailable Prometheus.

@@ -20,6 +20,10 @@ type Query struct {
 	VersionLabel string
 	Baseline     string
 	Canary       string
+	// Namespace and NamespaceLabel say which namespace the query selects; a Batcher uses them to
+	// ask for many namespaces at once.
+	Namespace      string
+	NamespaceLabel string
 }
 
 // NewQuery renders a metric's templates for the policy's target over window. One query returns
@@ -37,7 +41,8 @@ func NewQuery(p *policies.Policy, m policies.Metric, window time.Duration) (Quer
 		}
 		return strings.TrimSpace(q), nil
 	}
-	q := Query{Metric: m.Name, Kind: m.Kind, VersionLabel: t.Labels.Version, Baseline: t.Baseline.Version, Canary: t.Canary.Version}
+	q := Query{Metric: m.Name, Kind: m.Kind, VersionLabel: t.Labels.Version, Baseline: t.Baseline.Version, Canary: t.Canary.Version,
+		Namespace: t.Namespace, NamespaceLabel: t.Labels.Namespace}
 	var err error
 	switch m.Kind {
 	case policies.KindErrors:

@@ -1,0 +1,202 @@
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/rs/zerolog"
+)
+
+// nsSentinel stands for the namespace in a query's family: two queries that differ only in it
+// are one query over both namespaces.
+const nsSentinel = "\x00coalmine-namespace\x00"
+
+// Batcher sends queries that canaries of many releases share as one. Queries that are the same
+// but for the namespace they select, asked for the same evaluation time within Delay of each
+// other, become one query over all their namespaces, grouped by namespace as well, whose answer
+// is split back per canary. So the queries per tick grow with policies, not with canaries.
+type Batcher struct {
+	prom   *Prometheus
+	delay  time.Duration
+	logger zerolog.Logger
+
+	mu      sync.Mutex
+	pending map[string]*batch
+}
+
+type batch struct {
+	q          Query // the first member's query: the family's template
+	at         time.Time
+	namespaces []string
+	done       chan struct{}
+	vec        model.Vector
+	warnings   []string
+	err        error
+}
+
+// NewBatcher batches p's queries, waiting up to delay for the other members of a batch.
+func NewBatcher(p *Prometheus, delay time.Duration, logger zerolog.Logger) *Batcher {
+	return &Batcher{prom: p, delay: delay, logger: logger, pending: map[string]*batch{}}
+}
+
+// Observe answers q at time at, from a batch when q has a family.
+func (b *Batcher) Observe(ctx context.Context, q Query, at time.Time) (Observation, error) {
+	fam, err := family(q)
+	if err != nil || fam == "" {
+		return b.prom.Observe(ctx, q, at)
+	}
+	key := fam + "\xff" + at.Truncate(time.Second).Format(time.RFC3339)
+	b.mu.Lock()
+	bt, ok := b.pending[key]
+	if !ok {
+		bt = &batch{q: q, at: at, done: make(chan struct{})}
+		b.pending[key] = bt
+		time.AfterFunc(b.delay, func() { b.run(key, bt) })
+	}
+	if !slices.Contains(bt.namespaces, q.Namespace) {
+		bt.namespaces = append(bt.namespaces, q.Namespace)
+	}
+	b.mu.Unlock()
+	select {
+	case <-bt.done:
+	case <-ctx.Done():
+		return Observation{Metric: q.Metric, Kind: q.Kind, Query: q.PromQL, Time: at}, fmt.Errorf("%w: metric %q: %w", ErrUnavailable, q.Metric, ctx.Err())
+	}
+	if bt.err != nil {
+		return Observation{Metric: q.Metric, Kind: q.Kind, Query: q.PromQL, Time: at}, bt.err
+	}
+	var mine model.Vector
+	for _, s := range bt.vec {
+		if string(s.Metric[model.LabelName(q.NamespaceLabel)]) == q.Namespace {
+			m := s.Metric.Clone()
+			delete(m, model.LabelName(q.NamespaceLabel))
+			mine = append(mine, &model.Sample{Metric: m, Value: s.Value, Timestamp: s.Timestamp})
+		}
+	}
+	obs, err := Decode(q, mine)
+	obs.Time, obs.Warnings = bt.at, bt.warnings
+	return obs, err
+}
+
+func (b *Batcher) run(key string, bt *batch) {
+	b.mu.Lock()
+	delete(b.pending, key)
+	namespaces := slices.Clone(bt.namespaces)
+	b.mu.Unlock()
+	defer close(bt.done)
+	promql, err := batchPromQL(bt.q, namespaces)
+	if err != nil {
+		bt.err = err
+		return
+	}
+	timeout := b.prom.timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	v, warnings, err := b.prom.query(ctx, promql, bt.at)
+	b.logger.Debug().Str("metric", bt.q.Metric).Int("namespaces", len(namespaces)).Err(err).Msg("batched query")
+	if err != nil {
+		bt.err = classify(bt.q.Metric, err)
+		return
+	}
+	vec, ok := v.(model.Vector)
+	if !ok {
+		bt.err = fmt.Errorf("%w: metric %q: the batched query returned %s, want an instant vector", ErrUnexpectedSeries, bt.q.Metric, v.Type())
+		return
+	}
+	bt.vec, bt.warnings = vec, warnings
+}
+
+// family is q's PromQL with its namespace replaced by a sentinel and namespace added to its
+// groupings: the same for every query that differs only in the namespace. "" when q cannot be
+// batched: it selects no namespace, or more than one.
+func family(q Query) (string, error) {
+	if q.Namespace == "" || q.NamespaceLabel == "" {
+		return "", nil
+	}
+	expr, err := rewrite(q, func(m *labels.Matcher) (*labels.Matcher, error) {
+		return labels.NewMatcher(labels.MatchEqual, m.Name, nsSentinel)
+	})
+	if err != nil || expr == nil {
+		return "", err
+	}
+	return expr.String(), nil
+}
+
+// batchPromQL is q's PromQL over every namespace in namespaces, grouped by namespace too.
+func batchPromQL(q Query, namespaces []string) (string, error) {
+	quoted := make([]string, len(namespaces))
+	for i, ns := range namespaces {
+		quoted[i] = regexp.QuoteMeta(ns)
+	}
+	slices.Sort(quoted)
+	re := strings.Join(quoted, "|")
+	expr, err := rewrite(q, func(m *labels.Matcher) (*labels.Matcher, error) {
+		return labels.NewMatcher(labels.MatchRegexp, m.Name, re)
+	})
+	if err != nil {
+		return "", err
+	}
+	if expr == nil {
+		return "", fmt.Errorf("metric %q: query cannot be batched", q.Metric)
+	}
+	return expr.String(), nil
+}
+
+// rewrite parses q's PromQL, replaces each namespace matcher with what replace gives, and keeps
+// the namespace through every aggregation and vector matching that keeps the version. It
+// returns nil when q has no namespace matcher or one for another namespace.
+func rewrite(q Query, replace func(*labels.Matcher) (*labels.Matcher, error)) (parser.Expr, error) {
+	expr, err := parser.ParseExpr(q.PromQL)
+	if err != nil {
+		return nil, fmt.Errorf("metric %q: %w", q.Metric, err)
+	}
+	found, foreign := false, false
+	var rerr error
+	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+		switch n := n.(type) {
+		case *parser.VectorSelector:
+			for i, m := range n.LabelMatchers {
+				if m.Name != q.NamespaceLabel {
+					continue
+				}
+				if m.Type != labels.MatchEqual || m.Value != q.Namespace {
+					foreign = true
+					continue
+				}
+				found = true
+				nm, err := replace(m)
+				if err != nil {
+					rerr = err
+				}
+				n.LabelMatchers[i] = nm
+			}
+		case *parser.AggregateExpr:
+			if !n.Without && slices.Contains(n.Grouping, q.VersionLabel) && !slices.Contains(n.Grouping, q.NamespaceLabel) {
+				n.Grouping = append(n.Grouping, q.NamespaceLabel)
+			}
+		case *parser.BinaryExpr:
+			if vm := n.VectorMatching; vm != nil && vm.On && slices.Contains(vm.MatchingLabels, q.VersionLabel) && !slices.Contains(vm.MatchingLabels, q.NamespaceLabel) {
+				vm.MatchingLabels = append(vm.MatchingLabels, q.NamespaceLabel)
+			}
+		}
+		return nil
+	})
+	if rerr != nil {
+		return nil, rerr
+	}
+	if !found || foreign {
+		return nil, nil
+	}
+	return expr, nil
+}
