@@ -277,6 +277,7 @@ func (c *controller) prometheus(p *policies.Policy) (*metrics.Batcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	prom.OnQuery = c.d.metrics.query
 	b := metrics.NewBatcher(prom, batchDelay, c.d.logger)
 	c.proms[id] = b
 	return b, nil

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
@@ -15,6 +17,7 @@ type selfMetrics struct {
 	value        *prometheus.GaugeVec
 	threshold    *prometheus.GaugeVec
 	tickDuration prometheus.Histogram
+	queries      *prometheus.HistogramVec
 	tickErrors   *prometheus.CounterVec
 	reloads      *prometheus.CounterVec
 	leader       prometheus.Gauge
@@ -42,6 +45,10 @@ func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
 			Name: "coalmine_tick_duration_seconds", Help: "Time to observe, judge and act on one canary once (the Prometheus queries are most of it).",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}),
+		queries: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "coalmine_prometheus_query_duration_seconds", Help: "Prometheus queries (batched across canaries), by result (success, error).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}, []string{"result"}),
 		tickErrors: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "coalmine_errors_total", Help: "Failures by kind: prometheus (metrics unavailable), kubernetes (API errors).",
 		}, []string{"kind"}),
@@ -52,6 +59,15 @@ func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
 			Name: "coalmine_leader", Help: "1 when this replica holds the leader Lease and drives canaries.",
 		}),
 	}
+}
+
+// query records one Prometheus query.
+func (m *selfMetrics) query(took time.Duration, err error) {
+	result := "success"
+	if err != nil {
+		result = "error"
+	}
+	m.queries.WithLabelValues(result).Observe(took.Seconds())
 }
 
 // observe records one tick of a canary.

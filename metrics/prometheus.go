@@ -20,6 +20,8 @@ type Prometheus struct {
 	api     v1.API
 	timeout time.Duration
 	logger  zerolog.Logger
+	// OnQuery, when set, is told how long each query took and how it ended (for /metrics).
+	OnQuery func(took time.Duration, err error)
 }
 
 // NewPrometheus builds a client for the server at url with the policy's timeout, auth and TLS.
@@ -58,7 +60,12 @@ func (p *Prometheus) Observe(ctx context.Context, q Query, at time.Time) (Observ
 }
 
 func (p *Prometheus) query(ctx context.Context, promql string, at time.Time) (model.Value, []string, error) {
-	return p.api.Query(ctx, promql, at, v1.WithTimeout(p.timeout))
+	start := time.Now()
+	v, warnings, err := p.api.Query(ctx, promql, at, v1.WithTimeout(p.timeout))
+	if p.OnQuery != nil {
+		p.OnQuery(time.Since(start), err)
+	}
+	return v, warnings, err
 }
 
 // classify tells a rejected query (the policy's fault) from an unavailable Prometheus.

@@ -157,6 +157,7 @@ func TestDaemon(t *testing.T) {
 			`coalmine_leader 1`,
 			`coalmine_metric_value{arm="canary",metric="error-rate",policy="d-bad/my-app"}`,
 			`coalmine_tick_duration_seconds_count`,
+			`coalmine_prometheus_query_duration_seconds_count{result="success"}`,
 		} {
 			if !strings.Contains(m, want) {
 				t.Errorf("leader's /metrics lacks %s", want)

@@ -34,6 +34,7 @@ func runDaemon(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&opts.PoliciesDir, "policies", "", "directory of policy files (required)")
 	fs.DurationVar(&opts.ReloadInterval, "reload-interval", opts.ReloadInterval, "how often the policy directory is read again")
 	fs.StringVar(&namespaces, "namespaces", "", "comma-separated namespaces to watch (default: all)")
+	fs.StringVar(&namespaces, "namespace", "", "same as --namespaces")
 	fs.StringVar(&opts.PrometheusURL, "prometheus-url", "", "override every policy's spec.prometheus.url")
 	fs.StringVar(&opts.MetricsAddr, "metrics-addr", opts.MetricsAddr, "address for /metrics, /healthz and /readyz")
 	fs.BoolVar(&opts.LeaderElect, "leader-elect", opts.LeaderElect, "elect a leader through a Lease; only the leader acts")
