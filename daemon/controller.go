@@ -107,11 +107,8 @@ func (c *controller) enqueueFor(obj any) {
 	if !ok {
 		return
 	}
-	for _, p := range c.d.store.All() {
-		t := p.Spec.Target
-		if t.Namespace == d.Namespace && (t.Canary.Deployment == d.Name || t.Baseline.Deployment == d.Name) {
-			c.queue.Add(Key(p))
-		}
+	for _, key := range c.d.store.For(d.Namespace, d.Name) {
+		c.queue.Add(key)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 
@@ -25,6 +26,11 @@ type Store struct {
 
 	mu    sync.RWMutex
 	files map[string]fileState
+	// Derived from files on every reload, so that lookups on the informers' hot path are
+	// map reads: policies by key, all of them sorted, and the keys naming each Deployment.
+	byKey        map[string]*policies.Policy
+	all          []*policies.Policy
+	byDeployment map[string][]string // "namespace/deployment" -> policy keys
 }
 
 type fileState struct {
@@ -86,6 +92,7 @@ func (s *Store) Reload() (changed []string, problems error) {
 			s.logger.Info().Str("file", f).Msg("policy file removed")
 		}
 	}
+	s.indexLocked()
 	after := s.keysLocked()
 	for k, sum := range after {
 		if before[k] != sum {
@@ -112,28 +119,50 @@ func (s *Store) keysLocked() map[string][32]byte {
 	return out
 }
 
+// indexLocked rebuilds the lookups derived from files.
+func (s *Store) indexLocked() {
+	s.byKey = map[string]*policies.Policy{}
+	s.byDeployment = map[string][]string{}
+	s.all = s.all[:0]
+	for _, st := range s.files {
+		for _, p := range st.policies {
+			s.byKey[Key(p)] = p
+			s.all = append(s.all, p)
+		}
+	}
+	sort.Slice(s.all, func(i, j int) bool { return Key(s.all[i]) < Key(s.all[j]) })
+	for _, p := range s.all {
+		t := p.Spec.Target
+		for _, d := range []string{t.Baseline.Deployment, t.Canary.Deployment} {
+			if d == "" {
+				continue
+			}
+			k := t.Namespace + "/" + d
+			if !slices.Contains(s.byDeployment[k], Key(p)) {
+				s.byDeployment[k] = append(s.byDeployment[k], Key(p))
+			}
+		}
+	}
+}
+
 // Get returns the policy with a key.
 func (s *Store) Get(key string) (*policies.Policy, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, st := range s.files {
-		for _, p := range st.policies {
-			if Key(p) == key {
-				return p, true
-			}
-		}
-	}
-	return nil, false
+	p, ok := s.byKey[key]
+	return p, ok
 }
 
 // All returns every policy, sorted by key.
 func (s *Store) All() []*policies.Policy {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var out []*policies.Policy
-	for _, st := range s.files {
-		out = append(out, st.policies...)
-	}
-	sort.Slice(out, func(i, j int) bool { return Key(out[i]) < Key(out[j]) })
-	return out
+	return slices.Clone(s.all)
+}
+
+// For returns the keys of the policies that name a Deployment as baseline or canary.
+func (s *Store) For(namespace, deployment string) []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Clone(s.byDeployment[namespace+"/"+deployment])
 }

@@ -82,4 +82,10 @@ func TestStoreReload(t *testing.T) {
 	if len(s.All()) != 1 {
 		t.Errorf("policies after removal: %d", len(s.All()))
 	}
+	if got := s.For("default", "my-app-v2"); strings.Join(got, ",") != "default/other" {
+		t.Errorf("policies naming default/my-app-v2: %v", got)
+	}
+	if got := s.For("default", "nope"); len(got) != 0 {
+		t.Errorf("policies naming an unknown Deployment: %v", got)
+	}
 }
