@@ -3,6 +3,7 @@ package analyzer
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -15,6 +16,14 @@ import (
 // Observer reads one metric for both versions at one time. The Prometheus source implements it.
 type Observer interface {
 	Observe(ctx context.Context, q metrics.Query, at time.Time) (metrics.Observation, error)
+}
+
+// CounterReader reads a metric's raw counter series: at one instant, or at every step of a
+// past range. The Prometheus source and the batcher implement it; the counter-reading judges
+// need it.
+type CounterReader interface {
+	Counters(ctx context.Context, q metrics.Query, at time.Time) (metrics.Snapshot, error)
+	CountersRange(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Snapshot, error)
 }
 
 // Judge gives the verdict on one metric's observation.
@@ -33,13 +42,30 @@ func New(observer Observer, logger zerolog.Logger) *Analyzer {
 	return &Analyzer{observer: observer, logger: logger}
 }
 
-// JudgeFor returns the judge a policy names.
+// JudgeFor returns the judge of a policy's windowed metrics: all of them for the threshold
+// judge, the value metrics for the others.
 func JudgeFor(p *policies.Policy) (Judge, error) {
-	switch p.Spec.Analysis.Judge {
-	case policies.JudgeThreshold:
+	if slices.Contains(policies.Judges(), p.Spec.Analysis.Judge) {
 		return ThresholdJudge{}, nil
 	}
 	return nil, fmt.Errorf("unknown judge %q", p.Spec.Analysis.Judge)
+}
+
+// StreamJudgeFor returns the judge of a policy's errors and latency metrics when it reads them
+// interval by interval; nil for the threshold judge.
+func StreamJudgeFor(p *policies.Policy) StreamJudge {
+	switch p.Spec.Analysis.Judge {
+	case policies.JudgeSequential:
+		return SequentialJudge{}
+	case policies.JudgeMannWhitney:
+		return MannWhitneyJudge{}
+	}
+	return nil
+}
+
+// streams reports whether metric m of p is read interval by interval.
+func streams(p *policies.Policy, m policies.Metric) bool {
+	return m.Kind != policies.KindValue && p.Spec.Analysis.Judge.Streams()
 }
 
 // Evaluate judges the policy's canary over the window that ends at at. An error means the
@@ -50,18 +76,29 @@ func (a *Analyzer) Evaluate(ctx context.Context, p *policies.Policy, at time.Tim
 
 // EvaluateSplit is Evaluate with the baseline read over the window ending at baselineAt: a
 // blue/green canary is judged against the baseline as it was before the switch.
+//
+// The counter-reading judges have no evidence in one look: their metrics are replayed over the
+// window, as a canary ticking every interval would have seen them (Replay).
 func (a *Analyzer) EvaluateSplit(ctx context.Context, p *policies.Policy, at, baselineAt time.Time, window time.Duration) (Result, error) {
+	if p.Spec.Analysis.Judge.Streams() {
+		res, _, err := a.Replay(ctx, p, at.Add(-window), at)
+		return res, err
+	}
+	return a.evaluateWindow(ctx, p, at, baselineAt, window, nil)
+}
+
+// evaluateWindow judges the metrics read over one window, leaving out those streamed says are
+// read interval by interval.
+func (a *Analyzer) evaluateWindow(ctx context.Context, p *policies.Policy, at, baselineAt time.Time, window time.Duration, streamed func(policies.Metric) bool) (Result, error) {
 	judge, err := JudgeFor(p)
 	if err != nil {
 		return Result{}, err
 	}
-	t := p.Spec.Target
-	res := Result{
-		Policy: p.Metadata.Name, Namespace: t.Namespace, App: t.App,
-		Baseline: t.Baseline.Version, Canary: t.Canary.Version,
-		Time: at, Window: model.Duration(window).String(),
-	}
+	res := newRunResult(p, at, window)
 	for _, m := range p.Spec.Metrics {
+		if streamed != nil && streamed(m) {
+			continue
+		}
 		q, err := metrics.NewQuery(p, m, window)
 		if err != nil {
 			return res, err
@@ -83,4 +120,13 @@ func (a *Analyzer) EvaluateSplit(ctx context.Context, p *policies.Policy, at, ba
 	}
 	res.Verdict, res.Reason = Overall(res.Metrics)
 	return res, nil
+}
+
+func newRunResult(p *policies.Policy, at time.Time, window time.Duration) Result {
+	t := p.Spec.Target
+	return Result{
+		Policy: p.Metadata.Name, Namespace: t.Namespace, App: t.App,
+		Baseline: t.Baseline.Version, Canary: t.Canary.Version,
+		Time: at, Window: model.Duration(window).String(),
+	}
 }

@@ -24,7 +24,7 @@ func (o observerFunc) Observe(_ context.Context, q metrics.Query, at time.Time) 
 
 func examplePolicy(t *testing.T) *policies.Policy {
 	t.Helper()
-	ps, err := policies.LoadFile("../policies/examples/my-app.yaml")
+	ps, err := policies.LoadFile("../policies/examples/my-app-threshold.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

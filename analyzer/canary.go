@@ -281,7 +281,15 @@ func (c *Canary) tick(ctx context.Context, prog *Progress) (Tick, Phase, error) 
 		// After the switch the baseline serves nothing: judge against it as it was before.
 		baselineAt = prog.StepStarted
 	}
-	res, err := c.Analyzer.EvaluateSplit(ctx, p, now, baselineAt, window)
+	var res Result
+	if p.Spec.Analysis.Judge.Streams() {
+		if prog.Evidence == nil {
+			prog.Evidence = NewEvidence()
+		}
+		res, err = c.Analyzer.Step(ctx, p, now, prog.Evidence)
+	} else {
+		res, err = c.Analyzer.EvaluateSplit(ctx, p, now, baselineAt, window)
+	}
 	if err != nil {
 		if errors.Is(err, metrics.ErrUnavailable) {
 			t.Err = err

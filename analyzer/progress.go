@@ -52,6 +52,8 @@ type Progress struct {
 	Verdicts []StepVerdict `json:"verdicts,omitempty"`
 	Reason   string        `json:"reason,omitempty"`
 	Updated  time.Time     `json:"updated"`
+	// Evidence is what the counter-reading judges have gathered so far.
+	Evidence *Evidence `json:"evidence,omitempty"`
 }
 
 // StepVerdict is the last verdict seen at a step.

@@ -33,6 +33,20 @@ func (n Number) MarshalJSON() ([]byte, error) {
 	return json.Marshal(f)
 }
 
+// UnmarshalJSON implements json.Unmarshaler: null reads back as NaN.
+func (n *Number) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*n = Number(math.NaN())
+		return nil
+	}
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	*n = Number(f)
+	return nil
+}
+
 // MetricResult is the verdict on one metric with the numbers behind it.
 type MetricResult struct {
 	Name     string              `json:"name"`
@@ -54,11 +68,45 @@ type MetricResult struct {
 	BaselineRequests Number `json:"baselineRequests"`
 	CanaryRequests   Number `json:"canaryRequests"`
 	// BaselineErrors and CanaryErrors are the errors each arm served (errors metrics).
-	BaselineErrors Number              `json:"baselineErrors"`
-	CanaryErrors   Number              `json:"canaryErrors"`
-	Thresholds     policies.Thresholds `json:"thresholds"`
-	Query          string              `json:"query"`
-	Warnings       []string            `json:"warnings,omitempty"`
+	BaselineErrors Number `json:"baselineErrors"`
+	CanaryErrors   Number `json:"canaryErrors"`
+	// Stats are the numbers of the counter-reading judges; nil for the threshold judge.
+	Stats *Stats `json:"stats,omitempty"`
+	// History is the metric's value per interval (counter-reading judges), for charts.
+	History    []Point             `json:"history,omitempty"`
+	Thresholds policies.Thresholds `json:"thresholds"`
+	Query      string              `json:"query"`
+	Warnings   []string            `json:"warnings,omitempty"`
+}
+
+// Stats are a counter-reading judge's numbers behind a metric's verdict.
+type Stats struct {
+	Judge policies.Judge `json:"judge"`
+	// Intervals is how many intervals the judge has seen.
+	Intervals int `json:"intervals"`
+	// Estimate is the canary/baseline ratio: of error rates, or (latency) of the shares of
+	// requests slower than Edge for the sequential judge, of the per-interval means for
+	// mannwhitney.
+	Estimate Number `json:"estimate"`
+	// Low and High bound Estimate: the sequential judge's always-valid confidence interval at
+	// level 1-Alpha. For mannwhitney they bound the shift canary-baseline (98%).
+	Low  Number `json:"low"`
+	High Number `json:"high"`
+	// PValue is the p-value of "the canary is no worse": always valid for the sequential judge.
+	PValue Number `json:"pValue"`
+	// PromoteP is the sequential judge's always-valid p-value of "the canary is worse by the
+	// tolerance or more".
+	PromoteP Number `json:"promoteP"`
+	// Alpha is the metric's share of the policy's alpha; Tolerance the policy's.
+	Alpha     Number `json:"alpha"`
+	Tolerance Number `json:"tolerance"`
+	// Edge is the latency bucket bound the numbers are about.
+	Edge Number `json:"edge"`
+}
+
+func newStats(j policies.Judge) *Stats {
+	nan := Number(math.NaN())
+	return &Stats{Judge: j, Estimate: nan, Low: nan, High: nan, PValue: nan, PromoteP: nan, Alpha: nan, Tolerance: nan, Edge: nan}
 }
 
 // Result is the verdict on a canary at one evaluation.

@@ -95,7 +95,7 @@ func cpuTime() time.Duration {
 // run in the same process, so this overstates the daemon's own), peak heap per canary while
 // they tick (the fake API server's objects included), and Prometheus queries per tick.
 func BenchmarkDaemonTick(b *testing.B) {
-	base, err := policies.LoadFile("../policies/examples/my-app.yaml")
+	base, err := policies.LoadFile("../policies/examples/my-app-threshold.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -39,13 +39,13 @@ func TestStoreReload(t *testing.T) {
 	}
 
 	// A change that still validates replaces the policy.
-	write(strings.Replace(good, "maxRatio: 2 ", "maxRatio: 3 ", 1))
+	write(strings.Replace(good, "tolerance: 1.5 ", "tolerance: 2 ", 1))
 	if changed, err = s.Reload(); err != nil || len(changed) != 1 {
 		t.Fatalf("edited: changed %v, err %v", changed, err)
 	}
 	p, _ := s.Get("default/my-app")
-	if *p.Spec.Metrics[0].Thresholds.MaxRatio != 3 {
-		t.Errorf("edited policy not in force: maxRatio %v", *p.Spec.Metrics[0].Thresholds.MaxRatio)
+	if p.Spec.Analysis.Tolerance != 2 {
+		t.Errorf("edited policy not in force: tolerance %v", p.Spec.Analysis.Tolerance)
 	}
 
 	// An invalid version is reported, and the last good one stays in force.
@@ -57,7 +57,7 @@ func TestStoreReload(t *testing.T) {
 	if len(changed) != 0 {
 		t.Errorf("an invalid file changed policies %v", changed)
 	}
-	if p, ok := s.Get("default/my-app"); !ok || *p.Spec.Metrics[0].Thresholds.MaxRatio != 3 {
+	if p, ok := s.Get("default/my-app"); !ok || p.Spec.Analysis.Tolerance != 2 {
 		t.Error("the last good policy was dropped")
 	}
 	// Still reported on the next reload, until fixed.

@@ -49,9 +49,41 @@ func NewBatcher(p *Prometheus, delay time.Duration, logger zerolog.Logger) *Batc
 
 // Observe answers q at time at, from a batch when q has a family.
 func (b *Batcher) Observe(ctx context.Context, q Query, at time.Time) (Observation, error) {
+	vec, evalAt, warnings, batched, err := b.vector(ctx, q, at)
+	if !batched {
+		return b.prom.Observe(ctx, q, at)
+	}
+	if err != nil {
+		return Observation{Metric: q.Metric, Kind: q.Kind, Query: q.PromQL, Time: at}, err
+	}
+	obs, err := Decode(q, vec)
+	obs.Time, obs.Warnings = evalAt, warnings
+	return obs, err
+}
+
+// Counters answers a counter query at time at, from a batch when q has a family.
+func (b *Batcher) Counters(ctx context.Context, q Query, at time.Time) (Snapshot, error) {
+	vec, evalAt, _, batched, err := b.vector(ctx, q, at)
+	if !batched {
+		return b.prom.Counters(ctx, q, at)
+	}
+	if err != nil {
+		return Snapshot{Time: at}, err
+	}
+	return DecodeCounters(q, vec, evalAt)
+}
+
+// CountersRange is Prometheus.CountersRange: a replay is one query, never batched.
+func (b *Batcher) CountersRange(ctx context.Context, q Query, start, end time.Time, step time.Duration) ([]Snapshot, error) {
+	return b.prom.CountersRange(ctx, q, start, end, step)
+}
+
+// vector answers q from its batch, split back to q's namespace; batched is false when q has no
+// family and must be asked alone.
+func (b *Batcher) vector(ctx context.Context, q Query, at time.Time) (vec model.Vector, evalAt time.Time, warnings []string, batched bool, err error) {
 	fam, err := family(q)
 	if err != nil || fam == "" {
-		return b.prom.Observe(ctx, q, at)
+		return nil, at, nil, false, nil
 	}
 	key := fam + "\xff" + at.Truncate(time.Second).Format(time.RFC3339)
 	b.mu.Lock()
@@ -68,10 +100,10 @@ func (b *Batcher) Observe(ctx context.Context, q Query, at time.Time) (Observati
 	select {
 	case <-bt.done:
 	case <-ctx.Done():
-		return Observation{Metric: q.Metric, Kind: q.Kind, Query: q.PromQL, Time: at}, fmt.Errorf("%w: metric %q: %w", ErrUnavailable, q.Metric, ctx.Err())
+		return nil, at, nil, true, fmt.Errorf("%w: metric %q: %w", ErrUnavailable, q.Metric, ctx.Err())
 	}
 	if bt.err != nil {
-		return Observation{Metric: q.Metric, Kind: q.Kind, Query: q.PromQL, Time: at}, bt.err
+		return nil, at, nil, true, bt.err
 	}
 	var mine model.Vector
 	for _, s := range bt.vec {
@@ -81,9 +113,7 @@ func (b *Batcher) Observe(ctx context.Context, q Query, at time.Time) (Observati
 			mine = append(mine, &model.Sample{Metric: m, Value: s.Value, Timestamp: s.Timestamp})
 		}
 	}
-	obs, err := Decode(q, mine)
-	obs.Time, obs.Warnings = bt.at, bt.warnings
-	return obs, err
+	return mine, bt.at, bt.warnings, true, nil
 }
 
 func (b *Batcher) run(key string, bt *batch) {

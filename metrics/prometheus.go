@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
@@ -57,6 +58,73 @@ func (p *Prometheus) Observe(ctx context.Context, q Query, at time.Time) (Observ
 	obs.Time = at
 	obs.Warnings = warnings
 	return obs, err
+}
+
+// Counters reads a counter query's series at time at.
+func (p *Prometheus) Counters(ctx context.Context, q Query, at time.Time) (Snapshot, error) {
+	if p.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+	}
+	v, _, err := p.query(ctx, q.PromQL, at)
+	if err != nil {
+		return Snapshot{Time: at}, classify(q.Metric, err)
+	}
+	vec, ok := v.(model.Vector)
+	if !ok {
+		return Snapshot{Time: at}, fmt.Errorf("%w: metric %q: the query returned %s, want an instant vector", ErrUnexpectedSeries, q.Metric, v.Type())
+	}
+	return DecodeCounters(q, vec, at)
+}
+
+// CountersRange reads a counter query's series at every step from start to end, as the
+// instant queries of a running canary would have seen them: a replay of the past.
+func (p *Prometheus) CountersRange(ctx context.Context, q Query, start, end time.Time, step time.Duration) ([]Snapshot, error) {
+	if p.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+	}
+	begin := time.Now()
+	v, _, err := p.api.QueryRange(ctx, q.PromQL, v1.Range{Start: start, End: end, Step: step}, v1.WithTimeout(p.timeout))
+	if p.OnQuery != nil {
+		p.OnQuery(time.Since(begin), err)
+	}
+	if err != nil {
+		return nil, classify(q.Metric, err)
+	}
+	m, ok := v.(model.Matrix)
+	if !ok {
+		return nil, fmt.Errorf("%w: metric %q: the range query returned %s, want a matrix", ErrUnexpectedSeries, q.Metric, v.Type())
+	}
+	// Regroup series-by-time into time-by-series: one snapshot per step.
+	var times []model.Time
+	byTime := map[model.Time]model.Vector{}
+	for t := start; !t.After(end); t = t.Add(step) {
+		mt := model.TimeFromUnixNano(t.UnixNano())
+		times = append(times, mt)
+		byTime[mt] = nil
+	}
+	for _, ss := range m {
+		for _, pt := range ss.Values {
+			if _, ok := byTime[pt.Timestamp]; !ok {
+				times = append(times, pt.Timestamp)
+			}
+			byTime[pt.Timestamp] = append(byTime[pt.Timestamp], &model.Sample{Metric: ss.Metric, Value: pt.Value, Timestamp: pt.Timestamp})
+		}
+	}
+	slices.Sort(times)
+	times = slices.Compact(times)
+	snaps := make([]Snapshot, 0, len(times))
+	for _, t := range times {
+		s, err := DecodeCounters(q, byTime[t], t.Time())
+		if err != nil {
+			return nil, err
+		}
+		snaps = append(snaps, s)
+	}
+	return snaps, nil
 }
 
 func (p *Prometheus) query(ctx context.Context, promql string, at time.Time) (model.Value, []string, error) {

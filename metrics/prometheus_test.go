@@ -19,7 +19,7 @@ import (
 
 func testPolicy(t testing.TB) *policies.Policy {
 	t.Helper()
-	ps, err := policies.LoadFile("../policies/examples/my-app.yaml")
+	ps, err := policies.LoadFile("../policies/examples/my-app-threshold.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,8 @@ type Query struct {
 	// ask for many namespaces at once.
 	Namespace      string
 	NamespaceLabel string
+	// Counters is set on a query for raw counter series (NewCounterQuery), read with Counters.
+	Counters bool
 }
 
 // NewQuery renders a metric's templates for the policy's target over window. One query returns
@@ -53,9 +55,19 @@ func NewQuery(p *policies.Policy, m policies.Metric, window time.Duration) (Quer
 		if errs, err = render("errors", m.Errors); err != nil {
 			return Query{}, err
 		}
+		// A policy written for the counter-reading judges names bare counters; over a window
+		// they are their increase.
+		if policies.IsSelector(req) {
+			req = fmt.Sprintf("sum by (%s) (increase(%s[%s]))", t.Labels.Version, req, vars.Window)
+		}
+		if policies.IsSelector(errs) {
+			errs = fmt.Sprintf("sum by (%s) (increase(%s[%s]))", t.Labels.Version, errs, vars.Window)
+		}
 		q.PromQL = fmt.Sprintf("label_replace(%s, %q, \"requests\", \"\", \"\")\nor\nlabel_replace(%s, %q, \"errors\", \"\", \"\")", req, partLabel, errs, partLabel)
 	case policies.KindLatency:
-		q.PromQL, err = render("buckets", m.Buckets)
+		if q.PromQL, err = render("buckets", m.Buckets); err == nil && policies.IsSelector(q.PromQL) {
+			q.PromQL = fmt.Sprintf("sum by (%s, le) (increase(%s[%s]))", t.Labels.Version, q.PromQL, vars.Window)
+		}
 	case policies.KindValue:
 		q.PromQL, err = render("query", m.Query)
 	default:

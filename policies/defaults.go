@@ -22,7 +22,9 @@ func Default() Policy {
 				Window:         model.Duration(5 * time.Minute),
 				MinRequests:    50,
 				MaxDuration:    model.Duration(30 * time.Minute),
-				Judge:          JudgeThreshold,
+				Alpha:          0.05,
+				Tolerance:      1.5,
+				Tempering:      1,
 				OnInconclusive: InconclusiveHold,
 			},
 			Prometheus: Prometheus{
@@ -39,12 +41,19 @@ func Default() Policy {
 	}
 }
 
-// applyElementDefaults fills defaults that live inside lists, which decoding cannot prefill.
+// applyElementDefaults fills defaults that live inside lists, which decoding cannot prefill, and
+// those that depend on other fields.
 func (p *Policy) applyElementDefaults() {
 	for i := range p.Spec.Metrics {
 		m := &p.Spec.Metrics[i]
 		if m.Kind == KindLatency && m.Quantile == 0 {
 			m.Quantile = DefaultQuantile
+		}
+	}
+	if p.Spec.Analysis.Judge == "" {
+		p.Spec.Analysis.Judge = JudgeSequential
+		if p.Spec.Strategy.Type == StrategyBlueGreen {
+			p.Spec.Analysis.Judge = JudgeThreshold
 		}
 	}
 	if len(p.Spec.Strategy.Steps) == 0 {

@@ -77,6 +77,11 @@ func TestDefaultsAndDecoding(t *testing.T) {
 		t.Fatalf("got %d policies, want 2", len(ps))
 	}
 	api, web := ps[0], ps[1]
+	ms, err := LoadFile("testdata/minimal.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	minimal := ms[0]
 	tests := []struct {
 		name      string
 		got, want any
@@ -93,7 +98,11 @@ func TestDefaultsAndDecoding(t *testing.T) {
 		{"default window", time.Duration(web.Spec.Analysis.Window), 5 * time.Minute},
 		{"default min requests", web.Spec.Analysis.MinRequests, 50},
 		{"min requests 0 kept", api.Spec.Analysis.MinRequests, 0},
-		{"default judge", web.Spec.Analysis.Judge, JudgeThreshold},
+		{"default judge of a bluegreen policy", web.Spec.Analysis.Judge, JudgeThreshold},
+		{"default judge", minimal.Spec.Analysis.Judge, JudgeSequential},
+		{"judge from the file", api.Spec.Analysis.Judge, JudgeThreshold},
+		{"default alpha", web.Spec.Analysis.Alpha, 0.05},
+		{"default tolerance", web.Spec.Analysis.Tolerance, 1.5},
 		{"default labels", web.Spec.Target.Labels, LabelNames{Namespace: "namespace", App: "app", Version: "version"}},
 		{"default steps", strings.Join(web.Spec.Strategy.Steps, ","), "10%,50%,100%"},
 		{"source file", web.Source.File, "testdata/value-and-latency.good.yaml"},

@@ -99,8 +99,23 @@ type Judge string
 
 // The judges.
 const (
+	// JudgeSequential is the anytime-valid test on counts interval by interval: it fails a
+	// canary as soon as the evidence that it is worse crosses alpha, and passes it once the
+	// evidence that it is no worse than the tolerance does. The default.
+	JudgeSequential Judge = "sequential"
+	// JudgeThreshold bounds each window's values, like Flagger's checks but with a baseline.
 	JudgeThreshold Judge = "threshold"
+	// JudgeMannWhitney compares the per-interval values of the window with a Mann-Whitney test,
+	// like Kayenta.
+	JudgeMannWhitney Judge = "mannwhitney"
 )
+
+// Judges lists the judges a policy may name.
+func Judges() []Judge { return []Judge{JudgeSequential, JudgeThreshold, JudgeMannWhitney} }
+
+// Streams reports whether the judge reads counters interval by interval (and so needs both
+// versions serving at the same time) rather than one window.
+func (j Judge) Streams() bool { return j == JudgeSequential || j == JudgeMannWhitney }
 
 // InconclusiveAction is what happens to a canary still inconclusive at its maximum duration.
 type InconclusiveAction string
@@ -122,8 +137,20 @@ type Analysis struct {
 	MinRequests int `yaml:"minRequests" json:"minRequests"`
 	// MaxDuration bounds the whole analysis.
 	MaxDuration model.Duration `yaml:"maxDuration" json:"maxDuration"`
-	// Judge picks the algorithm.
+	// Judge picks the algorithm: sequential (the default), threshold or mannwhitney. A
+	// bluegreen policy defaults to threshold: its versions never serve at the same time.
 	Judge Judge `yaml:"judge" json:"judge"`
+	// Alpha is the sequential judge's chance of failing a healthy canary, over the whole
+	// analysis however often it looks, shared by the critical metrics; and its chance of
+	// passing one that is worse by Tolerance.
+	Alpha float64 `yaml:"alpha" json:"alpha"`
+	// Tolerance is the canary/baseline ratio (of error rates, of the shares of requests slower
+	// than a bucket edge) the sequential judge tolerates: it passes a canary once it shows the
+	// ratio is below it.
+	Tolerance float64 `yaml:"tolerance" json:"tolerance"`
+	// Tempering (0 < t <= 1) raises the sequential judge's likelihood ratios to this power, for
+	// errors that come in bursts (one bad pod, retries): 1 trusts the binomial model fully.
+	Tempering float64 `yaml:"tempering" json:"tempering"`
 	// OnInconclusive is what to do when MaxDuration passes without a decisive verdict.
 	OnInconclusive InconclusiveAction `yaml:"onInconclusive" json:"onInconclusive"`
 }

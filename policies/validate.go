@@ -104,10 +104,19 @@ func (p *Policy) validateAnalysis(v *validator) {
 	if a.MinRequests < 0 {
 		v.errorf("spec.analysis.minRequests", "must be >= 0, got %d", a.MinRequests)
 	}
-	switch a.Judge {
-	case JudgeThreshold:
-	default:
-		v.errorf("spec.analysis.judge", "must be one of [threshold], got %q", a.Judge)
+	if !slices.Contains(Judges(), a.Judge) {
+		v.errorf("spec.analysis.judge", "must be one of %v, got %q", Judges(), a.Judge)
+	} else if a.Judge.Streams() && p.Spec.Strategy.Type == StrategyBlueGreen {
+		v.errorf("spec.analysis.judge", "%s compares versions serving at the same time; a bluegreen switch serves one at a time: use threshold", a.Judge)
+	}
+	if !(a.Alpha > 0 && a.Alpha <= 0.5) {
+		v.errorf("spec.analysis.alpha", "must be in (0, 0.5], got %g", a.Alpha)
+	}
+	if !(a.Tolerance > 1 && a.Tolerance <= 10) {
+		v.errorf("spec.analysis.tolerance", "must be in (1, 10], got %g", a.Tolerance)
+	}
+	if !(a.Tempering > 0 && a.Tempering <= 1) {
+		v.errorf("spec.analysis.tempering", "must be in (0, 1], got %g", a.Tempering)
 	}
 	switch a.OnInconclusive {
 	case InconclusiveHold, InconclusiveRollback:
@@ -194,6 +203,9 @@ func (p *Policy) validateMetrics(v *validator) {
 			if err == nil {
 				err = CheckPromQL(q)
 			}
+			if err == nil && m.Kind != KindValue && p.Spec.Analysis.Judge.Streams() {
+				_, err = CounterSelector(q)
+			}
 			if err != nil {
 				v.errorf(f+"."+nt.Field, "%v", err)
 			}
@@ -209,11 +221,37 @@ func (p *Policy) validateMetrics(v *validator) {
 		if m.Kind != KindLatency && m.Quantile != 0 {
 			v.errorf(f+".quantile", "is only used by latency metrics")
 		}
-		validateThresholds(v, f+".thresholds", m.Thresholds)
+		p.validateMetricThresholds(v, f+".thresholds", m)
 	}
 	if critical == 0 {
 		v.errorf("spec.metrics", "needs at least one critical metric (all are critical: false)")
 	}
+}
+
+// validateMetricThresholds checks the thresholds a metric's judge uses and rejects those it
+// would ignore: a bound that silently does nothing is a misconfiguration.
+func (p *Policy) validateMetricThresholds(v *validator, f string, m Metric) {
+	t := m.Thresholds
+	if m.Kind == KindValue {
+		validateThresholds(v, f, t) // value metrics are always judged by their thresholds
+		return
+	}
+	switch p.Spec.Analysis.Judge {
+	case JudgeSequential:
+		if !t.Empty() {
+			v.errorf(f, "is not used by the sequential judge, which compares the canary with the baseline by spec.analysis.alpha and tolerance: remove it, or set spec.analysis.judge: threshold")
+		}
+		return
+	case JudgeMannWhitney:
+		if t.Min != nil || t.Max != nil || t.MaxDifference != nil {
+			v.errorf(f, "the mannwhitney judge uses only maxRatio (the allowed increase of the mean)")
+		}
+		if t.MaxRatio != nil && *t.MaxRatio <= 0 {
+			v.errorf(f+".maxRatio", "must be > 0, got %g", *t.MaxRatio)
+		}
+		return
+	}
+	validateThresholds(v, f, t)
 }
 
 func validateThresholds(v *validator, f string, t Thresholds) {

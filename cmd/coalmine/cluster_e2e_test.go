@@ -160,7 +160,7 @@ spec:
     namespace: %s
     app: my-app
     %s
-  analysis: {interval: 2s, window: 10s, minRequests: 50, maxDuration: 3m}
+  analysis: {judge: threshold, interval: 2s, window: 10s, minRequests: 50, maxDuration: 3m}
   metrics:
     - name: error-rate
       kind: errors

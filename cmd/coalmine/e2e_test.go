@@ -128,7 +128,7 @@ func TestReportAgainstRealPrometheus(t *testing.T) {
 	const window = 20 * time.Second
 	time.Sleep(window + 2*time.Second) // let the window fill with scrapes
 
-	policy := "../../policies/examples/my-app.yaml"
+	policy := "../../policies/examples/my-app-threshold.yaml"
 	tests := []struct {
 		namespace string
 		wantCode  int

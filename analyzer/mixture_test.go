@@ -1,0 +1,172 @@
+package analyzer
+
+import (
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// binomial draws Binomial(n, p) by inversion of Poisson for small means, normal otherwise:
+// good enough for test streams.
+func binomial(rng *rand.Rand, n, p float64) float64 {
+	mean := n * p
+	if mean < 30 {
+		// Poisson(mean) by multiplication.
+		l, k, prod := math.Exp(-mean), 0.0, rng.Float64()
+		for prod > l {
+			k++
+			prod *= rng.Float64()
+		}
+		return math.Min(k, n)
+	}
+	return math.Max(0, math.Round(mean+math.Sqrt(mean*(1-p))*rng.NormFloat64()))
+}
+
+// runStream feeds a count test intervals of n requests per arm with error rates pb and pc, and
+// reports the interval at which it failed (-1 never) and whether it could promote by the end.
+func runStream(rng *rand.Rand, intervals int, n, pb, pc, alpha, tol float64) (failedAt int, promoted bool) {
+	t := newCountTest()
+	failedAt = -1
+	for i := range intervals {
+		t.add(n, n, binomial(rng, n, pc), binomial(rng, n, pb), 1)
+		t.update(tol)
+		if t.PFail <= alpha && failedAt < 0 {
+			failedAt = i
+		}
+	}
+	return failedAt, t.PPromote <= alpha
+}
+
+func TestCountTestKeepsAlphaHoweverOftenItLooks(t *testing.T) {
+	// 400 healthy canaries, 180 looks each (30 min of 10 s intervals), 1% errors at 10 req/s
+	// per arm: at most alpha of them may ever fail. The binomial bound on 400 draws at 5%
+	// leaves room up to about 8%; a test that is not anytime-valid fails far more (a z-test
+	// repeated every look: about 25%).
+	rng := rand.New(rand.NewPCG(1, 2))
+	const alpha, runs = 0.05, 400
+	failed := 0
+	for range runs {
+		if at, _ := runStream(rng, 180, 100, 0.01, 0.01, alpha, 1.5); at >= 0 {
+			failed++
+		}
+	}
+	if rate := float64(failed) / runs; rate > 0.08 {
+		t.Errorf("%.1f%% of healthy canaries failed, want at most about alpha (5%%)", 100*rate)
+	}
+}
+
+func TestCountTestDetectsAndPromotes(t *testing.T) {
+	tests := []struct {
+		name         string
+		pb, pc       float64
+		wantFailBy   int // interval by which at least 90% have failed; 0: must not fail
+		wantPromoted bool
+	}{
+		{name: "5x errors fail within 2 minutes", pb: 0.01, pc: 0.05, wantFailBy: 12},
+		{name: "2x errors fail within 15 minutes", pb: 0.01, pc: 0.02, wantFailBy: 90},
+		{name: "a healthy canary with enough errors is promoted", pb: 0.05, pc: 0.05, wantPromoted: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(3, 4))
+			failedBy, promoted := 0, 0
+			const runs = 100
+			for range runs {
+				at, prom := runStream(rng, 180, 100, tt.pb, tt.pc, 0.05, 1.5)
+				if at >= 0 && (tt.wantFailBy == 0 || at <= tt.wantFailBy) {
+					failedBy++
+				}
+				if prom {
+					promoted++
+				}
+			}
+			if tt.wantFailBy > 0 && failedBy < 90 {
+				t.Errorf("%d/%d failed by interval %d, want at least 90", failedBy, runs, tt.wantFailBy)
+			}
+			if tt.wantFailBy == 0 && failedBy > 10 {
+				t.Errorf("%d/%d healthy canaries failed", failedBy, runs)
+			}
+			if tt.wantPromoted && promoted < 90 {
+				t.Errorf("%d/%d promoted, want at least 90", promoted, runs)
+			}
+			// Promoting a canary worse than the tolerance is the promote side's error: at most
+			// alpha of the time (with room for chance on 100 runs).
+			if !tt.wantPromoted && promoted > 10 {
+				t.Errorf("%d/%d regressed canaries promoted", promoted, runs)
+			}
+		})
+	}
+}
+
+func TestCountTestIntervalCoversTheRatio(t *testing.T) {
+	// The always-valid interval must hold the true ratio in at least 1-alpha of runs, at the
+	// end and (since it is anytime-valid) at any look.
+	rng := rand.New(rand.NewPCG(5, 6))
+	const runs, alpha = 200, 0.05
+	missed := 0
+	var estimates []float64
+	for range runs {
+		tst := newCountTest()
+		for range 60 {
+			tst.add(300, 100, binomial(rng, 300, 0.03), binomial(rng, 100, 0.01), 1) // ratio 3, uneven traffic
+		}
+		lo, hi := tst.interval(alpha)
+		if !(lo <= 3 && 3 <= hi) {
+			missed++
+		}
+		estimates = append(estimates, tst.estimate())
+	}
+	slices.Sort(estimates)
+	if med := estimates[runs/2]; math.Abs(med-3) > 0.3 {
+		t.Errorf("median estimate %.2f, want about the true ratio 3", med)
+	}
+	if missed > runs*alpha*1.6 {
+		t.Errorf("interval missed the true ratio in %d/%d runs", missed, runs)
+	}
+}
+
+func TestCountTestEdgeCases(t *testing.T) {
+	tst := newCountTest()
+	tst.add(0, 0, 0, 0, 1)
+	tst.add(100, 100, 0, 0, 1)
+	tst.update(1.5)
+	if tst.PFail != 1 || tst.PPromote != 1 || !math.IsNaN(tst.estimate()) {
+		t.Errorf("no errors must be no evidence: pFail %g pPromote %g estimate %g", tst.PFail, tst.PPromote, tst.estimate())
+	}
+	tst.add(-5, 100, 3, 0, 1) // a negative count is nonsense: ignored
+	if tst.CanaryN != 100 {
+		t.Errorf("negative interval counted: canary requests %g", tst.CanaryN)
+	}
+	// A canary with errors where the baseline has none: the estimate is infinite, not NaN.
+	for range 20 {
+		tst.add(100, 100, 5, 0, 1)
+	}
+	tst.update(1.5)
+	if e := tst.estimate(); !math.IsInf(e, 1) || tst.PFail > 0.001 {
+		t.Errorf("errors only in the canary: estimate %g pFail %g", e, tst.PFail)
+	}
+}
+
+func TestEvidenceRoundTrip(t *testing.T) {
+	tst := newCountTest()
+	tst.add(100, 100, 3, 1, 1)
+	tst.update(1.5)
+	b, err := json.Marshal(tst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back countTest
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	for i := range tst.L {
+		if math.Abs(back.L[i]-tst.L[i]) > 1e-6*math.Max(1, math.Abs(tst.L[i])) {
+			t.Fatalf("l[%d] %g came back as %g", i, tst.L[i], back.L[i])
+		}
+	}
+	if back.PFail != tst.PFail || back.CanaryY != 3 {
+		t.Errorf("came back as %+v", back)
+	}
+}

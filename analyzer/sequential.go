@@ -1,0 +1,229 @@
+package analyzer
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/coalmine/coalmine/metrics"
+	"github.com/coalmine/coalmine/policies"
+)
+
+// StreamJudge judges a metric from evidence gathered interval by interval.
+type StreamJudge interface {
+	// Add folds one interval, already in me's totals and history, into the judge's tests.
+	Add(me *MetricEvidence, m policies.Metric, a policies.Analysis, iv metrics.Interval)
+	// Judge gives the verdict on the evidence so far; alpha is the metric's share of the
+	// policy's alpha.
+	Judge(me *MetricEvidence, m policies.Metric, a policies.Analysis, alpha float64) MetricResult
+}
+
+// SequentialJudge is the anytime-valid judge: the conditional-binomial mixture test on each
+// interval's counts (errors; for latency, requests slower than each bucket edge). It fails a
+// metric as soon as the evidence that the canary is worse crosses alpha and passes it once the
+// evidence that it is no worse than the tolerance does; however often it looks, a healthy
+// canary fails with probability at most alpha.
+type SequentialJudge struct{}
+
+// minPromoteSlow is how many requests slower than the judged quantile the baseline must have
+// served before the edge that can pass a latency metric is chosen.
+const minPromoteSlow = 20
+
+// Add implements StreamJudge.
+func (SequentialJudge) Add(me *MetricEvidence, m policies.Metric, a policies.Analysis, iv metrics.Interval) {
+	b, c := iv.Baseline, iv.Canary
+	switch m.Kind {
+	case policies.KindErrors:
+		me.Test.add(c.Requests, b.Requests, c.Errors, b.Errors, a.Tempering)
+		me.Test.update(a.Tolerance)
+		me.PFail, me.PPromote = me.Test.PFail, me.Test.PPromote
+	case policies.KindLatency:
+		if me.Edges == nil {
+			me.Edges = finiteEdges(b.Buckets, c.Buckets)
+			if len(me.Edges) == 0 {
+				me.Edges = nil
+				return
+			}
+			for range me.Edges {
+				me.EdgeTests = append(me.EdgeTests, newCountTest())
+			}
+		}
+		fails := make([]float64, 0, len(me.Edges))
+		for i, le := range me.Edges {
+			t := me.EdgeTests[i]
+			sb, okb := b.Slower(le)
+			sc, okc := c.Slower(le)
+			if okb && okc {
+				t.add(c.Requests, b.Requests, sc, sb, a.Tempering)
+				t.update(a.Tolerance)
+			}
+			fails = append(fails, t.lnFail())
+		}
+		// One mixture over the edges: a mixture of test martingales is one, so the metric
+		// keeps its alpha whichever edge the regression shows at.
+		me.PFail = math.Min(me.PFail, math.Exp(-logMeanExp(fails, len(fails))))
+		if me.PromoteEdge == nil {
+			me.PromoteEdge = promoteEdge(me, m.Quantile)
+		}
+		if me.PromoteEdge != nil {
+			me.PPromote = me.EdgeTests[*me.PromoteEdge].PPromote
+		}
+	}
+}
+
+// finiteEdges are the finite bucket bounds of both versions' histograms, sorted.
+func finiteEdges(a, b []metrics.Bucket) []float64 {
+	seen := map[float64]bool{}
+	var edges []float64
+	for _, bs := range [][]metrics.Bucket{a, b} {
+		for _, x := range bs {
+			if !math.IsInf(x.UpperBound, 0) && !math.IsNaN(x.UpperBound) && !seen[x.UpperBound] {
+				seen[x.UpperBound] = true
+				edges = append(edges, x.UpperBound)
+			}
+		}
+	}
+	slices.Sort(edges)
+	return edges
+}
+
+// promoteEdge picks the edge whose test passes a latency metric: the highest edge that at least
+// 1-q of the baseline's requests are slower than, so the test is about the judged quantile.
+// Chosen from the baseline alone, once it has served enough; nil before.
+func promoteEdge(me *MetricEvidence, q float64) *int {
+	n := me.Baseline.Requests
+	if n*(1-q) < minPromoteSlow {
+		return nil
+	}
+	idx := 0
+	for i, le := range me.Edges {
+		if me.Baseline.slower(le) >= (1-q)*n {
+			idx = i
+		}
+	}
+	return &idx
+}
+
+// slower is how many of the totalled requests were slower than le.
+func (t Totals) slower(le float64) float64 {
+	for _, b := range t.Buckets {
+		if b.UpperBound == le {
+			return math.Max(0, t.Requests-b.Count)
+		}
+	}
+	return 0
+}
+
+// Judge implements StreamJudge.
+func (SequentialJudge) Judge(me *MetricEvidence, m policies.Metric, a policies.Analysis, alpha float64) MetricResult {
+	r := evidenceResult(me, m)
+	st := newStats(policies.JudgeSequential)
+	r.Stats = st
+	st.Alpha, st.Tolerance = Number(alpha), Number(a.Tolerance)
+	st.PValue, st.PromoteP = Number(me.PFail), Number(me.PPromote)
+	subject := "error rate"
+	t := me.Test
+	if m.Kind == policies.KindLatency {
+		var edge int
+		if t, edge = me.shownEdge(); t != nil {
+			st.Edge = Number(me.Edges[edge])
+			subject = fmt.Sprintf("share slower than %ss", formatEdge(me.Edges[edge]))
+		}
+	}
+	if t != nil {
+		st.Estimate = Number(t.estimate())
+		lo, hi := t.interval(alpha)
+		st.Low, st.High = Number(lo), Number(hi)
+	}
+	numbers := func() string {
+		if t == nil {
+			return "no histogram buckets yet"
+		}
+		return fmt.Sprintf("%s %s vs baseline %s: ratio %s, %s always-valid interval %s",
+			subject, share(t.CanaryY, t.CanaryN), share(t.BaselineY, t.BaselineN),
+			formatRatio(float64(st.Estimate)), level(alpha), formatInterval(float64(st.Low), float64(st.High)))
+	}
+	switch {
+	case me.PFail <= alpha:
+		return r.with(Fail, fmt.Sprintf("%s; p = %s <= alpha %g: the canary is worse", numbers(), formatP(me.PFail), alpha))
+	case me.LastCanarySeries == 0:
+		return r.with(Inconclusive, "no data for the canary at the last interval")
+	case me.LastBaselineSeries == 0:
+		return r.with(Inconclusive, "no data for the baseline at the last interval")
+	case me.Canary.Requests < float64(a.MinRequests) || me.Baseline.Requests < float64(a.MinRequests):
+		return r.with(Inconclusive, fmt.Sprintf("%s requests from the baseline and %s from the canary so far; each needs minRequests %d",
+			formatCount(me.Baseline.Requests), formatCount(me.Canary.Requests), a.MinRequests))
+	case me.PPromote <= alpha:
+		return r.with(Pass, fmt.Sprintf("%s; shown below tolerance %g (p = %s <= %g)", numbers(), a.Tolerance, formatP(me.PPromote), alpha))
+	}
+	return r.with(Inconclusive, fmt.Sprintf("%s; not yet shown worse (p = %s) nor below tolerance %g (p = %s)",
+		numbers(), formatP(me.PFail), a.Tolerance, formatP(me.PPromote)))
+}
+
+// shownEdge is the latency edge a report shows: the one with the most evidence of a
+// regression, or else the one that can pass the metric.
+func (me *MetricEvidence) shownEdge() (*countTest, int) {
+	best := -1
+	for i, t := range me.EdgeTests {
+		if t.PFail < 1 && (best < 0 || t.PFail < me.EdgeTests[best].PFail) {
+			best = i
+		}
+	}
+	if best < 0 && me.PromoteEdge != nil {
+		best = *me.PromoteEdge
+	}
+	if best < 0 {
+		return nil, 0
+	}
+	return me.EdgeTests[best], best
+}
+
+// evidenceResult fills a metric result's counts and values from the evidence.
+func evidenceResult(me *MetricEvidence, m policies.Metric) MetricResult {
+	r := newResult(m, metrics.Observation{})
+	r.Baseline, r.Canary = Number(me.Baseline.value(m)), Number(me.Canary.value(m))
+	r.BaselineRequests, r.CanaryRequests = Number(me.Baseline.Requests), Number(me.Canary.Requests)
+	if m.Kind == policies.KindErrors {
+		r.BaselineErrors, r.CanaryErrors = Number(me.Baseline.Errors), Number(me.Canary.Errors)
+	}
+	if b, c := float64(r.Baseline), float64(r.Canary); metrics.Finite(b) && metrics.Finite(c) {
+		r.Difference, r.Ratio = Number(c-b), Number(ratio(c, b))
+	}
+	r.History = me.History
+	return r
+}
+
+func share(y, n float64) string {
+	if n <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f%% (%s/%s)", 100*y/n, formatCount(y), formatCount(n))
+}
+
+func formatRatio(x float64) string {
+	switch {
+	case math.IsNaN(x):
+		return "-"
+	case math.IsInf(x, 1):
+		return "inf"
+	}
+	return fmt.Sprintf("%.2f", x)
+}
+
+// formatInterval words a confidence interval: "[1.30, 2.83]".
+func formatInterval(lo, hi float64) string {
+	return fmt.Sprintf("[%s, %s]", formatRatio(lo), formatRatio(hi))
+}
+
+func formatP(p float64) string {
+	if p < 0.0001 {
+		return "<0.0001"
+	}
+	return fmt.Sprintf("%.4f", p)
+}
+
+func level(alpha float64) string {
+	return fmt.Sprintf("%g%%", math.Round(1e4*(1-alpha))/100)
+}
+
+func formatEdge(le float64) string { return fmt.Sprintf("%g", le) }

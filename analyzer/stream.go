@@ -1,0 +1,173 @@
+package analyzer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/coalmine/coalmine/metrics"
+	"github.com/coalmine/coalmine/policies"
+)
+
+// Step is one tick of a counter-reading judge: it reads every errors and latency metric's
+// counters at time at, adds the interval since the last reading to ev, and judges the
+// evidence so far; value metrics are judged over their window as usual. ev belongs to the
+// caller, who keeps it from tick to tick.
+func (a *Analyzer) Step(ctx context.Context, p *policies.Policy, at time.Time, ev *Evidence) (Result, error) {
+	judge := StreamJudgeFor(p)
+	if judge == nil {
+		return Result{}, fmt.Errorf("judge %q does not read counters", p.Spec.Analysis.Judge)
+	}
+	reader, err := a.counterReader()
+	if err != nil {
+		return Result{}, err
+	}
+	added := false
+	for _, m := range p.Spec.Metrics {
+		if !streams(p, m) {
+			continue
+		}
+		q, err := metrics.NewCounterQuery(p, m)
+		if err != nil {
+			return Result{}, err
+		}
+		snap, err := reader.Counters(ctx, q, at)
+		if err != nil {
+			return Result{}, fmt.Errorf("observe: %w", err)
+		}
+		if iv, ok := ev.next(m.Name, snap); ok {
+			ev.Add(judge, p, m, iv)
+			added = true
+		}
+	}
+	if added {
+		ev.Intervals++
+	}
+	return a.judgeEvidence(ctx, p, at, ev, judge)
+}
+
+// Replay judges the policy over [start, end] as a canary ticking every interval would have:
+// fresh evidence, one range query per metric. It is the counter-reading judges' answer to
+// "what does this window say?" (report, backtest).
+func (a *Analyzer) Replay(ctx context.Context, p *policies.Policy, start, end time.Time) (Result, *Evidence, error) {
+	judge := StreamJudgeFor(p)
+	if judge == nil {
+		return Result{}, nil, fmt.Errorf("judge %q does not read counters", p.Spec.Analysis.Judge)
+	}
+	reader, err := a.counterReader()
+	if err != nil {
+		return Result{}, nil, err
+	}
+	ev := NewEvidence()
+	step := time.Duration(p.Spec.Analysis.Interval)
+	for _, m := range p.Spec.Metrics {
+		if !streams(p, m) {
+			continue
+		}
+		q, err := metrics.NewCounterQuery(p, m)
+		if err != nil {
+			return Result{}, nil, err
+		}
+		snaps, err := reader.CountersRange(ctx, q, start, end, step)
+		if err != nil {
+			return Result{}, nil, fmt.Errorf("observe: %w", err)
+		}
+		n := 0
+		for _, s := range snaps {
+			if iv, ok := ev.next(m.Name, s); ok {
+				ev.Add(judge, p, m, iv)
+				n++
+			}
+		}
+		ev.Intervals = max(ev.Intervals, n)
+	}
+	res, err := a.judgeEvidence(ctx, p, end, ev, judge)
+	res.Window = (end.Sub(start)).String()
+	return res, ev, err
+}
+
+// Add folds one interval of metric m into the evidence and into judge's tests. Step and
+// Replay call it with what they read; the benchmark, with what it simulates.
+func (e *Evidence) Add(judge StreamJudge, p *policies.Policy, m policies.Metric, iv metrics.Interval) {
+	if e.Start.IsZero() || iv.Start.Before(e.Start) {
+		e.Start = iv.Start
+	}
+	if iv.End.After(e.End) {
+		e.End = iv.End
+	}
+	me := e.metric(m)
+	me.add(m, iv)
+	judge.Add(me, m, p.Spec.Analysis, iv)
+}
+
+// JudgeStream gives the verdict of each of p's streamed metrics (errors and latency) on the
+// evidence, each with its share of alpha, in the policy's order.
+func JudgeStream(p *policies.Policy, ev *Evidence, judge StreamJudge) []MetricResult {
+	alpha := p.Spec.Analysis.Alpha / float64(max(1, criticalStreams(p)))
+	var out []MetricResult
+	for _, m := range p.Spec.Metrics {
+		if !streams(p, m) {
+			continue
+		}
+		mr := judge.Judge(ev.metric(m), m, p.Spec.Analysis, alpha)
+		if mr.Stats != nil {
+			mr.Stats.Intervals = ev.Intervals
+		}
+		if ev.Intervals == 0 {
+			mr = mr.with(Inconclusive, "no interval yet: the first reading is the counters' starting point")
+		}
+		out = append(out, mr)
+	}
+	return out
+}
+
+// judgeEvidence gives every metric's verdict: the streamed ones from the evidence, each with
+// its share of alpha, the value metrics over their window.
+func (a *Analyzer) judgeEvidence(ctx context.Context, p *policies.Policy, at time.Time, ev *Evidence, judge StreamJudge) (Result, error) {
+	window := time.Duration(p.Spec.Analysis.Window)
+	res, err := a.evaluateWindow(ctx, p, at, at, window, func(m policies.Metric) bool { return streams(p, m) })
+	if err != nil {
+		return res, err
+	}
+	streamed := JudgeStream(p, ev, judge)
+	var out []MetricResult
+	valueResults := res.Metrics
+	for _, m := range p.Spec.Metrics {
+		if !streams(p, m) {
+			out = append(out, valueResults[0])
+			valueResults = valueResults[1:]
+			continue
+		}
+		mr := streamed[0]
+		streamed = streamed[1:]
+		q, err := metrics.NewCounterQuery(p, m)
+		if err != nil {
+			return res, err
+		}
+		mr.Query = q.PromQL
+		a.logger.Debug().Str("metric", m.Name).Str("verdict", string(mr.Verdict)).Str("reason", mr.Reason).Msg("metric judged")
+		out = append(out, mr)
+	}
+	res.Metrics = out
+	res.Verdict, res.Reason = Overall(res.Metrics)
+	return res, nil
+}
+
+// criticalStreams counts the critical metrics that share the policy's alpha.
+func criticalStreams(p *policies.Policy) int {
+	n := 0
+	for _, m := range p.Spec.Metrics {
+		if m.IsCritical() && streams(p, m) {
+			n++
+		}
+	}
+	return n
+}
+
+func (a *Analyzer) counterReader() (CounterReader, error) {
+	r, ok := a.observer.(CounterReader)
+	if !ok {
+		return nil, fmt.Errorf("the %s and %s judges read raw counters, which this metrics source cannot", policies.JudgeSequential, policies.JudgeMannWhitney)
+	}
+	return r, nil
+}
