@@ -1,8 +1,11 @@
 package metrics
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"sort"
+	"strconv"
 )
 
 // Quantile estimates the q-quantile of a cumulative histogram the way PromQL's
@@ -54,4 +57,29 @@ func Quantile(q float64, buckets []Bucket) float64 {
 		return end
 	}
 	return start + (end-start)*(rank/count)
+}
+
+// bucketJSON is a bucket as JSON: the bound as a string, as Prometheus writes it ("+Inf").
+type bucketJSON struct {
+	UpperBound string  `json:"le"`
+	Count      float64 `json:"count"`
+}
+
+// MarshalJSON implements json.Marshaler.
+func (b Bucket) MarshalJSON() ([]byte, error) {
+	return json.Marshal(bucketJSON{UpperBound: strconv.FormatFloat(b.UpperBound, 'g', -1, 64), Count: b.Count})
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (b *Bucket) UnmarshalJSON(data []byte) error {
+	var j bucketJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	le, err := strconv.ParseFloat(j.UpperBound, 64)
+	if err != nil {
+		return fmt.Errorf("bucket bound %q: %w", j.UpperBound, err)
+	}
+	*b = Bucket{UpperBound: le, Count: j.Count}
+	return nil
 }
