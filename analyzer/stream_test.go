@@ -124,7 +124,7 @@ func TestCanaryRunSequential(t *testing.T) {
 		{
 			name: "Prometheus down for five minutes: no verdict meanwhile, then carries on",
 			sim: &counterSim{rps: 50, pb: 0.01, pc: 0.05, down: func(at time.Time) bool {
-				return at.Sub(start) > 20*time.Second && at.Sub(start) < 5*time.Minute
+				return at.Sub(start) < 5*time.Minute
 			}},
 			want: OutcomeRolledBack, wantSteps: 1, minTime: 5 * time.Minute, maxTime: 8 * time.Minute,
 		},

@@ -124,4 +124,3 @@ func TestNewCounterQuery(t *testing.T) {
 		}
 	}
 }
-
