@@ -49,7 +49,7 @@ func (MannWhitneyJudge) Judge(me *MetricEvidence, m policies.Metric, a policies.
 	st.Estimate = Number(ratio(mw.CanaryMean, mw.BaselineMean))
 	st.Low, st.High = Number(mw.Lo), Number(mw.Hi)
 	f := formatterFor(m.Kind)
-	numbers := fmt.Sprintf("%s per interval: canary mean %s vs baseline %s over %d/%d intervals; shift %s, 98%% interval [%s, %s], p = %s",
+	numbers := fmt.Sprintf("%s per interval: canary mean %s vs baseline %s over %d/%d intervals; shift %s, 98%% interval [%s, %s], %s",
 		f.name, f.value(mw.CanaryMean), f.value(mw.BaselineMean), mw.CanaryN, mw.BaselineN,
 		f.value(mw.Estimate), f.value(mw.Lo), f.value(mw.Hi), formatP(mw.P))
 	switch {

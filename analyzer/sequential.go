@@ -145,7 +145,7 @@ func (SequentialJudge) Judge(me *MetricEvidence, m policies.Metric, a policies.A
 	}
 	switch {
 	case me.PFail <= alpha:
-		return r.with(Fail, fmt.Sprintf("%s; p = %s <= alpha %g: the canary is worse", numbers(), formatP(me.PFail), alpha))
+		return r.with(Fail, fmt.Sprintf("%s; %s <= alpha %g: the canary is worse", numbers(), formatP(me.PFail), alpha))
 	case me.LastCanarySeries == 0:
 		return r.with(Inconclusive, "no data for the canary at the last interval")
 	case me.LastBaselineSeries == 0:
@@ -154,9 +154,9 @@ func (SequentialJudge) Judge(me *MetricEvidence, m policies.Metric, a policies.A
 		return r.with(Inconclusive, fmt.Sprintf("%s requests from the baseline and %s from the canary so far; each needs minRequests %d",
 			formatCount(me.Baseline.Requests), formatCount(me.Canary.Requests), a.MinRequests))
 	case me.PPromote <= alpha:
-		return r.with(Pass, fmt.Sprintf("%s; shown below tolerance %g (p = %s <= %g)", numbers(), a.Tolerance, formatP(me.PPromote), alpha))
+		return r.with(Pass, fmt.Sprintf("%s; shown below tolerance %g (%s <= %g)", numbers(), a.Tolerance, formatP(me.PPromote), alpha))
 	}
-	return r.with(Inconclusive, fmt.Sprintf("%s; not yet shown worse (p = %s) nor below tolerance %g (p = %s)",
+	return r.with(Inconclusive, fmt.Sprintf("%s; not yet shown worse (%s) nor below tolerance %g (%s)",
 		numbers(), formatP(me.PFail), a.Tolerance, formatP(me.PPromote)))
 }
 
@@ -215,11 +215,12 @@ func formatInterval(lo, hi float64) string {
 	return fmt.Sprintf("[%s, %s]", formatRatio(lo), formatRatio(hi))
 }
 
+// formatP words a p-value: "p = 0.0123", "p < 0.0001".
 func formatP(p float64) string {
 	if p < 0.0001 {
-		return "<0.0001"
+		return "p < 0.0001"
 	}
-	return fmt.Sprintf("%.4f", p)
+	return fmt.Sprintf("p = %.4f", p)
 }
 
 func level(alpha float64) string {

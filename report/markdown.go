@@ -21,11 +21,11 @@ func writeMarkdown(w io.Writer, r Report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### coalmine: %s %s\n\n", verdictMark(string(r.Verdict)), r.Policy)
 	fmt.Fprintf(&b, "%s\n\n", mdEscape(title(r)))
-	fmt.Fprintln(&b, "| metric | requests (baseline / canary) | baseline | canary | threshold | verdict | reason |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|")
+	fmt.Fprintln(&b, "| metric | requests (baseline / canary) | errors (baseline / canary) | baseline | canary | ratio | interval | p | criterion | verdict | reason |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, x := range rows(r) {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", mdEscape(x.name), x.requests, x.baseline, x.canary,
-			mdEscape(x.threshold), verdictMark(x.verdict), mdEscape(x.reason))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", mdEscape(x.name), x.requests, x.errors, x.baseline, x.canary,
+			x.ratio, x.interval, x.p, mdEscape(x.threshold), verdictMark(x.verdict), mdEscape(x.reason))
 	}
 	if r.Cluster != nil {
 		fmt.Fprintf(&b, "\nCluster: %s\n", mdEscape(r.Cluster.Line()))

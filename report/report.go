@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"github.com/coalmine/coalmine/analyzer"
@@ -80,7 +81,7 @@ func Write(w io.Writer, format string, r Report) error {
 
 // row is one metric as the tables show it.
 type row struct {
-	name, requests, baseline, canary, threshold, verdict, reason string
+	name, requests, errors, baseline, canary, ratio, interval, p, threshold, verdict, reason string
 }
 
 func rows(r Report) []row {
@@ -90,15 +91,28 @@ func rows(r Report) []row {
 		if !m.Critical {
 			name += " (advisory)"
 		}
-		rs = append(rs, row{
+		x := row{
 			name:      name,
 			requests:  requests(m),
+			errors:    pair(m.Kind == policies.KindErrors, float64(m.BaselineErrors), float64(m.CanaryErrors)),
 			baseline:  analyzer.FormatValue(m.Kind, float64(m.Baseline)),
 			canary:    analyzer.FormatValue(m.Kind, float64(m.Canary)),
+			ratio:     ratio(float64(m.Ratio)),
+			interval:  "-",
+			p:         "-",
 			threshold: Thresholds(m.Kind, m.Thresholds),
 			verdict:   string(m.Verdict),
 			reason:    m.Reason,
-		})
+		}
+		if st := m.Stats; st != nil {
+			x.ratio = ratio(float64(st.Estimate))
+			x.p = pValue(float64(st.PValue))
+			x.threshold = criterion(m, st)
+			if st.Judge == policies.JudgeSequential {
+				x.interval = fmt.Sprintf("[%s, %s]", ratio(float64(st.Low)), ratio(float64(st.High)))
+			}
+		}
+		rs = append(rs, x)
 	}
 	return rs
 }
@@ -108,6 +122,52 @@ func requests(m analyzer.MetricResult) string {
 		return "-"
 	}
 	return fmt.Sprintf("%s / %s", count(float64(m.BaselineRequests)), count(float64(m.CanaryRequests)))
+}
+
+func pair(ok bool, b, c float64) string {
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf("%s / %s", count(b), count(c))
+}
+
+func ratio(x float64) string {
+	switch {
+	case math.IsNaN(x):
+		return "-"
+	case math.IsInf(x, 1):
+		return "inf"
+	}
+	return fmt.Sprintf("%.2f", x)
+}
+
+func pValue(p float64) string {
+	switch {
+	case math.IsNaN(p):
+		return "-"
+	case p < 0.0001:
+		return "<0.0001"
+	}
+	return fmt.Sprintf("%.4f", p)
+}
+
+// criterion words how a counter-reading judge decides a metric.
+func criterion(m analyzer.MetricResult, st *analyzer.Stats) string {
+	switch st.Judge {
+	case policies.JudgeSequential:
+		s := fmt.Sprintf("alpha %g, tolerance %g", float64(st.Alpha), float64(st.Tolerance))
+		if e := float64(st.Edge); !math.IsNaN(e) {
+			s = fmt.Sprintf("slower than %gs: ", e) + s
+		}
+		return s
+	case policies.JudgeMannWhitney:
+		allowed := 1.0
+		if m.Thresholds.MaxRatio != nil {
+			allowed = *m.Thresholds.MaxRatio
+		}
+		return fmt.Sprintf("Mann-Whitney 98%%, mean ratio >= %g fails", allowed)
+	}
+	return Thresholds(m.Kind, m.Thresholds)
 }
 
 func count(x float64) string {

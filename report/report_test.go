@@ -55,27 +55,69 @@ func sampleReport() Report {
 	return New("my-app.yaml", res, d, true)
 }
 
+// sequentialReport is a report of the sequential judge: ratios with their always-valid
+// intervals and p-values.
+func sequentialReport() Report {
+	nan := analyzer.Number(math.NaN())
+	res := analyzer.Result{
+		Policy: "my-app", Namespace: "default", App: "my-app", Baseline: "v1.0.0", Canary: "v2.0.0",
+		Time: time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC), Window: "5m",
+		Metrics: []analyzer.MetricResult{
+			{
+				Name: "error-rate", Kind: policies.KindErrors, Critical: true, Verdict: analyzer.Fail,
+				Reason:   "error rate 2.10% (840/40000) vs baseline 1.00% (4000/400000): ratio 2.08, 97.5% always-valid interval [1.54, 2.83]; p < 0.0001 <= alpha 0.025: the canary is worse",
+				Baseline: 0.01, Canary: 0.021, Ratio: 2.1, Difference: 0.011,
+				BaselineRequests: 400000, CanaryRequests: 40000, BaselineErrors: 4000, CanaryErrors: 840,
+				Stats: &analyzer.Stats{Judge: policies.JudgeSequential, Intervals: 24, Estimate: 2.08, Low: 1.54, High: 2.83,
+					PValue: 0.00002, PromoteP: 1, Alpha: 0.025, Tolerance: 1.5, Edge: nan},
+				Query: `label_replace(http_requests_total{}, "coalmine_part", "requests", "", "")`,
+			},
+			{
+				Name: "latency-p99", Kind: policies.KindLatency, Critical: true, Verdict: analyzer.Inconclusive,
+				Reason:   "share slower than 0.5s 1.02% (408/40000) vs baseline 1.00% (4000/400000): ratio 1.02, 97.5% always-valid interval [0.72, 1.62]; not yet shown worse (p = 1.0000) nor below tolerance 1.5 (p = 0.0900)",
+				Baseline: 0.41, Canary: 0.42, Ratio: 1.02, Difference: 0.01,
+				BaselineRequests: 400000, CanaryRequests: 40000, BaselineErrors: nan, CanaryErrors: nan,
+				Stats: &analyzer.Stats{Judge: policies.JudgeSequential, Intervals: 24, Estimate: 1.02, Low: 0.72, High: 1.62,
+					PValue: 1, PromoteP: 0.09, Alpha: 0.025, Tolerance: 1.5, Edge: 0.5},
+				Query: `request_duration_seconds_bucket{}`,
+			},
+		},
+	}
+	res.Verdict, res.Reason = analyzer.Overall(res.Metrics)
+	d := analyzer.Decision{Action: analyzer.Rollback, Reason: res.Reason, Effect: "scale Deployment default/my-app-v2 to 0 replicas"}
+	return New("my-app.yaml", res, d, true)
+}
+
 func TestGolden(t *testing.T) {
-	for _, format := range []string{"text", "markdown", "json"} {
-		t.Run(format, func(t *testing.T) {
-			var buf bytes.Buffer
-			if err := Write(&buf, format, sampleReport()); err != nil {
-				t.Fatal(err)
-			}
-			golden := filepath.Join("testdata", "report."+format)
-			if *update {
-				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./report -update)", err)
-			}
-			if buf.String() != string(want) {
-				t.Errorf("%s output differs from %s:\n%s", format, golden, buf.String())
-			}
-		})
+	for _, tt := range []struct {
+		name string
+		rep  Report
+	}{{"report", sampleReport()}, {"report-sequential", sequentialReport()}} {
+		for _, format := range []string{"text", "markdown", "json"} {
+			t.Run(tt.name+"."+format, func(t *testing.T) {
+				golden(t, format, tt.rep, filepath.Join("testdata", tt.name+"."+format))
+			})
+		}
+	}
+}
+
+func golden(t *testing.T, format string, rep Report, file string) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := Write(&buf, format, rep); err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (run go test ./report -update)", err)
+	}
+	if buf.String() != string(want) {
+		t.Errorf("%s output differs from %s:\n%s", format, file, buf.String())
 	}
 }
 

@@ -11,9 +11,10 @@ func writeText(w io.Writer, r Report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", title(r))
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "METRIC\tREQUESTS (B/C)\tBASELINE\tCANARY\tTHRESHOLD\tVERDICT\tREASON")
+	fmt.Fprintln(tw, "METRIC\tREQUESTS (B/C)\tERRORS (B/C)\tBASELINE\tCANARY\tRATIO\tINTERVAL\tP\tCRITERION\tVERDICT\tREASON")
 	for _, x := range rows(r) {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.name, x.requests, x.baseline, x.canary, x.threshold, x.verdict, x.reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.name, x.requests, x.errors, x.baseline, x.canary,
+			x.ratio, x.interval, x.p, x.threshold, x.verdict, x.reason)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
