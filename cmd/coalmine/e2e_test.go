@@ -191,3 +191,121 @@ func TestReportAgainstRealPrometheus(t *testing.T) {
 		}
 	})
 }
+
+// TestSequentialJudgeAgainstRealPrometheus judges with the default judge, the sequential test,
+// what a real Prometheus scraped from the simulator: a v2 with twice v1's errors fails, a v2
+// equal to v1 passes, and the report carries the ratio, its interval and the p-value.
+func TestSequentialJudgeAgainstRealPrometheus(t *testing.T) {
+	coalmineBinary(t)
+	dir := t.TempDir()
+	targets := filepath.Join(dir, "targets.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lat := simulator.Latency{Median: 0.1, P99: 0.4}
+	app := func(ns string, v2 float64) simulator.App {
+		return simulator.App{Namespace: ns, Name: "my-app", RPS: 1000, Versions: []simulator.Version{
+			{Version: "v1.0.0", Pods: 5, ErrorRate: 0.02, Latency: lat},
+			{Version: "v2.0.0", Pods: 5, ErrorRate: v2, Latency: lat},
+		}}
+	}
+	sc := simulator.Scenario{Seed: 11, Tick: model.Duration(100 * time.Millisecond),
+		Apps: []simulator.App{app("seq-equal", 0.02), app("seq-errors-2x", 0.04)}}
+	sim, err := simulator.Start(ctx, sc, simulator.Options{TargetsFile: targets, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Stop()
+	prom := sandbox.StartPrometheusT(t, sandbox.PrometheusOptions{FileSDFiles: []string{targets}, ScrapeInterval: time.Second})
+	waitCtx, waitCancel := context.WithTimeout(ctx, time.Minute)
+	defer waitCancel()
+	if err := prom.WaitForTargets(waitCtx, len(sim.Targets())); err != nil {
+		t.Fatal(err)
+	}
+	const window = 45 * time.Second
+	time.Sleep(window + 3*time.Second)
+
+	// The shipped example, ticking every 3 s instead of 30 s so the replayed window holds 15
+	// intervals.
+	example, err := os.ReadFile("../../policies/examples/my-app.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(dir, "my-app.yaml")
+	if err := os.WriteFile(policy, []byte(strings.Replace(string(example), "interval: 30s", "interval: 3s", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type stats struct {
+		Judge     string   `json:"judge"`
+		Intervals int      `json:"intervals"`
+		Estimate  *float64 `json:"estimate"`
+		Low       *float64 `json:"low"`
+		High      *float64 `json:"high"`
+		PValue    *float64 `json:"pValue"`
+		PromoteP  *float64 `json:"promoteP"`
+		Alpha     float64  `json:"alpha"`
+	}
+	var rep struct {
+		Verdict string `json:"verdict"`
+		Metrics []struct {
+			Name             string  `json:"name"`
+			Verdict          string  `json:"verdict"`
+			Reason           string  `json:"reason"`
+			BaselineRequests float64 `json:"baselineRequests"`
+			CanaryRequests   float64 `json:"canaryRequests"`
+			Stats            *stats  `json:"stats"`
+		} `json:"metrics"`
+	}
+	tests := []struct {
+		namespace string
+		wantCode  int
+		want      string
+	}{
+		{"seq-errors-2x", exitFail, "fail"},
+		{"seq-equal", exitPass, "pass"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.namespace, func(t *testing.T) {
+			r := runCLI(t, "report", "-f", policy, "-n", tt.namespace, "--prometheus-url", prom.URL(),
+				"--window", window.String(), "--format", "json", "--log-format", "json")
+			if r.code != tt.wantCode {
+				t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, tt.wantCode, r.stdout, r.stderr)
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+				t.Fatalf("report is not JSON: %v\n%s", err, r.stdout)
+			}
+			if rep.Verdict != tt.want {
+				t.Errorf("verdict %q, want %q", rep.Verdict, tt.want)
+			}
+			er := rep.Metrics[0]
+			st := er.Stats
+			if er.Name != "error-rate" || st == nil || st.Judge != "sequential" || st.Intervals < 10 {
+				t.Fatalf("error-rate: %+v", er)
+			}
+			if er.CanaryRequests < 5000 || er.BaselineRequests < 5000 {
+				t.Errorf("requests per version %g / %g: the replay missed traffic", er.BaselineRequests, er.CanaryRequests)
+			}
+			if st.Estimate == nil || st.Low == nil || st.High == nil || st.PValue == nil || !(*st.Low <= *st.Estimate && *st.Estimate <= *st.High) {
+				t.Fatalf("error-rate stats %+v", st)
+			}
+			switch tt.want {
+			case "fail":
+				if !(*st.Low > 1 && *st.PValue <= st.Alpha) {
+					t.Errorf("2x errors: interval [%g, %g], p %g (%s)", *st.Low, *st.High, *st.PValue, er.Reason)
+				}
+			case "pass":
+				if !(*st.Low <= 1 && 1 <= *st.High && *st.PromoteP <= st.Alpha) {
+					t.Errorf("equal versions: interval [%g, %g], promote p %g (%s)", *st.Low, *st.High, *st.PromoteP, er.Reason)
+				}
+			}
+		})
+	}
+
+	t.Run("text shows the interval and the p-value", func(t *testing.T) {
+		r := runCLI(t, "report", "-f", policy, "-n", "seq-errors-2x", "--prometheus-url", prom.URL(), "--window", window.String())
+		for _, want := range []string{"INTERVAL", "always-valid interval", "the canary is worse", "ERRORS (B/C)"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("text report lacks %q:\n%s", want, r.stdout)
+			}
+		}
+	})
+}
