@@ -16,6 +16,7 @@ type selfMetrics struct {
 	outcomes     *prometheus.CounterVec
 	value        *prometheus.GaugeVec
 	threshold    *prometheus.GaugeVec
+	stat         *prometheus.GaugeVec
 	tickDuration prometheus.Histogram
 	queries      *prometheus.HistogramVec
 	tickErrors   *prometheus.CounterVec
@@ -41,6 +42,9 @@ func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
 		threshold: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "coalmine_metric_threshold", Help: "A metric's thresholds, by policy, metric and bound (min, max, maxRatio, maxDifference).",
 		}, []string{"policy", "metric", "bound"}),
+		stat: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "coalmine_metric_statistic", Help: "The counter-reading judges' numbers for a metric, by policy, metric and statistic (estimate, low, high, p_value, promote_p, alpha).",
+		}, []string{"policy", "metric", "statistic"}),
 		tickDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "coalmine_tick_duration_seconds", Help: "Time to observe, judge and act on one canary once (the Prometheus queries are most of it).",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
@@ -83,6 +87,11 @@ func (m *selfMetrics) observe(policy string, t analyzer.Tick) {
 	for _, r := range t.Result.Metrics {
 		m.value.WithLabelValues(policy, r.Name, "baseline").Set(float64(r.Baseline))
 		m.value.WithLabelValues(policy, r.Name, "canary").Set(float64(r.Canary))
+		if st := r.Stats; st != nil {
+			for name, v := range map[string]analyzer.Number{"estimate": st.Estimate, "low": st.Low, "high": st.High, "p_value": st.PValue, "promote_p": st.PromoteP, "alpha": st.Alpha} {
+				m.stat.WithLabelValues(policy, r.Name, name).Set(float64(v))
+			}
+		}
 		th := r.Thresholds
 		for bound, v := range map[string]*float64{"min": th.Min, "max": th.Max, "maxRatio": th.MaxRatio, "maxDifference": th.MaxDifference} {
 			if v != nil {

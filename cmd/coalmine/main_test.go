@@ -27,19 +27,19 @@ func TestValidate(t *testing.T) {
 		{"examples are valid", append([]string{"validate", "-f"}, examples...), exitPass, nil},
 		{
 			"unknown field", []string{"validate", "-f", "../../policies/testdata/unknown-field.bad.yaml"}, exitUsage,
-			[]string{"unknown-field.bad.yaml:14: spec.analysis.treshold is not a known field"},
+			[]string{"unknown-field.bad.yaml:15: spec.analysis.treshold is not a known field"},
 		},
 		{
 			"negative interval", []string{"validate", "-f", "../../policies/testdata/negative-interval.bad.yaml"}, exitUsage,
-			[]string{"negative-interval.bad.yaml:12: spec.analysis.interval must be a positive duration"},
+			[]string{"negative-interval.bad.yaml:13: spec.analysis.interval must be a positive duration"},
 		},
 		{
 			"broken PromQL template", []string{"validate", "-f", "../../policies/testdata/broken-promql.bad.yaml"}, exitUsage,
-			[]string{"broken-promql.bad.yaml:20: spec.metrics[0].errors promql:"},
+			[]string{"broken-promql.bad.yaml:21: spec.metrics[0].errors promql:"},
 		},
 		{
 			"one line per problem across files", []string{"validate", "-f", "../../policies/testdata/wrong-api.bad.yaml", "../../policies/testdata/zero-interval.bad.yaml"}, exitUsage,
-			[]string{"wrong-api.bad.yaml:1: apiVersion", "wrong-api.bad.yaml:2: kind", "zero-interval.bad.yaml:12: spec.analysis.interval must be > 0"},
+			[]string{"wrong-api.bad.yaml:1: apiVersion", "wrong-api.bad.yaml:2: kind", "zero-interval.bad.yaml:13: spec.analysis.interval must be > 0"},
 		},
 		{"no file", []string{"validate"}, exitUsage, []string{"no policy file given"}},
 		{"missing file", []string{"validate", "-f", "nope.yaml"}, exitUsage, []string{"nope.yaml: cannot read"}},

@@ -34,8 +34,35 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	if !*quiet {
 		for _, p := range ps {
-			fmt.Fprintf(stdout, "%s: %s is valid\n", p.Source.File, p.Metadata.Name)
+			fmt.Fprintf(stdout, "%s: %s is valid; %s\n", p.Source.File, p.Metadata.Name, judging(p))
 		}
 	}
 	return exitPass
+}
+
+// judging says in words how a policy's canary will be judged, so that a reader of validate's
+// output knows what the defaults chose.
+func judging(p *policies.Policy) string {
+	a := p.Spec.Analysis
+	streamed, windowed := 0, 0
+	for _, m := range p.Spec.Metrics {
+		if m.Kind != policies.KindValue && a.Judge.Streams() {
+			streamed++
+		} else {
+			windowed++
+		}
+	}
+	var s string
+	switch a.Judge {
+	case policies.JudgeSequential:
+		s = fmt.Sprintf("judge sequential: %d metric(s) read as raw counters every %s, alpha %g shared, tolerance %g", streamed, a.Interval, a.Alpha, a.Tolerance)
+	case policies.JudgeMannWhitney:
+		s = fmt.Sprintf("judge mannwhitney: %d metric(s) read as raw counters every %s, compared over %s windows", streamed, a.Interval, a.Window)
+	default:
+		return fmt.Sprintf("judge threshold: %d metric(s) checked against their thresholds over %s windows every %s", windowed, a.Window, a.Interval)
+	}
+	if windowed > 0 {
+		s += fmt.Sprintf("; %d value metric(s) against their thresholds over %s windows", windowed, a.Window)
+	}
+	return s
 }
