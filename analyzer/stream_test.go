@@ -153,6 +153,7 @@ func TestCanaryRunSequential(t *testing.T) {
 			if err != nil || prog.Evidence == nil || prog.Evidence.Intervals == 0 {
 				t.Fatalf("the evidence is not in the progress record: %v", err)
 			}
+			t.Logf("progress record: %d bytes", len(rel.progress))
 			if len(rel.progress) > 100_000 {
 				t.Errorf("progress record is %d bytes; annotations hold 256 KiB in all", len(rel.progress))
 			}
