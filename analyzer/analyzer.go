@@ -35,11 +35,29 @@ type Judge interface {
 type Analyzer struct {
 	observer Observer
 	logger   zerolog.Logger
+	// aaLabel, when set, splits the baseline's series into two arms by this label (A/A).
+	aaLabel string
 }
 
 // New returns an analyzer that reads metrics through observer.
 func New(observer Observer, logger zerolog.Logger) *Analyzer {
 	return &Analyzer{observer: observer, logger: logger}
+}
+
+// WithAA returns an analyzer for an A/A comparison: the policy's canary is its baseline version
+// too, and the two arms are that version's series split in halves by the value of label (e.g.
+// pod). Only the counter-reading judges can split.
+func (a *Analyzer) WithAA(label string) *Analyzer {
+	b := *a
+	b.aaLabel = label
+	return &b
+}
+
+// counterQuery is the counter query of metric m, split for an A/A comparison when asked.
+func (a *Analyzer) counterQuery(p *policies.Policy, m policies.Metric) (metrics.Query, error) {
+	q, err := metrics.NewCounterQuery(p, m)
+	q.SplitLabel = a.aaLabel
+	return q, err
 }
 
 // JudgeFor returns the judge of a policy's windowed metrics: all of them for the threshold

@@ -27,7 +27,7 @@ func (a *Analyzer) Step(ctx context.Context, p *policies.Policy, at time.Time, e
 		if !streams(p, m) {
 			continue
 		}
-		q, err := metrics.NewCounterQuery(p, m)
+		q, err := a.counterQuery(p, m)
 		if err != nil {
 			return Result{}, err
 		}
@@ -64,7 +64,7 @@ func (a *Analyzer) Replay(ctx context.Context, p *policies.Policy, start, end ti
 		if !streams(p, m) {
 			continue
 		}
-		q, err := metrics.NewCounterQuery(p, m)
+		q, err := a.counterQuery(p, m)
 		if err != nil {
 			return Result{}, nil, err
 		}
@@ -140,7 +140,7 @@ func (a *Analyzer) judgeEvidence(ctx context.Context, p *policies.Policy, at tim
 		}
 		mr := streamed[0]
 		streamed = streamed[1:]
-		q, err := metrics.NewCounterQuery(p, m)
+		q, err := a.counterQuery(p, m)
 		if err != nil {
 			return res, err
 		}

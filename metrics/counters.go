@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"hash/fnv"
 	"math"
 	"sort"
 	"strconv"
@@ -82,10 +83,12 @@ func DecodeCounters(q Query, vec model.Vector, at time.Time) (Snapshot, error) {
 			return snap, fmt.Errorf("%w: metric %q: series %s has no %q label", ErrUnexpectedSeries, q.Metric, s.Metric, q.VersionLabel)
 		}
 		var smp Sample
-		switch string(v) {
-		case q.Canary:
+		switch {
+		case q.SplitLabel != "" && string(v) == q.Baseline:
+			smp.Canary = inCanaryHalf(string(s.Metric[model.LabelName(q.SplitLabel)]))
+		case string(v) == q.Canary:
 			smp.Canary = true
-		case q.Baseline:
+		case string(v) == q.Baseline:
 		default:
 			return snap, fmt.Errorf("%w: metric %q: series %s is neither version %q nor %q", ErrUnexpectedSeries, q.Metric, s.Metric, q.Baseline, q.Canary)
 		}
@@ -221,4 +224,17 @@ func (d *Deltas) Next(s Snapshot) (iv Interval, ok bool) {
 		return Interval{}, false
 	}
 	return iv, true
+}
+
+// inCanaryHalf puts a label value in one of two halves, the same one every time. FNV's low
+// bits follow the bytes' low bits, so the hash is mixed (murmur3's finaliser) before the bit is
+// taken.
+func inCanaryHalf(v string) bool {
+	h := fnv.New64a()
+	h.Write([]byte(v))
+	x := h.Sum64()
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	return x&1 == 1
 }

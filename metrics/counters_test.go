@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -122,5 +123,23 @@ func TestNewCounterQuery(t *testing.T) {
 				t.Errorf("%s: a counter query must read the raw series, got %s", m.Name, q.PromQL)
 			}
 		}
+	}
+}
+
+func TestInCanaryHalfSplitsEvenly(t *testing.T) {
+	// Pod names of one ReplicaSet differ only in their last characters; the split must still
+	// put about half of them on each side, and the same pod always on the same side.
+	canary := 0
+	for i := range 200 {
+		name := fmt.Sprintf("my-app-v1-79c76f5d97-%05d", i)
+		if inCanaryHalf(name) {
+			canary++
+		}
+		if inCanaryHalf(name) != inCanaryHalf(name) {
+			t.Fatal("not deterministic")
+		}
+	}
+	if canary < 70 || canary > 130 {
+		t.Errorf("%d of 200 pods in the canary half", canary)
 	}
 }

@@ -26,6 +26,10 @@ type Query struct {
 	NamespaceLabel string
 	// Counters is set on a query for raw counter series (NewCounterQuery), read with Counters.
 	Counters bool
+	// SplitLabel, set for an A/A comparison of a version with itself (Baseline == Canary),
+	// puts each series in an arm by a hash of this label's value (e.g. pod): half the pods
+	// play the baseline, half the canary.
+	SplitLabel string
 }
 
 // NewQuery renders a metric's templates for the policy's target over window. One query returns

@@ -23,6 +23,7 @@ Commands:
   report     judge a canary once and say what would be done (dry run: changes nothing)
   gate       drive one release on the cluster to a verdict: promote or roll back
   run        the in-cluster daemon: drive every canary the policies in a directory describe
+  backtest   replay a policy over a past range: when would canaries have failed or passed?
 
 Run 'coalmine <command> --help' for a command's flags.
 
@@ -49,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runGate(ctx, args[1:], stdout, stderr)
 	case "run":
 		return runDaemon(ctx, args[1:], stderr)
+	case "backtest":
+		return runBacktest(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitPass
