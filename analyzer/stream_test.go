@@ -28,16 +28,30 @@ type counterSim struct {
 	down       func(at time.Time) bool
 	resetAt    time.Time // the canary restarts then: its counters drop to 0
 	wasReset   bool
-	counterErr error
+	// past keeps the counters at every time read, so that a second metric's range query
+	// over the same times sees the same history.
+	past map[time.Time]simState
 }
 
-func (s *counterSim) advance(at time.Time) {
+type simState struct {
+	req, errs [2]float64
+	buckets   [2][3]float64
+}
+
+// at returns the counters at time at: read before, or advanced from the latest reading.
+func (s *counterSim) at(at time.Time) simState {
+	if st, ok := s.past[at]; ok {
+		return st
+	}
+	if s.past == nil {
+		s.past = map[time.Time]simState{}
+	}
 	if s.last.IsZero() {
 		s.last = at.Add(-time.Minute)
 	}
 	dt := at.Sub(s.last).Seconds()
 	if dt <= 0 {
-		return
+		panic("counterSim: a time before the last one that was never read")
 	}
 	s.last = at
 	if !s.resetAt.IsZero() && !s.wasReset && !at.Before(s.resetAt) {
@@ -54,6 +68,9 @@ func (s *counterSim) advance(at time.Time) {
 		s.buckets[v][1] += fast + mid
 		s.buckets[v][2] += n
 	}
+	st := simState{s.req, s.errs, s.buckets}
+	s.past[at] = st
+	return st
 }
 
 func (s *counterSim) Observe(context.Context, metrics.Query, time.Time) (metrics.Observation, error) {
@@ -64,18 +81,18 @@ func (s *counterSim) Counters(_ context.Context, q metrics.Query, at time.Time) 
 	if s.down != nil && s.down(at) {
 		return metrics.Snapshot{}, metrics.ErrUnavailable
 	}
-	s.advance(at)
+	st := s.at(at)
 	snap := metrics.Snapshot{Time: at}
 	for v, name := range []string{"b", "c"} {
 		canary := v == 1
 		switch q.Kind {
 		case policies.KindErrors:
 			snap.Samples = append(snap.Samples,
-				metrics.Sample{Key: name + "-req", Canary: canary, Part: "requests", Value: s.req[v]},
-				metrics.Sample{Key: name + "-err", Canary: canary, Part: "errors", Value: s.errs[v]})
+				metrics.Sample{Key: name + "-req", Canary: canary, Part: "requests", Value: st.req[v]},
+				metrics.Sample{Key: name + "-err", Canary: canary, Part: "errors", Value: st.errs[v]})
 		case policies.KindLatency:
 			for i, le := range []float64{0.25, 1, math.Inf(1)} {
-				snap.Samples = append(snap.Samples, metrics.Sample{Key: name + model.SampleValue(le).String(), Canary: canary, Part: "bucket", LE: le, Value: s.buckets[v][i]})
+				snap.Samples = append(snap.Samples, metrics.Sample{Key: name + model.SampleValue(le).String(), Canary: canary, Part: "bucket", LE: le, Value: st.buckets[v][i]})
 			}
 		}
 	}
