@@ -19,15 +19,15 @@ import (
 // counterSim plays an app's counters: each read advances them to the time asked, with Poisson
 // traffic and binomial errors; latency is the same for both versions.
 type counterSim struct {
-	rng        *rand.Rand
-	rps        float64 // per version
-	pb, pc     float64 // error rates
-	last       time.Time
-	req, errs  [2]float64
-	buckets    [2][3]float64 // le 0.25, 1, +Inf
-	down       func(at time.Time) bool
-	resetAt    time.Time // the canary restarts then: its counters drop to 0
-	wasReset   bool
+	rng       *rand.Rand
+	rps       float64 // per version
+	pb, pc    float64 // error rates
+	last      time.Time
+	req, errs [2]float64
+	buckets   [2][3]float64 // le 0.25, 1, +Inf
+	down      func(at time.Time) bool
+	resetAt   time.Time // the canary restarts then: its counters drop to 0
+	wasReset  bool
 	// past keeps the counters at every time read, so that a second metric's range query
 	// over the same times sees the same history.
 	past map[time.Time]simState
