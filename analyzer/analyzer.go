@@ -148,3 +148,47 @@ func newRunResult(p *policies.Policy, at time.Time, window time.Duration) Result
 		Time: at, Window: model.Duration(window).String(),
 	}
 }
+
+// RangeObserver reads a windowed query at every step of a past range. The Prometheus source
+// implements it.
+type RangeObserver interface {
+	ObserveRange(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Observation, error)
+}
+
+// WindowHistory fills, for the metrics of res that have none, the history of their windowed
+// values over the window ending at at, one point per interval: what a chart of a threshold
+// judge's report shows. The verdicts are not changed.
+func (a *Analyzer) WindowHistory(ctx context.Context, p *policies.Policy, res *Result, at time.Time, window time.Duration) error {
+	ro, ok := a.observer.(RangeObserver)
+	if !ok {
+		return nil
+	}
+	step := time.Duration(p.Spec.Analysis.Interval)
+	for i := range res.Metrics {
+		mr := &res.Metrics[i]
+		if len(mr.History) > 0 {
+			continue
+		}
+		var m policies.Metric
+		for _, x := range p.Spec.Metrics {
+			if x.Name == mr.Name {
+				m = x
+			}
+		}
+		q, err := metrics.NewQuery(p, m, window)
+		if err != nil {
+			return err
+		}
+		obs, err := ro.ObserveRange(ctx, q, at.Add(-window), at, step)
+		if err != nil {
+			return fmt.Errorf("history of metric %q: %w", m.Name, err)
+		}
+		for _, o := range obs {
+			mr.History = append(mr.History, Point{
+				End: o.Time, Baseline: Number(value(m, o.Baseline)), Canary: Number(value(m, o.Canary)),
+				BaselineN: o.Baseline.Requests, CanaryN: o.Canary.Requests,
+			})
+		}
+	}
+	return nil
+}

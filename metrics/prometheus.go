@@ -78,9 +78,51 @@ func (p *Prometheus) Counters(ctx context.Context, q Query, at time.Time) (Snaps
 	return DecodeCounters(q, vec, at)
 }
 
+// ObserveRange runs a windowed query at every step from start to end: the window's values as
+// they were at each step, for charts.
+func (p *Prometheus) ObserveRange(ctx context.Context, q Query, start, end time.Time, step time.Duration) ([]Observation, error) {
+	vecs, err := p.rangeVectors(ctx, q, start, end, step)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Observation, 0, len(vecs))
+	for _, tv := range vecs {
+		obs, err := Decode(q, tv.vec)
+		if err != nil {
+			return nil, err
+		}
+		obs.Time = tv.at
+		out = append(out, obs)
+	}
+	return out, nil
+}
+
 // CountersRange reads a counter query's series at every step from start to end, as the
 // instant queries of a running canary would have seen them: a replay of the past.
 func (p *Prometheus) CountersRange(ctx context.Context, q Query, start, end time.Time, step time.Duration) ([]Snapshot, error) {
+	vecs, err := p.rangeVectors(ctx, q, start, end, step)
+	if err != nil {
+		return nil, err
+	}
+	snaps := make([]Snapshot, 0, len(vecs))
+	for _, tv := range vecs {
+		s, err := DecodeCounters(q, tv.vec, tv.at)
+		if err != nil {
+			return nil, err
+		}
+		snaps = append(snaps, s)
+	}
+	return snaps, nil
+}
+
+type timedVector struct {
+	at  time.Time
+	vec model.Vector
+}
+
+// rangeVectors runs q as a range query and regroups its answer, series by time, into one
+// vector per step, as instant queries at each step would have answered.
+func (p *Prometheus) rangeVectors(ctx context.Context, q Query, start, end time.Time, step time.Duration) ([]timedVector, error) {
 	if p.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.timeout)
@@ -98,7 +140,6 @@ func (p *Prometheus) CountersRange(ctx context.Context, q Query, start, end time
 	if !ok {
 		return nil, fmt.Errorf("%w: metric %q: the range query returned %s, want a matrix", ErrUnexpectedSeries, q.Metric, v.Type())
 	}
-	// Regroup series-by-time into time-by-series: one snapshot per step.
 	var times []model.Time
 	byTime := map[model.Time]model.Vector{}
 	for t := start; !t.After(end); t = t.Add(step) {
@@ -116,15 +157,11 @@ func (p *Prometheus) CountersRange(ctx context.Context, q Query, start, end time
 	}
 	slices.Sort(times)
 	times = slices.Compact(times)
-	snaps := make([]Snapshot, 0, len(times))
+	out := make([]timedVector, 0, len(times))
 	for _, t := range times {
-		s, err := DecodeCounters(q, byTime[t], t.Time())
-		if err != nil {
-			return nil, err
-		}
-		snaps = append(snaps, s)
+		out = append(out, timedVector{at: t.Time(), vec: byTime[t]})
 	}
-	return snaps, nil
+	return out, nil
 }
 
 func (p *Prometheus) query(ctx context.Context, promql string, at time.Time) (model.Value, []string, error) {

@@ -104,6 +104,10 @@ type jsonReport struct {
 		Canary   *float64 `json:"canary"`
 		Reason   string   `json:"reason"`
 		Query    string   `json:"query"`
+		History  []struct {
+			Baseline *float64 `json:"baseline"`
+			Canary   *float64 `json:"canary"`
+		} `json:"history"`
 	} `json:"metrics"`
 }
 
@@ -157,6 +161,9 @@ func TestReportAgainstRealPrometheus(t *testing.T) {
 			for _, m := range rep.Metrics {
 				if want := tt.metrics[m.Name]; m.Verdict != want {
 					t.Errorf("metric %s: %s (%s), want %s", m.Name, m.Verdict, m.Reason, want)
+				}
+				if tt.namespace != "no-traffic" && (len(m.History) < 2 || m.History[len(m.History)-1].Baseline == nil) {
+					t.Errorf("metric %s: no history of the window for the charts: %+v", m.Name, m.History)
 				}
 				if !strings.Contains(m.Query, `namespace="`+tt.namespace+`"`) {
 					t.Errorf("metric %s: query does not select the namespace: %s", m.Name, m.Query)

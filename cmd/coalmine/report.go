@@ -92,12 +92,18 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		window = time.Duration(f.window)
 	}
 
-	res, err := analyzer.New(prom, logger).Evaluate(ctx, p, at, window)
+	an := analyzer.New(prom, logger)
+	res, err := an.Evaluate(ctx, p, at, window)
 	if err != nil {
 		code := exitForError(err)
 		logger.Error().Err(err).Int("exit_code", code).Msg("no verdict")
 		fmt.Fprintf(stderr, "coalmine report: no verdict: %v\n", err)
 		return code
+	}
+	// The counter-reading judges replay the window interval by interval; for the others the
+	// window's values at each interval are read too, so every format can show how it went.
+	if err := an.WindowHistory(ctx, p, &res, at, window); err != nil {
+		logger.Warn().Err(err).Msg("no history for the charts")
 	}
 	decision := analyzer.Decide(p, res)
 	rep := report.New(f.file, res, decision, true)
