@@ -3,6 +3,8 @@ package policies
 import (
 	"fmt"
 
+	"github.com/prometheus/prometheus/model/labels"
+
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
@@ -57,4 +59,24 @@ func IsSelector(q string) bool {
 	}
 	_, ok := expr.(*parser.VectorSelector)
 	return ok
+}
+
+// PodSelector reads what a metric of the pods source names: a metric and label matchers on the
+// labels the pod itself exposes, in PromQL selector syntax (http_requests_total{code=~"5.."}).
+// For a histogram, name it or its _bucket series.
+func PodSelector(q string) ([]*labels.Matcher, error) {
+	ms, err := parser.ParseMetricSelector(q)
+	if err != nil {
+		return nil, fmt.Errorf("the pods source takes a metric name and label matchers, like http_requests_total{code=~\"5..\"}: %w", err)
+	}
+	named := false
+	for _, m := range ms {
+		if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+			named = true
+		}
+	}
+	if !named {
+		return nil, fmt.Errorf("the pods source needs the metric's name, like http_requests_total{code=~\"5..\"}, got %s", q)
+	}
+	return ms, nil
 }

@@ -27,6 +27,8 @@ func Default() Policy {
 				Tempering:      1,
 				OnInconclusive: InconclusiveHold,
 			},
+			Source: SourcePrometheus,
+			Pods:   PodsSource{Timeout: model.Duration(2 * time.Second), Concurrency: 8},
 			Prometheus: Prometheus{
 				Timeout: model.Duration(10 * time.Second),
 				HTTP:    config.DefaultHTTPClientConfig,

@@ -84,7 +84,7 @@ func Load(name string, data []byte) ([]*Policy, error) {
 }
 
 func decodeDocument(name string, doc *yaml.Node) (*Policy, Errors) {
-	src := Source{File: name, lines: map[string]int{}}
+	src := Origin{File: name, lines: map[string]int{}}
 	indexLines(doc.Content[0], "", src.lines)
 	src.lines[""] = doc.Content[0].Line
 
@@ -97,7 +97,7 @@ func decodeDocument(name string, doc *yaml.Node) (*Policy, Errors) {
 		return nil, decodeErrors(name, src, err)
 	}
 	p.applyElementDefaults()
-	p.Source = src
+	p.Origin = src
 	if errs := p.Validate(); len(errs) > 0 {
 		return &p, errs
 	}
@@ -155,7 +155,7 @@ func syntaxError(name string, err error) *FieldError {
 }
 
 // decodeErrors turns yaml's "line N: cannot unmarshal ..." into errors that name the field.
-func decodeErrors(name string, src Source, err error) Errors {
+func decodeErrors(name string, src Origin, err error) Errors {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		return Errors{{File: name, Line: src.lines[""], Msg: err.Error()}}
@@ -174,7 +174,7 @@ func decodeErrors(name string, src Source, err error) Errors {
 }
 
 // pathAt returns the deepest field path written on a line.
-func (s Source) pathAt(line int) string {
+func (s Origin) pathAt(line int) string {
 	var paths []string
 	for p, l := range s.lines {
 		if l == line && p != "" {

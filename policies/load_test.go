@@ -105,8 +105,8 @@ func TestDefaultsAndDecoding(t *testing.T) {
 		{"default tolerance", web.Spec.Analysis.Tolerance, 1.5},
 		{"default labels", web.Spec.Target.Labels, LabelNames{Namespace: "namespace", App: "app", Version: "version"}},
 		{"default steps", strings.Join(web.Spec.Strategy.Steps, ","), "10%,50%,100%"},
-		{"source file", web.Source.File, "testdata/value-and-latency.good.yaml"},
-		{"line of a field in the second document", web.Source.Line("spec.metrics[0].query"), 46},
+		{"source file", web.Origin.File, "testdata/value-and-latency.good.yaml"},
+		{"line of a field in the second document", web.Origin.Line("spec.metrics[0].query"), 46},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,19 +22,19 @@ type Policy struct {
 	Metadata   Metadata `yaml:"metadata" json:"metadata"`
 	Spec       Spec     `yaml:"spec" json:"spec"`
 
-	// Source is where the policy was read from; it is not part of the format.
-	Source Source `yaml:"-" json:"-"`
+	// Origin is where the policy was read from; it is not part of the format.
+	Origin Origin `yaml:"-" json:"-"`
 }
 
-// Source locates a policy: its file and, per field path, the line it was written on.
-type Source struct {
+// Origin locates a policy: its file and, per field path, the line it was written on.
+type Origin struct {
 	File  string
 	lines map[string]int
 }
 
 // Line returns the line of the field at path (for example "spec.metrics[1].thresholds.max"),
 // or of its nearest ancestor written in the file; 0 when nothing is known.
-func (s Source) Line(path string) int {
+func (s Origin) Line(path string) int {
 	for p := path; ; {
 		if l, ok := s.lines[p]; ok {
 			return l
@@ -55,7 +55,11 @@ type Metadata struct {
 
 // Spec is what a policy asks for.
 type Spec struct {
-	Target     Target     `yaml:"target" json:"target"`
+	Target Target `yaml:"target" json:"target"`
+	// Source is where metrics come from: prometheus (the default) or pods, scraped directly.
+	Source Source `yaml:"source" json:"source"`
+	// Pods says how the pods source scrapes.
+	Pods       PodsSource `yaml:"pods" json:"pods"`
 	Analysis   Analysis   `yaml:"analysis" json:"analysis"`
 	Prometheus Prometheus `yaml:"prometheus" json:"prometheus"`
 	Metrics    []Metric   `yaml:"metrics" json:"metrics"`
@@ -92,6 +96,26 @@ type LabelNames struct {
 	Namespace string `yaml:"namespace" json:"namespace"`
 	App       string `yaml:"app" json:"app"`
 	Version   string `yaml:"version" json:"version"`
+}
+
+// Source names where metrics are read from.
+type Source string
+
+// The sources.
+const (
+	// SourcePrometheus queries a Prometheus server.
+	SourcePrometheus Source = "prometheus"
+	// SourcePods scrapes the baseline's and canary's Ready pods directly, found through the
+	// API server by their app and version labels, at their prometheus.io/port annotation.
+	SourcePods Source = "pods"
+)
+
+// PodsSource is how the pods source scrapes.
+type PodsSource struct {
+	// Timeout bounds one pod's scrape.
+	Timeout model.Duration `yaml:"timeout" json:"timeout"`
+	// Concurrency bounds the scrapes in flight at once.
+	Concurrency int `yaml:"concurrency" json:"concurrency"`
 }
 
 // Judge names an algorithm that turns observations into verdicts.

@@ -18,7 +18,7 @@ var (
 
 // validator gathers problems, each placed at the line its field was written on.
 type validator struct {
-	src  Source
+	src  Origin
 	errs Errors
 }
 
@@ -28,7 +28,7 @@ func (v *validator) errorf(field, format string, args ...any) {
 
 // Validate checks a policy whose defaults are filled and returns every problem found.
 func (p *Policy) Validate() Errors {
-	v := &validator{src: p.Source}
+	v := &validator{src: p.Origin}
 	if p.APIVersion != APIVersion {
 		v.errorf("apiVersion", "must be %q, got %q", APIVersion, p.APIVersion)
 	}
@@ -43,6 +43,7 @@ func (p *Policy) Validate() Errors {
 	p.validateTarget(v)
 	p.validateAnalysis(v)
 	p.validatePrometheus(v)
+	p.validateSource(v)
 	p.validateMetrics(v)
 	p.validateStrategy(v)
 	if p.Spec.Health.ReadyTimeout <= 0 {
@@ -140,6 +141,31 @@ func (p *Policy) validatePrometheus(v *validator) {
 	}
 }
 
+func (p *Policy) validateSource(v *validator) {
+	switch p.Spec.Source {
+	case SourcePrometheus:
+		return
+	case SourcePods:
+	default:
+		v.errorf("spec.source", "must be one of [prometheus pods], got %q", p.Spec.Source)
+		return
+	}
+	if p.Spec.Pods.Timeout <= 0 {
+		v.errorf("spec.pods.timeout", "must be > 0")
+	}
+	if p.Spec.Pods.Concurrency < 1 {
+		v.errorf("spec.pods.concurrency", "must be >= 1, got %d", p.Spec.Pods.Concurrency)
+	}
+	if !p.Spec.Analysis.Judge.Streams() {
+		v.errorf("spec.analysis.judge", "the pods source reads counters interval by interval, which the %s judge does not: use sequential or mannwhitney", p.Spec.Analysis.Judge)
+	}
+	for i, m := range p.Spec.Metrics {
+		if m.Kind == KindValue {
+			v.errorf(fmt.Sprintf("spec.metrics[%d].kind", i), "value metrics are PromQL, which the pods source cannot run: use source prometheus")
+		}
+	}
+}
+
 // CheckPrometheusURL reports whether s can be the base URL of a Prometheus server.
 func CheckPrometheusURL(s string) error {
 	u, err := url.Parse(s)
@@ -200,10 +226,12 @@ func (p *Policy) validateMetrics(v *validator) {
 				continue
 			}
 			q, err := Render(nt.Template, vars)
-			if err == nil {
+			if err == nil && p.Spec.Source != SourcePods {
 				err = CheckPromQL(q)
 			}
-			if err == nil && m.Kind != KindValue && p.Spec.Analysis.Judge.Streams() {
+			if err == nil && m.Kind != KindValue && p.Spec.Source == SourcePods {
+				_, err = PodSelector(q)
+			} else if err == nil && m.Kind != KindValue && p.Spec.Analysis.Judge.Streams() {
 				_, err = CounterSelector(q)
 			}
 			if err != nil {

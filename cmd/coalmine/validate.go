@@ -34,7 +34,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	if !*quiet {
 		for _, p := range ps {
-			fmt.Fprintf(stdout, "%s: %s is valid; %s\n", p.Source.File, p.Metadata.Name, judging(p))
+			fmt.Fprintf(stdout, "%s: %s is valid; %s\n", p.Origin.File, p.Metadata.Name, judging(p))
 		}
 	}
 	return exitPass
