@@ -9,7 +9,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # Fuzz targets: package:target. `make test` runs each briefly; `make fuzz FUZZTIME=5m` longer.
 FUZZ_TARGETS := ./policies:FuzzLoad ./policies:FuzzRender ./metrics:FuzzDecode
 
-.PHONY: all build deps test unit vet fuzz demo clean bench-daemon
+.PHONY: all build deps test unit vet fuzz demo clean bench-daemon bench-judge
 
 all: build
 
@@ -57,3 +57,10 @@ bench-daemon:
 			for (i = 2; i <= NF; i++) v[$$(i+1)] = $$i; \
 			printf "%-10s %14s %18s %18s %14s\n", a[2], v["cpu-ms/tick"], v["peak-KiB/canary"], v["live-KiB/canary"], v["queries/tick"] } \
 		/^(ok|FAIL)/ { print }'
+
+# bench-judge: every judge (sequential, threshold, mannwhitney and the oracle SPRT) fed the same
+# simulated canaries with fixed seeds, printed as a table per judge: false rollbacks on healthy
+# canaries, time to catch regressions, time to promote; then the sequential judge against its
+# targets. About 3 minutes on 2 cores; BENCH_JUDGE_FLAGS='-format markdown' for the README.
+bench-judge:
+	@$(GO) run ./cmd/coalmine-judgebench $(BENCH_JUDGE_FLAGS)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -35,7 +36,13 @@ type Snapshot struct {
 // NewCounterQuery renders the query for a metric's raw counters: the selectors inside its
 // templates (see policies.CounterSelector), every series of both versions, unaggregated. One
 // query returns requests and errors, so both are read at the same instant.
+//
+// For the pods source the templates are selectors of what the pods expose; the query holds
+// their matchers, and its PromQL is only what a report shows.
 func NewCounterQuery(p *policies.Policy, m policies.Metric) (Query, error) {
+	if p.Spec.Source == policies.SourcePods {
+		return newPodQuery(p, m)
+	}
 	q, err := NewQuery(p, m, time.Duration(p.Spec.Analysis.Window))
 	if err != nil {
 		return Query{}, err
@@ -237,4 +244,42 @@ func inCanaryHalf(v string) bool {
 	x *= 0xff51afd7ed558ccd
 	x ^= x >> 33
 	return x&1 == 1
+}
+
+// newPodQuery is the query of a pods-source metric.
+func newPodQuery(p *policies.Policy, m policies.Metric) (Query, error) {
+	t := p.Spec.Target
+	q := Query{Metric: m.Name, Kind: m.Kind, VersionLabel: t.Labels.Version, Baseline: t.Baseline.Version, Canary: t.Canary.Version,
+		Namespace: t.Namespace, NamespaceLabel: t.Labels.Namespace, App: t.App, AppLabel: t.Labels.App, Counters: true}
+	vars := p.Vars(time.Duration(p.Spec.Analysis.Window))
+	var shown []string
+	add := func(part, field, tmpl string) error {
+		r, err := policies.Render(tmpl, vars)
+		if err != nil {
+			return fmt.Errorf("metric %q: %s: %w", m.Name, field, err)
+		}
+		ms, err := policies.PodSelector(r)
+		if err != nil {
+			return fmt.Errorf("metric %q: %s: %w", m.Name, field, err)
+		}
+		q.Parts = append(q.Parts, Part{Name: part, Matchers: ms})
+		shown = append(shown, fmt.Sprintf("%s: %s", field, strings.TrimSpace(r)))
+		return nil
+	}
+	var err error
+	switch m.Kind {
+	case policies.KindErrors:
+		if err = add("requests", "requests", m.Requests); err == nil {
+			err = add("errors", "errors", m.Errors)
+		}
+	case policies.KindLatency:
+		err = add("bucket", "buckets", m.Buckets)
+	default:
+		err = fmt.Errorf("metric %q: the pods source has no %s metrics", m.Name, m.Kind)
+	}
+	if err != nil {
+		return Query{}, err
+	}
+	q.PromQL = fmt.Sprintf("scrape the Ready pods of %s=%s, %s in (%s, %s): %s", t.Labels.App, t.App, t.Labels.Version, t.Baseline.Version, t.Canary.Version, strings.Join(shown, "; "))
+	return q, nil
 }

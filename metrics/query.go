@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"github.com/prometheus/prometheus/model/labels"
 	"strings"
 	"time"
 
@@ -26,10 +27,21 @@ type Query struct {
 	NamespaceLabel string
 	// Counters is set on a query for raw counter series (NewCounterQuery), read with Counters.
 	Counters bool
+	// App and AppLabel say which app's pods the pods source scrapes.
+	App, AppLabel string
+	// Parts are what the pods source reads of each pod: a metric name and label matchers per
+	// part (requests and errors, or bucket).
+	Parts []Part
 	// SplitLabel, set for an A/A comparison of a version with itself (Baseline == Canary),
 	// puts each series in an arm by a hash of this label's value (e.g. pod): half the pods
 	// play the baseline, half the canary.
 	SplitLabel string
+}
+
+// Part is one series selector of a pods-source query.
+type Part struct {
+	Name     string // requests, errors or bucket
+	Matchers []*labels.Matcher
 }
 
 // NewQuery renders a metric's templates for the policy's target over window. One query returns
@@ -48,7 +60,7 @@ func NewQuery(p *policies.Policy, m policies.Metric, window time.Duration) (Quer
 		return strings.TrimSpace(q), nil
 	}
 	q := Query{Metric: m.Name, Kind: m.Kind, VersionLabel: t.Labels.Version, Baseline: t.Baseline.Version, Canary: t.Canary.Version,
-		Namespace: t.Namespace, NamespaceLabel: t.Labels.Namespace}
+		Namespace: t.Namespace, NamespaceLabel: t.Labels.Namespace, App: t.App, AppLabel: t.Labels.App}
 	var err error
 	switch m.Kind {
 	case policies.KindErrors:
