@@ -54,9 +54,6 @@ func (e *Evidence) metric(m policies.Metric) *MetricEvidence {
 	me, ok := e.Metrics[m.Name]
 	if !ok {
 		me = &MetricEvidence{Kind: m.Kind, PFail: 1, PPromote: 1}
-		if m.Kind == policies.KindErrors {
-			me.Test = newCountTest()
-		}
 		e.Metrics[m.Name] = me
 	}
 	return me

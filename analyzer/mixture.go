@@ -43,40 +43,131 @@ func gridIndex(r float64) int {
 type countTest struct {
 	// L[i] is the log-likelihood ratio of ratio gridRatio(i) against ratio 1.
 	L floats `json:"l"`
+	// Tol is the tolerance the promote side tests, and T[j] the log-likelihood ratio (against
+	// 1) of Tol and of Tol divided by each failStep: the promote side's null and alternatives,
+	// kept exactly rather than rounded to the grid.
+	Tol float64 `json:"tol"`
+	T   floats  `json:"t"`
 	// Totals over every interval seen.
 	BaselineN float64 `json:"baselineN"`
 	CanaryN   float64 `json:"canaryN"`
 	BaselineY float64 `json:"baselineY"`
 	CanaryY   float64 `json:"canaryY"`
+	// Sums behind the dispersion estimate: per version, the sum over intervals of y^2/n, and
+	// the intervals with traffic.
+	BaselineS float64 `json:"baselineS"`
+	CanaryS   float64 `json:"canaryS"`
+	BaselineK int     `json:"baselineK"`
+	CanaryK   int     `json:"canaryK"`
 	// PFail and PPromote are the always-valid p-values of "no worse than the baseline" and of
 	// "worse by the tolerance or more": running minima, so they only fall.
 	PFail    float64 `json:"pFail"`
 	PPromote float64 `json:"pPromote"`
+	// Power is the tempering applied to the last interval (1: none).
+	Power float64 `json:"power"`
 }
 
-func newCountTest() *countTest {
-	return &countTest{L: make(floats, gridLen), PFail: 1, PPromote: 1}
+func newCountTest(tol float64) *countTest {
+	return &countTest{L: make(floats, gridLen), Tol: tol, T: make(floats, 1+len(failSteps)), PFail: 1, PPromote: 1, Power: 1}
 }
 
-// add accumulates one interval. power < 1 tempers the likelihood (for events that come in
-// bursts, which the binomial model would take for more evidence than they are).
+// tolRatio is the ratio of T[j].
+func (t *countTest) tolRatio(j int) float64 {
+	if j == 0 {
+		return t.Tol
+	}
+	return t.Tol / math.Exp2(float64(failSteps[j-1])/gridPerOctave)
+}
+
+// The caps on what one interval can add to a ratio's log-likelihood ratio. Capping from above
+// keeps every accumulated ratio at or below the true likelihood ratio, so the test keeps its
+// alpha; it keeps errors that come in bursts from passing for a regression. During the first
+// warmUpIntervals of the canary one interval can add at most warmUpCap, so no single burst
+// fails a canary before the dispersion can be seen; after that, an interval with far more
+// events than the past intervals predict (more than 3 standard deviations and one event above
+// the expected count) adds at most burstCap.
+const (
+	warmUpIntervals = 3
+	warmUpCap       = 1.5
+	burstCap        = 0.5
+)
+
+// add accumulates one interval, with its likelihood raised to the smaller of power (the
+// policy's tempering) and the tempering that the dispersion seen so far calls for. Both are
+// fixed before the interval is seen, so each ratio's accumulated likelihood stays a
+// supermartingale under the null (E[LR^k] <= 1 for k <= 1) and the mixture keeps its alpha.
 func (t *countTest) add(nc, nb, yc, yb, power float64) {
 	if nc < 0 || nb < 0 || yc < 0 || yb < 0 || nc+nb <= 0 {
 		return
 	}
+	k := math.Min(power, 1/t.dispersion())
+	limit := t.cap(nc+nb, yc+yb)
+	t.Power = k
 	t.BaselineN += nb
 	t.CanaryN += nc
 	t.BaselineY += yb
 	t.CanaryY += yc
+	if nb > 0 {
+		t.BaselineS += yb * yb / nb
+		t.BaselineK++
+	}
+	if nc > 0 {
+		t.CanaryS += yc * yc / nc
+		t.CanaryK++
+	}
 	s := yc + yb
 	if s <= 0 {
 		return // no events: no evidence either way
 	}
 	rho := nc / (nc + nb)
+	inc := func(r float64) float64 { return math.Min(limit, k*(yc*math.Log(r)-s*math.Log1p(rho*(r-1)))) }
 	for i := range t.L {
-		r := gridRatio(i)
-		t.L[i] += power * (yc*math.Log(r) - s*math.Log1p(rho*(r-1)))
+		t.L[i] += inc(gridRatio(i))
 	}
+	for j := range t.T {
+		t.T[j] += inc(t.tolRatio(j))
+	}
+}
+
+// cap is the most an interval of n requests and s events may add, given the intervals before.
+func (t *countTest) cap(n, s float64) float64 {
+	if t.CanaryK < warmUpIntervals {
+		return warmUpCap
+	}
+	if pastN := t.BaselineN + t.CanaryN; pastN > 0 {
+		mu := n * (t.BaselineY + t.CanaryY + 0.5) / pastN
+		if s > mu+3*math.Sqrt(mu)+1 {
+			return burstCap
+		}
+	}
+	return math.Inf(1)
+}
+
+// dispersion estimates how much more the events vary from interval to interval than the
+// binomial model says, from each version's own counts (Pearson's statistic over its intervals,
+// pooled): about 1 for independent errors, several times that for errors in bursts. The
+// allowance for chance (three standard deviations of the statistic) is taken off first, so
+// that clean traffic is almost never tempered; never below 1.
+func (t *countTest) dispersion() float64 {
+	var x2 float64
+	dof := 0
+	for _, v := range []struct {
+		n, y, s float64
+		k       int
+	}{{t.BaselineN, t.BaselineY, t.BaselineS, t.BaselineK}, {t.CanaryN, t.CanaryY, t.CanaryS, t.CanaryK}} {
+		if v.k < 2 || v.y <= 0 || v.n <= 0 {
+			continue
+		}
+		p := v.y / v.n
+		// sum (y - n p)^2 / (n p (1-p)) = (N/Y * S - Y) / (1 - p)
+		x2 += (v.n/v.y*v.s - v.y) / math.Max(1-p, 1e-9)
+		dof += v.k - 1
+	}
+	if dof < 4 {
+		return 1
+	}
+	d := x2/float64(dof) - 3*math.Sqrt(2/float64(dof))
+	return math.Max(1, d)
 }
 
 // lnFail is the log of the mixture likelihood ratio against "the canary is no worse".
@@ -84,16 +175,20 @@ func (t *countTest) lnFail() float64 {
 	return mixAbove(t.L, gridHalf)
 }
 
-// lnPromote is the log of the mixture likelihood ratio against "the canary is worse by tol or
-// more": large when the data favour ratios below tol.
-func (t *countTest) lnPromote(tol float64) float64 {
-	return mixBelow(t.L, gridIndex(tol))
+// lnPromote is the log of the mixture likelihood ratio against "the canary is worse by the
+// tolerance or more": large when the data favour ratios below it.
+func (t *countTest) lnPromote() float64 {
+	terms := make([]float64, 0, len(failSteps))
+	for j := 1; j < len(t.T); j++ {
+		terms = append(terms, lnPromoteWeights[j-1]+t.T[j]-t.T[0])
+	}
+	return logSumExp(terms)
 }
 
 // update refreshes the running p-values after an interval.
-func (t *countTest) update(tol float64) {
+func (t *countTest) update() {
 	t.PFail = math.Min(t.PFail, math.Exp(-t.lnFail()))
-	t.PPromote = math.Min(t.PPromote, math.Exp(-t.lnPromote(tol)))
+	t.PPromote = math.Min(t.PPromote, math.Exp(-t.lnPromote()))
 }
 
 // mixAbove mixes, with equal weights, the likelihood ratios of the alternatives above the null
@@ -101,24 +196,48 @@ func (t *countTest) update(tol float64) {
 // count as no evidence, which only makes the test more cautious.
 func mixAbove(l []float64, null int) float64 {
 	terms := make([]float64, 0, len(failSteps))
-	for _, d := range failSteps {
+	for k, d := range failSteps {
 		if j := null + d; j < len(l) {
-			terms = append(terms, l[j]-l[null])
+			terms = append(terms, lnFailWeights[k]+l[j]-l[null])
 		}
 	}
-	return logMeanExp(terms, len(failSteps))
+	return logSumExp(terms)
 }
 
 // mixBelow is mixAbove for alternatives below the null.
 func mixBelow(l []float64, null int) float64 {
 	terms := make([]float64, 0, len(failSteps))
-	for _, d := range failSteps {
+	for k, d := range failSteps {
 		if j := null - d; j >= 0 {
-			terms = append(terms, l[j]-l[null])
+			terms = append(terms, lnFailWeights[k]+l[j]-l[null])
 		}
 	}
-	return logMeanExp(terms, len(failSteps))
+	return logSumExp(terms)
 }
+
+// The mixtures' weights on failSteps, a prior on how bad a regression is: most on 1.5-5x,
+// which take minutes to see, little on 1.3x, which rarely can be seen in a canary's time, and
+// on 10x, which is seen within seconds at any weight. The promote side weighs the ratios just
+// below the tolerance most: a healthy canary sits there.
+var (
+	lnFailWeights    = lnWeights(0.05, 0.18, 0.27, 0.20, 0.22, 0.08)
+	lnPromoteWeights = lnWeights(0.25, 0.35, 0.25, 0.10, 0.03, 0.02)
+)
+
+func lnWeights(w ...float64) [len(failSteps)]float64 {
+	var out [len(failSteps)]float64
+	sum := 0.0
+	for _, x := range w {
+		sum += x
+	}
+	for i, x := range w {
+		out[i] = math.Log(x / sum)
+	}
+	return out
+}
+
+// logSumExp is ln(sum(exp(x))), computed without overflow.
+func logSumExp(xs []float64) float64 { return logMeanExp(xs, 1) }
 
 // logMeanExp is ln(sum(exp(x))/n), computed without overflow.
 func logMeanExp(xs []float64, n int) float64 {
@@ -144,21 +263,27 @@ func logMeanExp(xs []float64, n int) float64 {
 // reaches the end of the grid.
 func (t *countTest) interval(alpha float64) (lo, hi float64) {
 	crit := math.Log(1 / alpha)
-	first, last := -1, -1
-	for i := range t.L {
+	accepted := func(i int) bool {
 		// Two-sided: half the weight on each side.
-		up, down := mixAbove(t.L, i), mixBelow(t.L, i)
-		both := logMeanExp([]float64{up, down}, 2)
-		if both < crit {
-			if first < 0 {
-				first = i
-			}
-			last = i
+		return logMeanExp([]float64{mixAbove(t.L, i), mixBelow(t.L, i)}, 2) < crit
+	}
+	// The accepted ratios surround the likelihood's maximum: walk out from it both ways.
+	best := 0
+	for i := range t.L {
+		if t.L[i] > t.L[best] {
+			best = i
 		}
 	}
-	if first < 0 {
+	if !accepted(best) {
 		e := t.estimate()
 		return e, e
+	}
+	first, last := best, best
+	for first > 0 && accepted(first-1) {
+		first--
+	}
+	for last < gridLen-1 && accepted(last+1) {
+		last++
 	}
 	lo, hi = gridRatio(first), gridRatio(last)
 	if first == 0 {

@@ -34,8 +34,11 @@ func (SequentialJudge) Add(me *MetricEvidence, m policies.Metric, a policies.Ana
 	b, c := iv.Baseline, iv.Canary
 	switch m.Kind {
 	case policies.KindErrors:
+		if me.Test == nil {
+			me.Test = newCountTest(a.Tolerance)
+		}
 		me.Test.add(c.Requests, b.Requests, c.Errors, b.Errors, a.Tempering)
-		me.Test.update(a.Tolerance)
+		me.Test.update()
 		me.PFail, me.PPromote = me.Test.PFail, me.Test.PPromote
 	case policies.KindLatency:
 		if me.Edges == nil {
@@ -45,7 +48,7 @@ func (SequentialJudge) Add(me *MetricEvidence, m policies.Metric, a policies.Ana
 				return
 			}
 			for range me.Edges {
-				me.EdgeTests = append(me.EdgeTests, newCountTest())
+				me.EdgeTests = append(me.EdgeTests, newCountTest(a.Tolerance))
 			}
 		}
 		fails := make([]float64, 0, len(me.Edges))
@@ -55,7 +58,7 @@ func (SequentialJudge) Add(me *MetricEvidence, m policies.Metric, a policies.Ana
 			sc, okc := c.Slower(le)
 			if okb && okc {
 				t.add(c.Requests, b.Requests, sc, sb, a.Tempering)
-				t.update(a.Tolerance)
+				t.update()
 			}
 			fails = append(fails, t.lnFail())
 		}
@@ -137,7 +140,7 @@ func (SequentialJudge) Judge(me *MetricEvidence, m policies.Metric, a policies.A
 	}
 	numbers := func() string {
 		if t == nil {
-			return "no histogram buckets yet"
+			return "no data yet"
 		}
 		return fmt.Sprintf("%s %s vs baseline %s: ratio %s, %s always-valid interval %s",
 			subject, share(t.CanaryY, t.CanaryN), share(t.BaselineY, t.BaselineN),
