@@ -1,5 +1,6 @@
 // Package report renders what an evaluation found and what coalmine would do about it, for
-// people (text, Markdown) and for programs (JSON).
+// people (text, Markdown, a self-contained HTML page with charts) and for programs (JSON, with
+// the versioned schemas under schema/); and a gate's run and a backtest the same ways.
 package report
 
 import (
@@ -62,7 +63,7 @@ func New(file string, r analyzer.Result, d analyzer.Decision, dryRun bool) Repor
 }
 
 // Formats lists the formats Write knows.
-func Formats() []string { return []string{"text", "json", "markdown"} }
+func Formats() []string { return []string{"text", "json", "markdown", "html"} }
 
 // Write renders the report in format.
 func Write(w io.Writer, format string, r Report) error {
@@ -75,6 +76,8 @@ func Write(w io.Writer, format string, r Report) error {
 		return enc.Encode(r)
 	case "markdown", "md":
 		return writeMarkdown(w, r)
+	case "html":
+		return writeHTML(w, r)
 	}
 	return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(Formats(), ", "))
 }

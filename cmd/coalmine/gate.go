@@ -17,7 +17,7 @@ import (
 	"github.com/coalmine/coalmine/report"
 )
 
-const gateSynopsis = `Usage: coalmine gate -f FILE [--timeout DUR] [--junit FILE] [--summary FILE] [--kubeconfig FILE] [--context NAME] [-n NS]
+const gateSynopsis = `Usage: coalmine gate -f FILE [--timeout DUR] [--junit FILE] [--summary FILE] [--report FILE] [--kubeconfig FILE] [--context NAME] [-n NS]
 
 Drives one release to an end on the cluster. Per step of the policy's strategy it waits for the
 canary's pods to be Ready, analyses for the step's duration (or until a decisive verdict), then
@@ -32,7 +32,7 @@ Kubernetes unreachable, 5 stopped because someone else changed the release, 130 
 func runGate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("gate", gateSynopsis, stderr)
 	var (
-		file, promURL, junit, summary string
+		file, promURL, junit, summary, htmlReport string
 		timeout                       model.Duration
 		dryRun                        bool
 		kf                            kubeFlags
@@ -44,6 +44,7 @@ func runGate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Var(&timeout, "timeout", "give up after this long (default: the policy's spec.analysis.maxDuration)")
 	fs.StringVar(&junit, "junit", "", "write a JUnit XML report here (a test case per metric per step)")
 	fs.StringVar(&summary, "summary", "", "write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
+	fs.StringVar(&htmlReport, "report", "", "write a self-contained HTML report here: charts per metric, the timeline, the numbers")
 	fs.BoolVar(&dryRun, "dry-run", false, "read the cluster and Prometheus, write nothing, log what would be done")
 	kf.register(fs)
 	lf.register(fs)
@@ -89,7 +90,7 @@ func runGate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		limit = time.Duration(timeout)
 	}
 	rep, err := canary.Run(ctx, time.Now().Add(limit))
-	if werr := writeGateFiles(junit, summary, p.Metadata.Name, rep); werr != nil {
+	if werr := writeGateFiles(junit, summary, htmlReport, p.Metadata.Name, rep); werr != nil {
 		fmt.Fprintf(stderr, "coalmine gate: %v\n", werr)
 	}
 	if err != nil {
@@ -103,8 +104,16 @@ func runGate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitForOutcome(rep.Outcome)
 }
 
-func writeGateFiles(junit, summary, policy string, rep analyzer.Report) error {
+func writeGateFiles(junit, summary, htmlReport, policy string, rep analyzer.Report) error {
 	var errs []error
+	if htmlReport != "" {
+		var buf bytes.Buffer
+		if err := report.WriteGateHTML(&buf, policy, rep); err != nil {
+			errs = append(errs, err)
+		} else {
+			errs = append(errs, writeFileAtomic(htmlReport, buf.Bytes()))
+		}
+	}
 	if junit != "" {
 		var buf bytes.Buffer
 		if err := report.WriteJUnit(&buf, policy, rep); err != nil {

@@ -19,12 +19,17 @@ import (
 	"github.com/coalmine/coalmine/report"
 )
 
-const reportSynopsis = `Usage: coalmine report -f FILE [--prometheus-url URL] [--window DUR] [--format text|json|markdown] [-o FILE]
+const reportSynopsis = `Usage: coalmine report -f FILE [--prometheus-url URL] [--window DUR] [--format text|json|markdown|html] [-o FILE]
 
 The dry-run mode. Queries Prometheus for the baseline and the canary named by the policy, judges
 every metric, and prints a table (metric, requests, baseline, canary, threshold, verdict, reason),
 the overall verdict and what coalmine would do. It changes nothing anywhere, and needs no
 Kubernetes access when the policy names the version label values.
+
+The sequential judge (the default) replays the window interval by interval. --format html writes
+one self-contained page (charts of baseline vs canary over the window, the numbers, the queries)
+readable on a phone and printable; JSON follows the schema coalmine.dev/report/v1alpha1
+(report/schema/report.v1alpha1.json).
 
 With --kubeconfig or --context it also reads the release on the cluster (replicas, whether the
 canary's pods are Ready and healthy, the progress a running gate recorded) through the dry-run
@@ -47,7 +52,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&f.file, "file", "", "same as -f")
 	fs.StringVar(&f.promURL, "prometheus-url", "", "Prometheus base URL (default: the policy's spec.prometheus.url)")
 	fs.Var(&f.window, "window", "analysis window, e.g. 5m (default: the policy's spec.analysis.window)")
-	fs.StringVar(&f.format, "format", "text", "output format: text, json or markdown")
+	fs.StringVar(&f.format, "format", "text", "output format: text, json, markdown or html")
 	fs.StringVar(&f.output, "o", "", "write the report to this file instead of stdout")
 	fs.StringVar(&f.output, "output", "", "same as -o")
 	f.kube.register(fs)
@@ -67,9 +72,9 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return usageErr("no policy file given (-f FILE)")
 	}
 	switch f.format {
-	case "text", "json", "markdown", "md":
+	case "text", "json", "markdown", "md", "html":
 	default:
-		return usageErr("--format: want text, json or markdown, got %q", f.format)
+		return usageErr("--format: want text, json, markdown or html, got %q", f.format)
 	}
 	logger, err := f.log.logger(stderr)
 	if err != nil {
