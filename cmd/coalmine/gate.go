@@ -33,10 +33,10 @@ func runGate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("gate", gateSynopsis, stderr)
 	var (
 		file, promURL, junit, summary, htmlReport string
-		timeout                       model.Duration
-		dryRun                        bool
-		kf                            kubeFlags
-		lf                            logFlags
+		timeout                                   model.Duration
+		dryRun                                    bool
+		kf                                        kubeFlags
+		lf                                        logFlags
 	)
 	fs.StringVar(&file, "f", "", "policy file (required)")
 	fs.StringVar(&file, "file", "", "same as -f")
