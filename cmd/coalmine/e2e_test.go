@@ -307,6 +307,21 @@ func TestSequentialJudgeAgainstRealPrometheus(t *testing.T) {
 		})
 	}
 
+	t.Run("an HTML report with a chart per metric", func(t *testing.T) {
+		out := filepath.Join(dir, "report.html")
+		r := runCLI(t, "report", "-f", policy, "-n", "seq-errors-2x", "--prometheus-url", prom.URL(), "--window", window.String(), "--format", "html", "-o", out)
+		if r.code != exitFail {
+			t.Fatalf("exit code %d\n%s", r.code, r.stderr)
+		}
+		page, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(page), `class="coalmine-chart"`); n != 2 || strings.Contains(string(page), "http://") {
+			t.Errorf("%d charts (want 2), or external references, in:\n%.2000s", n, page)
+		}
+	})
+
 	t.Run("text shows the interval and the p-value", func(t *testing.T) {
 		r := runCLI(t, "report", "-f", policy, "-n", "seq-errors-2x", "--prometheus-url", prom.URL(), "--window", window.String())
 		for _, want := range []string{"INTERVAL", "always-valid interval", "the canary is worse", "ERRORS (B/C)"} {

@@ -1,0 +1,193 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/coalmine/coalmine/policies"
+)
+
+// fakeApp is one pod's metrics, served like the seed app's.
+type fakeApp struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	srv      *httptest.Server
+}
+
+// The formats a fake pod serves whatever it is asked.
+const (
+	serveAsked = iota
+	serveText
+	serveOpenMetrics
+)
+
+func newFakeApp(t *testing.T, format int) *fakeApp {
+	t.Helper()
+	a := &fakeApp{reg: prometheus.NewRegistry()}
+	a.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "http_requests_total"}, []string{"code"})
+	a.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "request_duration_seconds", Buckets: []float64{.25, .5, 1}}, []string{"code"})
+	a.reg.MustRegister(a.requests, a.duration)
+	inner := promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch format {
+		case serveText:
+			r.Header.Set("Accept", "text/plain")
+		case serveOpenMetrics:
+			r.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+		}
+		inner.ServeHTTP(w, r)
+	})
+	a.srv = httptest.NewServer(h)
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *fakeApp) serve(ok, bad int, slow int) {
+	a.requests.WithLabelValues("200").Add(float64(ok))
+	a.requests.WithLabelValues("500").Add(float64(bad))
+	for i := range ok + bad {
+		d := 0.1
+		if i < slow {
+			d = 0.7
+		}
+		a.duration.WithLabelValues("200").Observe(d)
+	}
+}
+
+func podFor(t *testing.T, name, version string, addr string, ready bool) *corev1.Pod {
+	t.Helper()
+	host, port, err := net.SplitHostPort(strings.TrimPrefix(addr, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := corev1.ConditionTrue
+	if !ready {
+		status = corev1.ConditionFalse
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", UID: types.UID("uid-" + name),
+			Labels:      map[string]string{"app": "cart", "version": version},
+			Annotations: map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": port}},
+		Status: corev1.PodStatus{PodIP: host, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: status}}},
+	}
+}
+
+func podsPolicy(t *testing.T) *policies.Policy {
+	t.Helper()
+	ps, err := policies.LoadFile("../policies/testdata/pods.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps[0]
+}
+
+func TestPodsSource(t *testing.T) {
+	// Protobuf, the text format and OpenMetrics: whatever the pod speaks.
+	base, canary, text := newFakeApp(t, serveAsked), newFakeApp(t, serveOpenMetrics), newFakeApp(t, serveText)
+	notReady := newFakeApp(t, serveAsked)
+	client := fake.NewClientset(
+		podFor(t, "cart-v1-a", "1.4.0", base.srv.URL, true),
+		podFor(t, "cart-v1-b", "1.4.0", text.srv.URL, true),
+		podFor(t, "cart-v2-a", "1.5.0", canary.srv.URL, true),
+		podFor(t, "cart-v2-starting", "1.5.0", notReady.srv.URL, false),
+	)
+	p := podsPolicy(t)
+	src := NewPods(client, p.Spec.Pods, zerolog.Nop())
+	var scraped []string
+	src.OnScrape = func(pod string, n int, _ time.Duration, err error) {
+		if err == nil && n > 0 {
+			scraped = append(scraped, pod)
+		}
+	}
+	errorsQ, err := NewCounterQuery(p, p.Spec.Metrics[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	latencyQ, err := NewCounterQuery(p, p.Spec.Metrics[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var de, dl Deltas
+	read := func(at time.Time) (Interval, Interval, bool) {
+		se, err := src.Counters(ctx, errorsQ, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sl, err := src.Counters(ctx, latencyQ, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ie, ok := de.Next(se)
+		il, _ := dl.Next(sl)
+		return ie, il, ok
+	}
+	base.serve(100, 1, 0)
+	text.serve(100, 1, 0)
+	canary.serve(50, 5, 0)
+	t0 := time.Unix(1000, 0)
+	if _, _, ok := read(t0); ok {
+		t.Fatal("the first reading must be the starting point")
+	}
+	if len(scraped) != 3 {
+		t.Errorf("scraped %v: want the three Ready pods, once for both metrics", scraped)
+	}
+	base.serve(200, 2, 10)
+	text.serve(100, 3, 0)
+	canary.serve(100, 10, 30)
+	notReady.serve(1000, 1000, 0) // not Ready: never read
+	ie, il, ok := read(t0.Add(10 * time.Second))
+	if !ok {
+		t.Fatal("no interval")
+	}
+	if ie.Baseline.Requests != 305 || ie.Baseline.Errors != 5 || ie.Canary.Requests != 110 || ie.Canary.Errors != 10 {
+		t.Errorf("errors interval: baseline %+v canary %+v", ie.Baseline, ie.Canary)
+	}
+	if il.Canary.Requests != 110 {
+		t.Errorf("latency interval: canary %+v", il.Canary)
+	}
+	if n, ok := il.Canary.Slower(0.5); !ok || n != 30 {
+		t.Errorf("canary slower than 0.5s: %g %v, want 30", n, ok)
+	}
+	if n, ok := il.Baseline.Slower(0.5); !ok || n != 10 {
+		t.Errorf("baseline slower than 0.5s: %g %v, want 10", n, ok)
+	}
+
+	// A pod that stops answering makes the reading unavailable; it is never read as no traffic.
+	canary.srv.Close()
+	_, err = src.Counters(ctx, errorsQ, t0.Add(20*time.Second))
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "cart-v2-a (canary 1.5.0)") {
+		t.Errorf("err = %v, want unavailable naming the canary pod", err)
+	}
+	if _, err := src.CountersRange(ctx, errorsQ, t0, t0, time.Second); !errors.Is(err, ErrNoHistory) {
+		t.Errorf("range: %v, want ErrNoHistory", err)
+	}
+}
+
+func TestPodsSourceNeedsThePortAnnotation(t *testing.T) {
+	app := newFakeApp(t, serveAsked)
+	pod := podFor(t, "cart-v1-a", "1.4.0", app.srv.URL, true)
+	delete(pod.Annotations, "prometheus.io/port")
+	p := podsPolicy(t)
+	src := NewPods(fake.NewClientset(pod), p.Spec.Pods, zerolog.Nop())
+	q, _ := NewCounterQuery(p, p.Spec.Metrics[0])
+	_, err := src.Counters(context.Background(), q, time.Now())
+	if err == nil || !strings.Contains(err.Error(), "prometheus.io/port") {
+		t.Errorf("err = %v", err)
+	}
+}
