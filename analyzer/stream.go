@@ -171,3 +171,30 @@ func (a *Analyzer) counterReader() (CounterReader, error) {
 	}
 	return r, nil
 }
+
+// Watch judges the policy from now for window, reading every interval: what a source without
+// history (the pods) answers to "what does the window say?". The first reading is the starting
+// point, so a window shorter than two intervals is stretched to two.
+func (a *Analyzer) Watch(ctx context.Context, p *policies.Policy, window time.Duration) (Result, error) {
+	interval := time.Duration(p.Spec.Analysis.Interval)
+	ev := NewEvidence()
+	start := time.Now()
+	var res Result
+	for {
+		var err error
+		if res, err = a.Step(ctx, p, time.Now(), ev); err != nil {
+			return res, err
+		}
+		if ev.Intervals > 0 && time.Since(start) >= window {
+			res.Window = time.Since(start).Round(time.Second).String()
+			return res, nil
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return res, fmt.Errorf("%w: %w", metrics.ErrUnavailable, ctx.Err())
+		case <-t.C:
+		}
+	}
+}

@@ -189,17 +189,24 @@ func (c *controller) shouldRun(p *policies.Policy) (bool, error) {
 }
 
 func (c *controller) start(ctx context.Context, key string, p *policies.Policy) error {
-	prom, err := c.prometheus(p)
-	if err != nil {
-		return err
-	}
 	logger := c.d.logger.With().Str("policy", key).Logger()
+	var source analyzer.Observer
+	if p.Spec.Source == policies.SourcePods {
+		// No Prometheus: the daemon scrapes the canary's and the baseline's pods itself.
+		source = metrics.NewPods(c.d.client, p.Spec.Pods, logger)
+	} else {
+		prom, err := c.prometheus(p)
+		if err != nil {
+			return err
+		}
+		source = prom
+	}
 	rel, err := actuator.NewRelease(c.d.client, p, logger)
 	if err != nil {
 		return err
 	}
 	canary := &analyzer.Canary{
-		Policy: p, Release: rel, Analyzer: analyzer.New(prom, logger), Logger: logger,
+		Policy: p, Release: rel, Analyzer: analyzer.New(source, logger), Logger: logger,
 		OnTick: func(t analyzer.Tick) { c.tick(key, logger, t) },
 	}
 	rctx, cancel := context.WithCancel(ctx)

@@ -86,7 +86,7 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	p, prom, logger, err := setup(file, namespace, promURL, logger)
+	p, prom, logger, err := setup(file, namespace, promURL, nil, logger)
 	if err != nil {
 		return usageErr("%v", err)
 	}

@@ -65,7 +65,7 @@ func runGate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	p, prom, logger, err := setup(file, kf.namespace, promURL, logger)
+	p, prom, logger, err := setup(file, kf.namespace, promURL, &kf, logger)
 	if err != nil {
 		return usageErr("%v", err)
 	}

@@ -87,7 +87,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 	}
 
-	p, prom, logger, err := setup(f.file, f.kube.namespace, f.promURL, logger)
+	p, prom, logger, err := setup(f.file, f.kube.namespace, f.promURL, &f.kube, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "coalmine report: %v\n", err)
 		return exitUsage
@@ -98,7 +98,17 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 
 	an := analyzer.New(prom, logger)
-	res, err := an.Evaluate(ctx, p, at, window)
+	var res analyzer.Result
+	if p.Spec.Source == policies.SourcePods {
+		// The pods hold no past: watch them for the window instead.
+		if f.at != "" {
+			return usageErr("--time: the pods source has no history; it watches the pods from now for --window")
+		}
+		fmt.Fprintf(stderr, "coalmine report: watching the pods for %s (source: pods)\n", model.Duration(window))
+		res, err = an.Watch(ctx, p, window)
+	} else {
+		res, err = an.Evaluate(ctx, p, at, window)
+	}
 	if err != nil {
 		code := exitForError(err)
 		logger.Error().Err(err).Int("exit_code", code).Msg("no verdict")
@@ -159,15 +169,33 @@ func clusterState(ctx context.Context, kf *kubeFlags, p *policies.Policy, logger
 	return c, nil
 }
 
+// metricsSource is what the commands read metrics through: a Prometheus server, or the pods.
+type metricsSource interface {
+	analyzer.Observer
+	analyzer.CounterReader
+}
+
 // setup loads the one policy of a file, applies the -n and --prometheus-url overrides, and builds
-// the Prometheus client and a logger that names the policy: what report and gate share.
-func setup(file, namespace, promURL string, logger zerolog.Logger) (*policies.Policy, *metrics.Prometheus, zerolog.Logger, error) {
+// the metrics source and a logger that names the policy: what report, gate and backtest share.
+// The pods source lists pods through kube, which is only asked for then.
+func setup(file, namespace, promURL string, kube *kubeFlags, logger zerolog.Logger) (*policies.Policy, metricsSource, zerolog.Logger, error) {
 	p, err := loadOne(file)
 	if err != nil {
 		return nil, nil, logger, err
 	}
 	if namespace != "" {
 		p.Spec.Target.Namespace = namespace
+	}
+	logger = logger.With().Str("policy", p.Metadata.Name).Str("namespace", p.Spec.Target.Namespace).Logger()
+	if p.Spec.Source == policies.SourcePods {
+		if kube == nil {
+			return nil, nil, logger, fmt.Errorf("%s: source pods needs the cluster, which this command does not read", file)
+		}
+		client, err := kube.client()
+		if err != nil {
+			return nil, nil, logger, err
+		}
+		return p, metrics.NewPods(client, p.Spec.Pods, logger), logger, nil
 	}
 	url := p.Spec.Prometheus.URL
 	if promURL != "" {
@@ -180,7 +208,6 @@ func setup(file, namespace, promURL string, logger zerolog.Logger) (*policies.Po
 	if err != nil {
 		return nil, nil, logger, err
 	}
-	logger = logger.With().Str("policy", p.Metadata.Name).Str("namespace", p.Spec.Target.Namespace).Logger()
 	return p, prom, logger, nil
 }
 

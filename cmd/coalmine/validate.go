@@ -34,7 +34,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	if !*quiet {
 		for _, p := range ps {
-			fmt.Fprintf(stdout, "%s: %s is valid; %s\n", p.Origin.File, p.Metadata.Name, judging(p))
+			fmt.Fprintf(stdout, "%s: %s is valid; %s; %s\n", p.Origin.File, p.Metadata.Name, sourcing(p), judging(p))
 		}
 	}
 	return exitPass
@@ -65,4 +65,18 @@ func judging(p *policies.Policy) string {
 		s += fmt.Sprintf("; %d value metric(s) against their thresholds over %s windows", windowed, a.Window)
 	}
 	return s
+}
+
+// sourcing says where a policy's metrics will be read, and what that needs.
+func sourcing(p *policies.Policy) string {
+	t := p.Spec.Target
+	if p.Spec.Source == policies.SourcePods {
+		return fmt.Sprintf("source pods: no Prometheus; scrapes the Ready pods of %s labelled %s=%s, %s in (%s, %s) at their prometheus.io/port (and /path, /scheme) annotations, needs get/list on pods",
+			t.Namespace, t.Labels.App, t.App, t.Labels.Version, t.Baseline.Version, t.Canary.Version)
+	}
+	url := p.Spec.Prometheus.URL
+	if url == "" {
+		url = "--prometheus-url"
+	}
+	return fmt.Sprintf("source prometheus: queries %s for series labelled %s, %s, %s", url, t.Labels.Namespace, t.Labels.App, t.Labels.Version)
 }
