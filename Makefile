@@ -9,7 +9,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # Fuzz targets: package:target. `make test` runs each briefly; `make fuzz FUZZTIME=5m` longer.
 FUZZ_TARGETS := ./policies:FuzzLoad ./policies:FuzzRender ./metrics:FuzzDecode
 
-.PHONY: all build deps test unit vet fuzz demo clean bench-daemon bench-judge
+.PHONY: all build deps test unit vet fuzz demo clean bench-daemon bench-judge bench-pods
 
 all: build
 
@@ -66,3 +66,20 @@ bench-daemon:
 # targets. About 3 minutes on 2 cores; BENCH_JUDGE_FLAGS='-format markdown' for the README.
 bench-judge:
 	@$(GO) run ./cmd/coalmine-judgebench $(BENCH_JUDGE_FLAGS)
+
+# bench-pods: the pods source against Prometheus. The time from an injected regression to the
+# rollback, both sources on one sandbox (Prometheus scraping every 15 s), and the pods source's
+# cost per pod per tick (one scrape and parse, bytes read).
+bench-pods: deps
+	@$(GO) test -run '^$$' -bench 'BenchmarkRegressionToRollback' -benchtime 1x -timeout 20m ./cmd/coalmine | awk ' \
+		/^BenchmarkRegressionToRollback/ { for (i = 2; i <= NF; i++) v[$$(i+1)] = $$i; \
+			printf "%-34s %10s\n", "source", "s to rollback"; \
+			printf "%-34s %10s\n", "prometheus (scrape every " v["s-scrape-interval"] " s)", v["s-to-rollback-prometheus"]; \
+			printf "%-34s %10s\n", "pods", v["s-to-rollback-pods"] } \
+		/^(FAIL|---)/ { print }'
+	@$(GO) test -run '^$$' -bench 'BenchmarkPodScrape' -benchtime 2s ./metrics | awk ' \
+		BEGIN { printf "\n%-10s %14s %14s %12s %12s\n", "format", "us/pod/tick", "bytes/scrape", "B alloc", "allocs" } \
+		/^BenchmarkPodScrape/ { split($$1, a, "/"); sub(/-[0-9]+$$/, "", a[2]); \
+			for (i = 2; i <= NF; i++) v[$$(i+1)] = $$i; \
+			printf "%-10s %14.0f %14s %12s %12s\n", a[2], v["ns/op"] / 1000, v["bytes/scrape"], v["B/op"], v["allocs/op"] } \
+		/^(FAIL|---)/ { print }'

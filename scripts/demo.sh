@@ -8,7 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bin=${BIN:-bin}
-policy=testdata/demo/my-app.yaml
+# SOURCE=pods runs the demo with no Prometheus: coalmine scrapes the pods itself.
+source=${SOURCE:-prometheus}
+case "$source" in
+  prometheus) policy=testdata/demo/my-app.yaml; sandbox_flags=() ;;
+  pods) policy=testdata/demo/my-app-pods.yaml; sandbox_flags=(--no-prometheus) ;;
+  *) echo "SOURCE must be prometheus or pods, got $source"; exit 2 ;;
+esac
 work=$(mktemp -d -t coalmine-demo-XXXXXX)
 sandbox_pid=""
 status=0
@@ -27,7 +33,7 @@ step() { printf '\n==> %s\n' "$*"; }
 fail() { echo "    WRONG: $*"; status=1; }
 
 step "starting the sandbox: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, Prometheus 3, and the simulated my-app"
-"$bin/coalmine-sandbox" --cluster --scenario testdata/scenarios/demo-cluster.yaml --dir "$work/sandbox" \
+"$bin/coalmine-sandbox" --cluster "${sandbox_flags[@]}" --scenario testdata/scenarios/demo-cluster.yaml --dir "$work/sandbox" \
   --ready-file "$work/ready" >"$work/sandbox.out" 2>"$work/sandbox.log" &
 sandbox_pid=$!
 for i in $(seq 1 120); do
@@ -41,7 +47,13 @@ done
 . "$work/ready"
 export KUBECONFIG
 kubectl() { "$KUBECTL" "$@"; }
-echo "    cluster up; Prometheus at $PROMETHEUS_URL"
+if [ "$source" = pods ]; then
+  echo "    cluster up; no Prometheus: coalmine will scrape the pods"
+  prom_flags=()
+else
+  echo "    cluster up; Prometheus at $PROMETHEUS_URL"
+  prom_flags=(--prometheus-url "$PROMETHEUS_URL")
+fi
 
 step "kubectl apply -f testdata/manifests/my-app.yaml in namespaces default and staging (the seed: v1.0.0 x10, v2.0.0 x1)"
 for ns in default staging; do
@@ -53,16 +65,16 @@ for ns in default staging; do
 done
 kubectl get deploy -n staging -o wide
 
-step "letting Prometheus scrape a 20s window of traffic (the Service sends v2 about 1/11 of it)"
+step "letting a 20s window of traffic build up (the Service sends v2 about 1/11 of it)"
 for i in 20 15 10 5; do echo "    ${i}s to go"; sleep 5; done
 
-step "dry run first: coalmine report -n staging (reads Prometheus, writes nothing)"
-"$bin/coalmine" report -f "$policy" -n staging --prometheus-url "$PROMETHEUS_URL" --log-level warn || true
+step "dry run first: coalmine report -n staging (reads the metrics ($source) and the cluster, writes nothing)"
+"$bin/coalmine" report -f "$policy" -n staging --kubeconfig "$KUBECONFIG" "${prom_flags[@]}" --log-level warn || true
 
 gate() { # namespace, expected exit code
   local ns=$1 want=$2 code=0
   step "coalmine gate -f $policy -n $ns   (expect exit $want)"
-  "$bin/coalmine" gate -f "$policy" -n "$ns" --kubeconfig "$KUBECONFIG" --prometheus-url "$PROMETHEUS_URL" \
+  "$bin/coalmine" gate -f "$policy" -n "$ns" --kubeconfig "$KUBECONFIG" "${prom_flags[@]}" \
     --summary "$work/summary-$ns.md" --junit "$work/junit-$ns.xml" --log-level warn || code=$?
   if [ "$code" -eq "$want" ]; then echo "    exit code $code, as expected"; else fail "exit code $code, expected $want"; fi
 }

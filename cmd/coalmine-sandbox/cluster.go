@@ -17,9 +17,9 @@ import (
 	"github.com/coalmine/coalmine/simulator"
 )
 
-// upCluster runs a real control plane, Prometheus 3 with Kubernetes discovery, and the simulator
-// in cluster mode, until ctx is done.
-func upCluster(ctx context.Context, logger zerolog.Logger, stdout io.Writer, scenarioFile, dir, readyFile, adminAddr string, scrape time.Duration) error {
+// upCluster runs a real control plane, Prometheus 3 with Kubernetes discovery (unless
+// withPrometheus is false), and the simulator in cluster mode, until ctx is done.
+func upCluster(ctx context.Context, logger zerolog.Logger, stdout io.Writer, scenarioFile, dir, readyFile, adminAddr string, scrape time.Duration, withPrometheus bool) error {
 	sc, dir, cleanup, err := prepare(scenarioFile, dir)
 	if err != nil {
 		return err
@@ -27,7 +27,7 @@ func upCluster(ctx context.Context, logger zerolog.Logger, stdout io.Writer, sce
 	defer cleanup()
 	logger.Info().Msg("starting the control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, prometheus")
 	cluster, err := sandbox.StartCluster(ctx, sandbox.ClusterOptions{
-		Dir: filepath.Join(dir, "cluster"), WithPrometheus: true,
+		Dir: filepath.Join(dir, "cluster"), WithPrometheus: withPrometheus,
 		Prometheus: sandbox.PrometheusOptions{ScrapeInterval: scrape},
 	})
 	if err != nil {
@@ -53,14 +53,18 @@ func upCluster(ctx context.Context, logger zerolog.Logger, stdout io.Writer, sce
 		}
 		defer stopAdmin()
 	}
-	vars := fmt.Sprintf("KUBECONFIG=%s\nPROMETHEUS_URL=%s\nKUBECTL=%s\n", cluster.Kubeconfig(), cluster.Prometheus().URL(), cluster.Kubectl())
+	promURL := ""
+	if withPrometheus {
+		promURL = cluster.Prometheus().URL()
+	}
+	vars := fmt.Sprintf("KUBECONFIG=%s\nPROMETHEUS_URL=%s\nKUBECTL=%s\n", cluster.Kubeconfig(), promURL, cluster.Kubectl())
 	fmt.Fprint(stdout, vars)
 	if readyFile != "" {
 		if err := os.WriteFile(readyFile, []byte(vars), 0o644); err != nil {
 			return fmt.Errorf("write ready file: %w", err)
 		}
 	}
-	logger.Info().Str("prometheus", cluster.Prometheus().URL()).Msg("sandbox ready")
+	logger.Info().Str("prometheus", promURL).Msg("sandbox ready")
 	<-ctx.Done()
 	logger.Info().Msg("tearing down")
 	return nil

@@ -48,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	adminAddr := fs.String("admin-addr", "", "serve the simulator's admin API (GET/PUT /scenario) on this address")
 	scrape := fs.Duration("scrape-interval", time.Second, "Prometheus scrape interval")
 	cluster := fs.Bool("cluster", false, "run a real control plane and play the app inside its pods")
+	noProm := fs.Bool("no-prometheus", false, "with --cluster: start no Prometheus (for coalmine's pods source)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -65,11 +66,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logger := zerolog.New(out).With().Timestamp().Logger()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	upFunc := up
+	var err error
 	if *cluster {
-		upFunc = upCluster
+		err = upCluster(ctx, logger, stdout, *scenarioFile, *dir, *readyFile, *adminAddr, *scrape, !*noProm)
+	} else {
+		err = up(ctx, logger, stdout, *scenarioFile, *dir, *readyFile, *adminAddr, *scrape)
 	}
-	if err := upFunc(ctx, logger, stdout, *scenarioFile, *dir, *readyFile, *adminAddr, *scrape); err != nil {
+	if err != nil {
 		logger.Error().Err(err).Msg("sandbox failed")
 		return 1
 	}

@@ -81,7 +81,7 @@ func app(ns string, v2ErrorRate float64, v2Latency simulator.Latency) simulator.
 }
 
 // applySeed creates the seed's Service and Deployments (testdata/manifests/my-app.yaml) in ns.
-func applySeed(t *testing.T, client kubernetes.Interface, ns string, edit func(obj any)) {
+func applySeed(t testing.TB, client kubernetes.Interface, ns string, edit func(obj any)) {
 	t.Helper()
 	data, err := os.ReadFile("../../testdata/manifests/my-app.yaml")
 	if err != nil {
@@ -183,7 +183,7 @@ spec:
 	return path
 }
 
-func (e *env) gate(t *testing.T, policy string, args ...string) cliResult {
+func (e *env) gate(t testing.TB, policy string, args ...string) cliResult {
 	t.Helper()
 	all := append([]string{"gate", "-f", policy, "--kubeconfig", e.cluster.Kubeconfig(), "--prometheus-url", e.promURL, "--log-format", "json"}, args...)
 	return runCLI(t, all...)

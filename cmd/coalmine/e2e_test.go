@@ -30,7 +30,7 @@ var (
 )
 
 // coalmineBinary builds the command once per test process.
-func coalmineBinary(t *testing.T) string {
+func coalmineBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "coalmine-bin-")
@@ -55,9 +55,10 @@ type cliResult struct {
 	stdout, stderr string
 }
 
-func runCLI(t *testing.T, args ...string) cliResult {
+func runCLI(t testing.TB, args ...string) cliResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// Long enough for a gate that runs its course; a hung command still ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, coalmineBinary(t), args...)
 	var stdout, stderr bytes.Buffer
