@@ -61,7 +61,7 @@ func (MannWhitneyJudge) Judge(me *MetricEvidence, m policies.Metric, a policies.
 		return r.with(Inconclusive, fmt.Sprintf("%s requests from the baseline and %s from the canary so far; each needs minRequests %d",
 			formatCount(me.Baseline.Requests), formatCount(me.Canary.Requests), a.MinRequests))
 	case MannWhitneyHigh(mw, allowed):
-		return r.with(Fail, fmt.Sprintf("%s: higher, mean ratio %s >= %g", numbers, formatRatio(float64(st.Estimate)), allowed))
+		return r.with(Fail, fmt.Sprintf("%s: higher, mean ratio %s >= %g", numbers, FormatRatio(float64(st.Estimate)), allowed))
 	}
 	return r.with(Pass, numbers)
 }

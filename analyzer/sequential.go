@@ -144,7 +144,7 @@ func (SequentialJudge) Judge(me *MetricEvidence, m policies.Metric, a policies.A
 		}
 		return fmt.Sprintf("%s %s vs baseline %s: ratio %s, %s always-valid interval %s",
 			subject, share(t.CanaryY, t.CanaryN), share(t.BaselineY, t.BaselineN),
-			formatRatio(float64(st.Estimate)), level(alpha), formatInterval(float64(st.Low), float64(st.High)))
+			FormatRatio(float64(st.Estimate)), level(alpha), formatInterval(float64(st.Low), float64(st.High)))
 	}
 	switch {
 	case me.PFail <= alpha:
@@ -203,7 +203,8 @@ func share(y, n float64) string {
 	return fmt.Sprintf("%.2f%% (%s/%s)", 100*y/n, formatCount(y), formatCount(n))
 }
 
-func formatRatio(x float64) string {
+// FormatRatio words a canary/baseline ratio for people: "2.08", "inf", "-" when unknown.
+func FormatRatio(x float64) string {
 	switch {
 	case math.IsNaN(x):
 		return "-"
@@ -215,7 +216,7 @@ func formatRatio(x float64) string {
 
 // formatInterval words a confidence interval: "[1.30, 2.83]".
 func formatInterval(lo, hi float64) string {
-	return fmt.Sprintf("[%s, %s]", formatRatio(lo), formatRatio(hi))
+	return fmt.Sprintf("[%s, %s]", FormatRatio(lo), FormatRatio(hi))
 }
 
 // formatP words a p-value: "p = 0.0123", "p < 0.0001".

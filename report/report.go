@@ -134,15 +134,7 @@ func pair(ok bool, b, c float64) string {
 	return fmt.Sprintf("%s / %s", count(b), count(c))
 }
 
-func ratio(x float64) string {
-	switch {
-	case math.IsNaN(x):
-		return "-"
-	case math.IsInf(x, 1):
-		return "inf"
-	}
-	return fmt.Sprintf("%.2f", x)
-}
+func ratio(x float64) string { return analyzer.FormatRatio(x) }
 
 func pValue(p float64) string {
 	switch {

@@ -96,6 +96,27 @@ func releases() simulator.Scenario {
 	}
 }
 
+// scrapedSimulator plays sc's pods and starts a real Prometheus scraping them every second,
+// both stopped when the test ends; it returns once every pod has been scraped.
+func scrapedSimulator(t *testing.T, dir string, sc simulator.Scenario) *sandbox.Prometheus {
+	t.Helper()
+	targets := filepath.Join(dir, "targets.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	sim, err := simulator.Start(ctx, sc, simulator.Options{TargetsFile: targets, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Stop() })
+	prom := sandbox.StartPrometheusT(t, sandbox.PrometheusOptions{FileSDFiles: []string{targets}, ScrapeInterval: time.Second})
+	waitCtx, waitCancel := context.WithTimeout(ctx, time.Minute)
+	defer waitCancel()
+	if err := prom.WaitForTargets(waitCtx, len(sim.Targets())); err != nil {
+		t.Fatal(err)
+	}
+	return prom
+}
+
 type jsonReport struct {
 	Verdict string `json:"verdict"`
 	Metrics []struct {
@@ -115,21 +136,7 @@ type jsonReport struct {
 func TestReportAgainstRealPrometheus(t *testing.T) {
 	coalmineBinary(t)
 	dir := t.TempDir()
-	targets := filepath.Join(dir, "targets.json")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sc := releases()
-	sim, err := simulator.Start(ctx, sc, simulator.Options{TargetsFile: targets, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Stop()
-	prom := sandbox.StartPrometheusT(t, sandbox.PrometheusOptions{FileSDFiles: []string{targets}, ScrapeInterval: time.Second})
-	waitCtx, waitCancel := context.WithTimeout(ctx, time.Minute)
-	defer waitCancel()
-	if err := prom.WaitForTargets(waitCtx, len(sim.Targets())); err != nil {
-		t.Fatal(err)
-	}
+	prom := scrapedSimulator(t, dir, releases())
 	const window = 20 * time.Second
 	time.Sleep(window + 2*time.Second) // let the window fill with scrapes
 
@@ -206,9 +213,6 @@ func TestReportAgainstRealPrometheus(t *testing.T) {
 func TestSequentialJudgeAgainstRealPrometheus(t *testing.T) {
 	coalmineBinary(t)
 	dir := t.TempDir()
-	targets := filepath.Join(dir, "targets.json")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	lat := simulator.Latency{Median: 0.1, P99: 0.4}
 	app := func(ns string, v2 float64) simulator.App {
 		return simulator.App{Namespace: ns, Name: "my-app", RPS: 1000, Versions: []simulator.Version{
@@ -218,17 +222,7 @@ func TestSequentialJudgeAgainstRealPrometheus(t *testing.T) {
 	}
 	sc := simulator.Scenario{Seed: 11, Tick: model.Duration(100 * time.Millisecond),
 		Apps: []simulator.App{app("seq-equal", 0.02), app("seq-errors-2x", 0.04)}}
-	sim, err := simulator.Start(ctx, sc, simulator.Options{TargetsFile: targets, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Stop()
-	prom := sandbox.StartPrometheusT(t, sandbox.PrometheusOptions{FileSDFiles: []string{targets}, ScrapeInterval: time.Second})
-	waitCtx, waitCancel := context.WithTimeout(ctx, time.Minute)
-	defer waitCancel()
-	if err := prom.WaitForTargets(waitCtx, len(sim.Targets())); err != nil {
-		t.Fatal(err)
-	}
+	prom := scrapedSimulator(t, dir, sc)
 	const window = 45 * time.Second
 	time.Sleep(window + 3*time.Second)
 

@@ -106,29 +106,19 @@ func runGate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func writeGateFiles(junit, summary, htmlReport, policy string, rep analyzer.Report) error {
 	var errs []error
-	if htmlReport != "" {
-		var buf bytes.Buffer
-		if err := report.WriteGateHTML(&buf, policy, rep); err != nil {
-			errs = append(errs, err)
-		} else {
-			errs = append(errs, writeFileAtomic(htmlReport, buf.Bytes()))
+	for _, out := range []struct {
+		file  string
+		write func(io.Writer, string, analyzer.Report) error
+	}{{htmlReport, report.WriteGateHTML}, {junit, report.WriteJUnit}, {summary, report.WriteGateMarkdown}} {
+		if out.file == "" {
+			continue
 		}
-	}
-	if junit != "" {
 		var buf bytes.Buffer
-		if err := report.WriteJUnit(&buf, policy, rep); err != nil {
+		if err := out.write(&buf, policy, rep); err != nil {
 			errs = append(errs, err)
-		} else {
-			errs = append(errs, writeFileAtomic(junit, buf.Bytes()))
+			continue
 		}
-	}
-	if summary != "" {
-		var buf bytes.Buffer
-		if err := report.WriteGateMarkdown(&buf, policy, rep); err != nil {
-			errs = append(errs, err)
-		} else {
-			errs = append(errs, writeFileAtomic(summary, buf.Bytes()))
-		}
+		errs = append(errs, writeFileAtomic(out.file, buf.Bytes()))
 	}
 	return errors.Join(errs...)
 }
