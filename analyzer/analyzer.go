@@ -163,7 +163,8 @@ func (a *Analyzer) WindowHistory(ctx context.Context, p *policies.Policy, res *R
 	if !ok {
 		return nil
 	}
-	step := time.Duration(p.Spec.Analysis.Interval)
+	// One point per interval, but at least ten over the window: a chart needs a line.
+	step := min(time.Duration(p.Spec.Analysis.Interval), max(time.Second, (window/10).Truncate(time.Second)))
 	for i := range res.Metrics {
 		mr := &res.Metrics[i]
 		if len(mr.History) > 0 {

@@ -52,6 +52,7 @@ type Pods struct {
 	concurrency int
 	logger      zerolog.Logger
 	// OnScrape, when set, is told of every pod scraped: bytes read, time taken, and how it ended.
+	// It is called from the concurrent scrapes.
 	OnScrape func(pod string, bytes int, took time.Duration, err error)
 
 	mu   sync.Mutex

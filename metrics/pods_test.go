@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,8 +109,13 @@ func TestPodsSource(t *testing.T) {
 	)
 	p := podsPolicy(t)
 	src := NewPods(client, p.Spec.Pods, zerolog.Nop())
-	var scraped []string
+	var (
+		mu      sync.Mutex
+		scraped []string
+	)
 	src.OnScrape = func(pod string, n int, _ time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
 		if err == nil && n > 0 {
 			scraped = append(scraped, pod)
 		}

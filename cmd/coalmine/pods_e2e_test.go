@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -58,20 +59,33 @@ func (e *env) report(t *testing.T, policy, ns string, args ...string) cliResult 
 // checks the pods source against what its users count on: a restart is not a regression, a
 // pod that stops answering holds the verdict.
 func TestPodsSource(t *testing.T) {
+	// v2 runs 5 pods beside v1's 10, so that a third of the traffic reaches it and the judge
+	// can show a healthy v2 is no worse within the 40 s the reports look.
+	light := func(ns string, v2 float64, lat simulator.Latency) simulator.App {
+		a := app(ns, v2, lat)
+		a.RPS = 2200
+		return a
+	}
 	zero := 0.0
-	noTraffic := app("pods-no-traffic", 0.01, slow)
+	noTraffic := light("pods-no-traffic", 0.01, slow)
 	noTraffic.Versions[1].RPS = &zero
 	e := startEnv(t, simulator.Scenario{Seed: 9, Tick: model.Duration(100 * time.Millisecond), Apps: []simulator.App{
-		app("pods-healthy", 0.01, slow),
-		app("pods-errors-5x", 0.05, slow),
-		app("pods-slow-3x", 0.01, simulator.Latency{Median: 0.3, P99: 1.2}),
+		light("pods-healthy", 0.01, slow),
+		light("pods-errors-5x", 0.05, slow),
+		light("pods-slow-3x", 0.01, simulator.Latency{Median: 0.3, P99: 1.2}),
 		noTraffic,
-		app("pods-restart", 0.01, slow),
-		app("pods-unreachable", 0.01, slow),
+		light("pods-restart", 0.01, slow),
+		light("pods-unreachable", 0.01, slow),
 	}})
 	promPolicy, podsPolicy := sourcePolicies(t)
+	fiveCanaries := func(obj any) {
+		if d, ok := obj.(*appsv1.Deployment); ok && d.Name == "my-app-v2" {
+			five := int32(5)
+			d.Spec.Replicas = &five
+		}
+	}
 	for _, ns := range []string{"pods-healthy", "pods-errors-5x", "pods-slow-3x", "pods-no-traffic", "pods-restart", "pods-unreachable"} {
-		applySeed(t, e.client, ns, nil)
+		applySeed(t, e.client, ns, fiveCanaries)
 	}
 
 	t.Run("both sources, same verdicts", func(t *testing.T) {
@@ -87,19 +101,28 @@ func TestPodsSource(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.ns, func(t *testing.T) {
 				t.Parallel()
-				waitReady(t, e.client, tt.ns, "my-app-v2", 1)
-				waitScraped(t, e, tt.ns, "v1.0.0", "v2.0.0")
-				// The pods are watched from now; Prometheus replays the same 30 s once they
+				waitReady(t, e.client, tt.ns, "my-app-v2", 5)
+				if tt.want == "inconclusive" {
+					// v2 serves nothing, so it has no request series to wait for.
+					waitScraped(t, e, tt.ns, "v1.0.0")
+				} else {
+					waitScraped(t, e, tt.ns, "v1.0.0", "v2.0.0")
+				}
+				// The pods are watched from now; Prometheus replays the same 40 s once they
 				// have passed.
-				pods := e.report(t, podsPolicy, tt.ns, "--window", "30s")
-				prom := e.report(t, promPolicy, tt.ns, "--window", "30s")
+				pods := e.report(t, podsPolicy, tt.ns, "--window", "40s")
+				prom := e.report(t, promPolicy, tt.ns, "--window", "40s")
 				for name, r := range map[string]cliResult{"pods": pods, "prometheus": prom} {
 					var rep jsonReport
 					if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 						t.Fatalf("%s: not JSON (exit %d): %v\n%s\n%s", name, r.code, err, r.stdout, r.stderr)
 					}
 					if r.code != tt.code || rep.Verdict != tt.want {
-						t.Errorf("%s source: exit %d, verdict %s, want %s:\n%+v", name, r.code, rep.Verdict, tt.want, rep.Metrics)
+						var reasons []string
+						for _, m := range rep.Metrics {
+							reasons = append(reasons, m.Name+": "+m.Verdict+": "+m.Reason)
+						}
+						t.Errorf("%s source: exit %d, verdict %s, want %s:\n%s", name, r.code, rep.Verdict, tt.want, strings.Join(reasons, "\n"))
 					}
 				}
 				if !strings.Contains(pods.stdout, "scrape the Ready pods of app=my-app") {
@@ -111,12 +134,12 @@ func TestPodsSource(t *testing.T) {
 
 	t.Run("a canary restarted mid-analysis is not a regression", func(t *testing.T) {
 		ns := "pods-restart"
-		waitReady(t, e.client, ns, "my-app-v2", 1)
+		waitReady(t, e.client, ns, "my-app-v2", 5)
 		waitScraped(t, e, ns, "v1.0.0", "v2.0.0")
 		canary := canaryPod(t, e, ns)
 		before := scrapeCount(t, canary)
 		done := make(chan cliResult, 1)
-		go func() { done <- e.report(t, podsPolicy, ns, "--window", "30s") }()
+		go func() { done <- e.report(t, podsPolicy, ns, "--window", "40s") }()
 		time.Sleep(10 * time.Second)
 		// A new metrics path makes the simulator start the pod's process again: the same pod,
 		// its counters back at zero, as after a container restart.
@@ -138,13 +161,13 @@ func TestPodsSource(t *testing.T) {
 			t.Fatalf("not JSON (exit %d): %v\n%s", r.code, err, r.stderr)
 		}
 		if r.code != exitPass || rep.Verdict != "pass" {
-			t.Errorf("restarted healthy canary: exit %d, verdict %s: %+v", r.code, rep.Verdict, rep.Metrics)
+			t.Errorf("restarted healthy canary: exit %d, verdict %s: %+v\n%s", r.code, rep.Verdict, rep.Metrics, r.stderr)
 		}
 	})
 
 	t.Run("a pod that stops answering holds the verdict", func(t *testing.T) {
 		ns := "pods-unreachable"
-		waitReady(t, e.client, ns, "my-app-v2", 1)
+		waitReady(t, e.client, ns, "my-app-v2", 5)
 		// A Ready canary pod that nothing answers on: the simulator plays only pods that ask to
 		// be scraped, and this one says it does not.
 		pod := &corev1.Pod{
@@ -173,8 +196,9 @@ func TestPodsSource(t *testing.T) {
 		if g.code != exitUnavailable {
 			t.Errorf("gate: exit %d, want %d\n%s", g.code, exitUnavailable, g.stdout)
 		}
-		if v2 := replicasOf(t, e.client, ns, "my-app-v2"); v2 != 1 {
-			t.Errorf("v2 has %d replicas: the gate acted without data", v2)
+		// It applied its first step (one v2 pod) and went no further.
+		if v1, v2 := replicasOf(t, e.client, ns, "my-app-v1"), replicasOf(t, e.client, ns, "my-app-v2"); v1 != 10 || v2 != 1 {
+			t.Errorf("v1=%d v2=%d, want 10 and 1: the gate acted without data", v1, v2)
 		}
 	})
 }
