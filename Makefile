@@ -76,6 +76,7 @@ bench-pods: deps
 			printf "%-34s %10s\n", "source", "s to rollback"; \
 			printf "%-34s %10s\n", "prometheus (scrape every " v["s-scrape-interval"] " s)", v["s-to-rollback-prometheus"]; \
 			printf "%-34s %10s\n", "pods", v["s-to-rollback-pods"] } \
+		/source: rolled back/ { sub(/^[ \t]*detection_bench_test.go:[0-9]+: /, ""); print "  " $$0 } \
 		/^(FAIL|---)/ { print }'
 	@$(GO) test -run '^$$' -bench 'BenchmarkPodScrape' -benchtime 2s ./metrics | awk ' \
 		BEGIN { printf "\n%-10s %14s %14s %12s %12s\n", "format", "us/pod/tick", "bytes/scrape", "B alloc", "allocs" } \

@@ -59,6 +59,10 @@ type countTest struct {
 	CanaryS   float64 `json:"canaryS"`
 	BaselineK int     `json:"baselineK"`
 	CanaryK   int     `json:"canaryK"`
+	// RecentN and RecentY are the canary's requests and events in its last intervals with
+	// traffic, newest first: the rate a burst is measured against.
+	RecentN [recentIntervals]float64 `json:"recentN"`
+	RecentY [recentIntervals]float64 `json:"recentY"`
 	// PFail and PPromote are the always-valid p-values of "no worse than the baseline" and of
 	// "worse by the tolerance or more": running minima, so they only fall.
 	PFail    float64 `json:"pFail"`
@@ -83,13 +87,15 @@ func (t *countTest) tolRatio(j int) float64 {
 // keeps every accumulated ratio at or below the true likelihood ratio, so the test keeps its
 // alpha; it keeps errors that come in bursts from passing for a regression. During the first
 // warmUpIntervals of the canary one interval can add at most warmUpCap, so no single burst
-// fails a canary before the dispersion can be seen; after that, an interval with far more
-// events than the past intervals predict (more than 3 standard deviations and one event above
-// the expected count) adds at most burstCap.
+// fails a canary before the dispersion can be seen; after that, an interval in which the canary
+// has far more events than its recent intervals predict (more than 3 standard deviations and one
+// event above
+// the expected count, at the canary's recent rate) adds at most burstCap.
 const (
 	warmUpIntervals = 3
 	warmUpCap       = 1.5
 	burstCap        = 0.5
+	recentIntervals = 3
 )
 
 // add accumulates one interval, with its likelihood raised to the smaller of power (the
@@ -101,7 +107,8 @@ func (t *countTest) add(nc, nb, yc, yb, power float64) {
 		return
 	}
 	k := math.Min(power, 1/t.dispersion())
-	limit := t.cap(nc+nb, yc+yb)
+	limit := t.cap(nc, yc, nc+nb, yc+yb)
+	t.remember(nc, yc)
 	t.Power = k
 	t.BaselineN += nb
 	t.CanaryN += nc
@@ -129,18 +136,41 @@ func (t *countTest) add(nc, nb, yc, yb, power float64) {
 	}
 }
 
-// cap is the most an interval of n requests and s events may add, given the intervals before.
-func (t *countTest) cap(n, s float64) float64 {
+// cap is the most an interval may add in which the canary served nc requests with yc events.
+// A burst is told from a regression by what follows: an interval far above the canary's rate
+// (the higher of its last recentIntervals with traffic and the whole run's) is capped, and once
+// a regression has lasted that long its rate is the recent one and its evidence counts in full.
+func (t *countTest) cap(nc, yc, n, s float64) float64 {
 	if t.CanaryK < warmUpIntervals {
 		return warmUpCap
 	}
-	if pastN := t.BaselineN + t.CanaryN; pastN > 0 {
-		mu := n * (t.BaselineY + t.CanaryY + 0.5) / pastN
-		if s > mu+3*math.Sqrt(mu)+1 {
-			return burstCap
-		}
+	var rn, ry float64
+	for i := range t.RecentN {
+		rn += t.RecentN[i]
+		ry += t.RecentY[i]
+	}
+	pastN := t.BaselineN + t.CanaryN
+	if rn <= 0 || t.CanaryN <= 0 || pastN <= 0 {
+		return math.Inf(1)
+	}
+	far := func(y, mu float64) bool { return y > mu+3*math.Sqrt(mu)+1 }
+	// Both the interval's events and the canary's own are far above what came before. For the
+	// canary the higher of its recent and whole-run rate: few recent events are a noisy rate.
+	rate := math.Max((ry+0.5)/rn, t.CanaryY/t.CanaryN)
+	if far(s, n*(t.BaselineY+t.CanaryY+0.5)/pastN) && far(yc, nc*rate) {
+		return burstCap
 	}
 	return math.Inf(1)
+}
+
+// remember keeps the canary's last intervals with traffic.
+func (t *countTest) remember(nc, yc float64) {
+	if nc <= 0 {
+		return
+	}
+	copy(t.RecentN[1:], t.RecentN[:len(t.RecentN)-1])
+	copy(t.RecentY[1:], t.RecentY[:len(t.RecentY)-1])
+	t.RecentN[0], t.RecentY[0] = nc, yc
 }
 
 // dispersion estimates how much more the events vary from interval to interval than the

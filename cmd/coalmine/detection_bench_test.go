@@ -103,6 +103,8 @@ func BenchmarkRegressionToRollback(b *testing.B) {
 			b.Fatalf("%s source: exit %d, want a rollback:\n%s", r.source, r.code, r.out)
 		}
 		b.ReportMetric(r.at.Sub(start).Seconds(), "s-to-rollback-"+r.source)
+		lines := strings.Split(strings.TrimSpace(r.out), "\n")
+		b.Logf("%s source: rolled back %.1fs after the regression began: %s", r.source, r.at.Sub(start).Seconds(), lines[len(lines)-1])
 	}
 	b.ReportMetric(scrape.Seconds(), "s-scrape-interval")
 }
