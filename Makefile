@@ -73,10 +73,10 @@ bench-judge:
 bench-pods: deps
 	@$(GO) test -run '^$$' -bench 'BenchmarkRegressionToRollback' -benchtime 1x -timeout 20m ./cmd/coalmine | awk ' \
 		/^BenchmarkRegressionToRollback/ { for (i = 2; i <= NF; i++) v[$$(i+1)] = $$i; \
-			printf "%-34s %10s\n", "source", "s to rollback"; \
-			printf "%-34s %10s\n", "prometheus (scrape every " v["s-scrape-interval"] " s)", v["s-to-rollback-prometheus"]; \
-			printf "%-34s %10s\n", "pods", v["s-to-rollback-pods"] } \
-		/source: rolled back/ { sub(/^[ \t]*detection_bench_test.go:[0-9]+: /, ""); print "  " $$0 } \
+			printf "%-40s %22s %22s\n", "seconds from the regression to the rollback", "v2 bad from the start", "v2 bad after 30 s"; \
+			printf "%-40s %22s %22s\n", "prometheus (scraping every " v["s-scrape-interval"] " s)", v["s-start-prometheus"], v["s-late-prometheus"]; \
+			printf "%-40s %22s %22s\n", "pods", v["s-start-pods"], v["s-late-pods"] } \
+		/rolled back/ { sub(/^[ \t]*detection_bench_test.go:[0-9]+: /, ""); print "  " $$0 } \
 		/^(FAIL|---)/ { print }'
 	@$(GO) test -run '^$$' -bench 'BenchmarkPodScrape' -benchtime 2s ./metrics | awk ' \
 		BEGIN { printf "\n%-10s %14s %14s %12s %12s\n", "format", "us/pod/tick", "bytes/scrape", "B alloc", "allocs" } \

@@ -134,9 +134,9 @@ func (SequentialJudge) Judge(me *MetricEvidence, m policies.Metric, a policies.A
 		}
 	}
 	if t != nil {
-		st.Estimate = Number(t.estimate())
 		lo, hi := t.interval(alpha)
 		st.Low, st.High = Number(lo), Number(hi)
+		st.Estimate = Number(t.shownRatio(lo, hi))
 	}
 	numbers := func() string {
 		if t == nil {
@@ -161,6 +161,23 @@ func (SequentialJudge) Judge(me *MetricEvidence, m policies.Metric, a policies.A
 	}
 	return r.with(Inconclusive, fmt.Sprintf("%s; not yet shown worse (%s) nor below tolerance %g (%s)",
 		numbers(), formatP(me.PFail), a.Tolerance, formatP(me.PPromote)))
+}
+
+// shownRatio is the ratio a report shows: the canary's rate over the baseline's across the
+// analysis, kept within the confidence interval (the caps and tempering that guard against
+// bursts flatten the likelihood, so its maximum understates a large ratio).
+func (t *countTest) shownRatio(lo, hi float64) float64 {
+	if t.CanaryN <= 0 || t.BaselineN <= 0 || t.CanaryY+t.BaselineY == 0 {
+		return math.NaN()
+	}
+	r := ratio(t.CanaryY/t.CanaryN, t.BaselineY/t.BaselineN)
+	if !math.IsNaN(lo) && r < lo {
+		r = lo
+	}
+	if !math.IsNaN(hi) && r > hi {
+		r = hi
+	}
+	return r
 }
 
 // shownEdge is the latency edge a report shows: the one with the most evidence of a
