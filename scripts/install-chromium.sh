@@ -15,6 +15,8 @@ set -euo pipefail
 
 log() { printf 'install-chromium: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=scripts/apt.sh
+. "$(dirname "$0")/apt.sh"
 
 force=false
 case "${1:-}" in
@@ -32,19 +34,7 @@ fi
 
 # runnable prints the path of a browser that answers --version, in the order
 # the screenshot test looks for one.
-runnable() {
-  local candidate path
-  for candidate in "${COALMINE_CHROMIUM:-}" chromium chromium-browser google-chrome; do
-    [ -n "$candidate" ] || continue
-    path="$(command -v -- "$candidate" 2>/dev/null)" || continue
-    if "$path" --version >/dev/null 2>&1; then
-      printf '%s\n' "$path"
-      return 0
-    fi
-    log "found $path but '$path --version' fails; ignoring it"
-  done
-  return 1
-}
+runnable() { first_runnable "${COALMINE_CHROMIUM:-}" chromium chromium-browser google-chrome; }
 
 if ! $force && path="$(runnable)"; then
   log "chromium already installed: $("$path" --version 2>/dev/null | head -n1)"
@@ -52,36 +42,7 @@ if ! $force && path="$(runnable)"; then
   exit 0
 fi
 
-command -v apt-get >/dev/null 2>&1 ||
-  die "chromium not found and apt-get is unavailable; install Chromium or Chrome and set COALMINE_CHROMIUM to its path"
-
-sudo=()
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null 2>&1 || die "not root and sudo is unavailable; rerun as root"
-  sudo=(sudo --non-interactive)
-fi
-# DPkg::Lock::Timeout makes apt wait for another apt/dpkg (e.g. a background
-# install) instead of failing with "Could not get lock".
-apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -q)
-
-# apt_update runs apt-get update. DPkg::Lock::Timeout does not cover the
-# package lists' lock, so wait for that one here.
-apt_update() {
-  local out deadline=$((SECONDS + 300))
-  out="$(mktemp)"
-  while true; do
-    if "${apt[@]}" update 2>&1 | tee "$out" >&2; then
-      rm -f "$out"
-      return 0
-    fi
-    if ! grep -q 'Could not get lock' "$out" || [ "$SECONDS" -ge "$deadline" ]; then
-      rm -f "$out"
-      return 1
-    fi
-    log "apt package lists are locked by another apt; waiting"
-    sleep 5
-  done
-}
+apt_prepare "chromium not found; install Chromium or Chrome and set COALMINE_CHROMIUM to its path"
 
 start=$SECONDS
 log "running apt-get update"

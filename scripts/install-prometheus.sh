@@ -16,6 +16,8 @@ set -euo pipefail
 
 log() { printf 'install-prometheus: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=scripts/apt.sh
+. "$(dirname "$0")/apt.sh"
 
 force=false
 case "${1:-}" in
@@ -32,19 +34,7 @@ if [ -n "${COALMINE_PROMETHEUS:-}" ] && ! "$COALMINE_PROMETHEUS" --version >/dev
 fi
 
 # runnable prints the path of a Prometheus binary that answers --version.
-runnable() {
-  local candidate path
-  for candidate in "${COALMINE_PROMETHEUS:-}" prometheus /usr/bin/prometheus; do
-    [ -n "$candidate" ] || continue
-    path="$(command -v -- "$candidate" 2>/dev/null)" || continue
-    if "$path" --version >/dev/null 2>&1; then
-      printf '%s\n' "$path"
-      return 0
-    fi
-    log "found $path but '$path --version' fails; ignoring it"
-  done
-  return 1
-}
+runnable() { first_runnable "${COALMINE_PROMETHEUS:-}" prometheus /usr/bin/prometheus; }
 
 if ! $force && path="$(runnable)"; then
   log "prometheus already installed: $("$path" --version 2>&1 | head -n1)"
@@ -52,37 +42,8 @@ if ! $force && path="$(runnable)"; then
   exit 0
 fi
 
-command -v apt-get >/dev/null 2>&1 ||
-  die "prometheus not found and apt-get is unavailable; install Prometheus >= 2.42 and set COALMINE_PROMETHEUS to its path"
-
-sudo=()
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null 2>&1 || die "not root and sudo is unavailable; rerun as root"
-  sudo=(sudo --non-interactive)
-fi
+apt_prepare "prometheus not found; install Prometheus >= 2.42 and set COALMINE_PROMETHEUS to its path"
 export DEBIAN_FRONTEND=noninteractive
-# DPkg::Lock::Timeout makes apt wait for another apt/dpkg (e.g. a background
-# install) instead of failing with "Could not get lock".
-apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -q)
-
-# apt_update runs apt-get update. DPkg::Lock::Timeout does not cover the
-# package lists' lock, so wait for that one here.
-apt_update() {
-  local out deadline=$((SECONDS + 300))
-  out="$(mktemp)"
-  while true; do
-    if "${apt[@]}" update 2>&1 | tee "$out" >&2; then
-      rm -f "$out"
-      return 0
-    fi
-    if ! grep -q 'Could not get lock' "$out" || [ "$SECONDS" -ge "$deadline" ]; then
-      rm -f "$out"
-      return 1
-    fi
-    log "apt package lists are locked by another apt; waiting"
-    sleep 5
-  done
-}
 
 start=$SECONDS
 updated=false
