@@ -151,6 +151,7 @@ func (a *Analyzer) backtestRun(ctx context.Context, p *policies.Policy, start, e
 	}
 	// One range query per metric for the whole run, then the ticks replayed one by one.
 	series := map[string][]metrics.Snapshot{}
+	queries := map[string]string{}
 	for _, m := range p.Spec.Metrics {
 		if !streams(p, m) {
 			continue
@@ -159,6 +160,7 @@ func (a *Analyzer) backtestRun(ctx context.Context, p *policies.Policy, start, e
 		if err != nil {
 			return run, err
 		}
+		queries[m.Name] = q.PromQL
 		if series[m.Name], err = reader.CountersRange(ctx, q, start, end, interval); err != nil {
 			return run, fmt.Errorf("observe: %w", err)
 		}
@@ -186,7 +188,7 @@ func (a *Analyzer) backtestRun(ctx context.Context, p *policies.Policy, start, e
 			continue
 		}
 		ev.Intervals++
-		if res, err = a.judgeEvidence(ctx, p, at, ev, judge); err != nil {
+		if res, err = a.judgeEvidence(ctx, p, at, ev, judge, queries); err != nil {
 			return run, err
 		}
 		ticks++

@@ -23,6 +23,7 @@ func (a *Analyzer) Step(ctx context.Context, p *policies.Policy, at time.Time, e
 		return Result{}, err
 	}
 	added := false
+	queries := map[string]string{}
 	for _, m := range p.Spec.Metrics {
 		if !streams(p, m) {
 			continue
@@ -31,6 +32,7 @@ func (a *Analyzer) Step(ctx context.Context, p *policies.Policy, at time.Time, e
 		if err != nil {
 			return Result{}, err
 		}
+		queries[m.Name] = q.PromQL
 		snap, err := reader.Counters(ctx, q, at)
 		if err != nil {
 			return Result{}, fmt.Errorf("observe: %w", err)
@@ -43,7 +45,7 @@ func (a *Analyzer) Step(ctx context.Context, p *policies.Policy, at time.Time, e
 	if added {
 		ev.Intervals++
 	}
-	return a.judgeEvidence(ctx, p, at, ev, judge)
+	return a.judgeEvidence(ctx, p, at, ev, judge, queries)
 }
 
 // Replay judges the policy over [start, end] as a canary ticking every interval would have:
@@ -60,6 +62,7 @@ func (a *Analyzer) Replay(ctx context.Context, p *policies.Policy, start, end ti
 	}
 	ev := NewEvidence()
 	step := time.Duration(p.Spec.Analysis.Interval)
+	queries := map[string]string{}
 	for _, m := range p.Spec.Metrics {
 		if !streams(p, m) {
 			continue
@@ -68,6 +71,7 @@ func (a *Analyzer) Replay(ctx context.Context, p *policies.Policy, start, end ti
 		if err != nil {
 			return Result{}, nil, err
 		}
+		queries[m.Name] = q.PromQL
 		snaps, err := reader.CountersRange(ctx, q, start, end, step)
 		if err != nil {
 			return Result{}, nil, fmt.Errorf("observe: %w", err)
@@ -81,7 +85,7 @@ func (a *Analyzer) Replay(ctx context.Context, p *policies.Policy, start, end ti
 		}
 		ev.Intervals = max(ev.Intervals, n)
 	}
-	res, err := a.judgeEvidence(ctx, p, end, ev, judge)
+	res, err := a.judgeEvidence(ctx, p, end, ev, judge, queries)
 	res.Window = (end.Sub(start)).String()
 	return res, ev, err
 }
@@ -122,8 +126,9 @@ func JudgeStream(p *policies.Policy, ev *Evidence, judge StreamJudge) []MetricRe
 }
 
 // judgeEvidence gives every metric's verdict: the streamed ones from the evidence, each with
-// its share of alpha, the value metrics over their window.
-func (a *Analyzer) judgeEvidence(ctx context.Context, p *policies.Policy, at time.Time, ev *Evidence, judge StreamJudge) (Result, error) {
+// its share of alpha, the value metrics over their window. queries are the streamed metrics'
+// rendered queries, by metric, as the reading rendered them.
+func (a *Analyzer) judgeEvidence(ctx context.Context, p *policies.Policy, at time.Time, ev *Evidence, judge StreamJudge, queries map[string]string) (Result, error) {
 	window := time.Duration(p.Spec.Analysis.Window)
 	res, err := a.evaluateWindow(ctx, p, at, at, window, func(m policies.Metric) bool { return streams(p, m) })
 	if err != nil {
@@ -140,11 +145,7 @@ func (a *Analyzer) judgeEvidence(ctx context.Context, p *policies.Policy, at tim
 		}
 		mr := streamed[0]
 		streamed = streamed[1:]
-		q, err := a.counterQuery(p, m)
-		if err != nil {
-			return res, err
-		}
-		mr.Query = q.PromQL
+		mr.Query = queries[m.Name]
 		a.logger.Debug().Str("metric", m.Name).Str("verdict", string(mr.Verdict)).Str("reason", mr.Reason).Msg("metric judged")
 		out = append(out, mr)
 	}

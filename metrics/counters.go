@@ -43,7 +43,7 @@ func NewCounterQuery(p *policies.Policy, m policies.Metric) (Query, error) {
 	if p.Spec.Source == policies.SourcePods {
 		return newPodQuery(p, m)
 	}
-	q, err := NewQuery(p, m, time.Duration(p.Spec.Analysis.Window))
+	q, err := baseQuery(p, m)
 	if err != nil {
 		return Query{}, err
 	}
@@ -68,7 +68,7 @@ func NewCounterQuery(p *policies.Policy, m policies.Metric) (Query, error) {
 		if err != nil {
 			return Query{}, err
 		}
-		q.PromQL = fmt.Sprintf("label_replace(%s, %q, \"requests\", \"\", \"\")\nor\nlabel_replace(%s, %q, \"errors\", \"\", \"\")", req, partLabel, errs, partLabel)
+		q.PromQL = partsPromQL(req, errs)
 	case policies.KindLatency:
 		if q.PromQL, err = selector("buckets", m.Buckets); err != nil {
 			return Query{}, err
@@ -85,20 +85,11 @@ func NewCounterQuery(p *policies.Policy, m policies.Metric) (Query, error) {
 func DecodeCounters(q Query, vec model.Vector, at time.Time) (Snapshot, error) {
 	snap := Snapshot{Time: at, Samples: make([]Sample, 0, len(vec))}
 	for _, s := range vec {
-		v, ok := s.Metric[model.LabelName(q.VersionLabel)]
-		if !ok {
-			return snap, fmt.Errorf("%w: metric %q: series %s has no %q label", ErrUnexpectedSeries, q.Metric, s.Metric, q.VersionLabel)
+		canary, err := q.side(s.Metric)
+		if err != nil {
+			return snap, err
 		}
-		var smp Sample
-		switch {
-		case q.SplitLabel != "" && string(v) == q.Baseline:
-			smp.Canary = inCanaryHalf(string(s.Metric[model.LabelName(q.SplitLabel)]))
-		case string(v) == q.Canary:
-			smp.Canary = true
-		case string(v) == q.Baseline:
-		default:
-			return snap, fmt.Errorf("%w: metric %q: series %s is neither version %q nor %q", ErrUnexpectedSeries, q.Metric, s.Metric, q.Baseline, q.Canary)
-		}
+		smp := Sample{Canary: canary}
 		switch q.Kind {
 		case policies.KindErrors:
 			smp.Part = string(s.Metric[partLabel])
@@ -249,8 +240,11 @@ func inCanaryHalf(v string) bool {
 // newPodQuery is the query of a pods-source metric.
 func newPodQuery(p *policies.Policy, m policies.Metric) (Query, error) {
 	t := p.Spec.Target
-	q := Query{Metric: m.Name, Kind: m.Kind, VersionLabel: t.Labels.Version, Baseline: t.Baseline.Version, Canary: t.Canary.Version,
-		Namespace: t.Namespace, NamespaceLabel: t.Labels.Namespace, App: t.App, AppLabel: t.Labels.App, Counters: true}
+	q, err := baseQuery(p, m)
+	if err != nil {
+		return Query{}, err
+	}
+	q.Counters = true
 	vars := p.Vars(time.Duration(p.Spec.Analysis.Window))
 	var shown []string
 	add := func(part, field, tmpl string) error {
@@ -266,7 +260,6 @@ func newPodQuery(p *policies.Policy, m policies.Metric) (Query, error) {
 		shown = append(shown, fmt.Sprintf("%s: %s", field, strings.TrimSpace(r)))
 		return nil
 	}
-	var err error
 	switch m.Kind {
 	case policies.KindErrors:
 		if err = add("requests", "requests", m.Requests); err == nil {

@@ -80,16 +80,33 @@ func Decode(q Query, v model.Value) (Observation, error) {
 
 // arm returns the arm a series belongs to.
 func (q Query) arm(obs *Observation, m model.Metric) (*Arm, error) {
-	v, ok := m[model.LabelName(q.VersionLabel)]
-	switch {
-	case !ok:
-		return nil, fmt.Errorf("%w: metric %q: series %s has no %q label; aggregate by it, e.g. sum by (%s) (...)", ErrUnexpectedSeries, q.Metric, m, q.VersionLabel, q.groupingHint())
-	case string(v) == q.Baseline:
-		return &obs.Baseline, nil
-	case string(v) == q.Canary:
+	canary, err := q.side(m)
+	if err != nil {
+		return nil, err
+	}
+	if canary {
 		return &obs.Canary, nil
 	}
-	return nil, fmt.Errorf("%w: metric %q: series %s is neither version %q nor %q", ErrUnexpectedSeries, q.Metric, m, q.Baseline, q.Canary)
+	return &obs.Baseline, nil
+}
+
+// side says whether a series is the canary's: by its version label, or, in an A/A comparison
+// (SplitLabel), by the half its split label's value falls in.
+func (q Query) side(m model.Metric) (canary bool, err error) {
+	v, ok := m[model.LabelName(q.VersionLabel)]
+	switch {
+	case !ok && q.Counters:
+		return false, fmt.Errorf("%w: metric %q: series %s has no %q label", ErrUnexpectedSeries, q.Metric, m, q.VersionLabel)
+	case !ok:
+		return false, fmt.Errorf("%w: metric %q: series %s has no %q label; aggregate by it, e.g. sum by (%s) (...)", ErrUnexpectedSeries, q.Metric, m, q.VersionLabel, q.groupingHint())
+	case q.SplitLabel != "" && string(v) == q.Baseline:
+		return inCanaryHalf(string(m[model.LabelName(q.SplitLabel)])), nil
+	case string(v) == q.Canary:
+		return true, nil
+	case string(v) == q.Baseline:
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: metric %q: series %s is neither version %q nor %q", ErrUnexpectedSeries, q.Metric, m, q.Baseline, q.Canary)
 }
 
 // key is what tells a version's series apart: the part of an errors query, the le of a bucket.

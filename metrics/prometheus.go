@@ -43,11 +43,8 @@ func NewPrometheus(url string, cfg policies.Prometheus, logger zerolog.Logger) (
 
 // Observe runs one query at time at and decodes the answer.
 func (p *Prometheus) Observe(ctx context.Context, q Query, at time.Time) (Observation, error) {
-	if p.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.timeout)
-		defer cancel()
-	}
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
 	start := time.Now()
 	v, warnings, err := p.query(ctx, q.PromQL, at)
 	p.logger.Debug().Str("metric", q.Metric).Dur("took", time.Since(start)).Err(err).Msg("prometheus query")
@@ -62,11 +59,8 @@ func (p *Prometheus) Observe(ctx context.Context, q Query, at time.Time) (Observ
 
 // Counters reads a counter query's series at time at.
 func (p *Prometheus) Counters(ctx context.Context, q Query, at time.Time) (Snapshot, error) {
-	if p.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.timeout)
-		defer cancel()
-	}
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
 	v, _, err := p.query(ctx, q.PromQL, at)
 	if err != nil {
 		return Snapshot{Time: at}, classify(q.Metric, err)
@@ -123,11 +117,8 @@ type timedVector struct {
 // rangeVectors runs q as a range query and regroups its answer, series by time, into one
 // vector per step, as instant queries at each step would have answered.
 func (p *Prometheus) rangeVectors(ctx context.Context, q Query, start, end time.Time, step time.Duration) ([]timedVector, error) {
-	if p.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.timeout)
-		defer cancel()
-	}
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
 	begin := time.Now()
 	v, _, err := p.api.QueryRange(ctx, q.PromQL, v1.Range{Start: start, End: end, Step: step}, v1.WithTimeout(p.timeout))
 	if p.OnQuery != nil {
@@ -171,6 +162,14 @@ func (p *Prometheus) query(ctx context.Context, promql string, at time.Time) (mo
 		p.OnQuery(time.Since(start), err)
 	}
 	return v, warnings, err
+}
+
+// withTimeout bounds one query by the policy's timeout, when it sets one.
+func (p *Prometheus) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if p.timeout > 0 {
+		return context.WithTimeout(ctx, p.timeout)
+	}
+	return ctx, func() {}
 }
 
 // classify tells a rejected query (the policy's fault) from an unavailable Prometheus.

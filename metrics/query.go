@@ -38,6 +38,22 @@ type Query struct {
 	SplitLabel string
 }
 
+// baseQuery is the query of metric m without its PromQL: what it reads and for which versions.
+func baseQuery(p *policies.Policy, m policies.Metric) (Query, error) {
+	t := p.Spec.Target
+	if t.Baseline.Version == "" || t.Canary.Version == "" {
+		return Query{}, fmt.Errorf("metric %q: the baseline and canary versions must be known (spec.target.*.version)", m.Name)
+	}
+	return Query{Metric: m.Name, Kind: m.Kind, VersionLabel: t.Labels.Version, Baseline: t.Baseline.Version, Canary: t.Canary.Version,
+		Namespace: t.Namespace, NamespaceLabel: t.Labels.Namespace, App: t.App, AppLabel: t.Labels.App}, nil
+}
+
+// partsPromQL asks for an errors metric's requests and errors in one query, told apart by
+// partLabel, so that both are evaluated at the same instant.
+func partsPromQL(requests, errors string) string {
+	return fmt.Sprintf("label_replace(%s, %q, \"requests\", \"\", \"\")\nor\nlabel_replace(%s, %q, \"errors\", \"\", \"\")", requests, partLabel, errors, partLabel)
+}
+
 // Part is one series selector of a pods-source query.
 type Part struct {
 	Name     string // requests, errors or bucket
@@ -47,10 +63,11 @@ type Part struct {
 // NewQuery renders a metric's templates for the policy's target over window. One query returns
 // both versions.
 func NewQuery(p *policies.Policy, m policies.Metric, window time.Duration) (Query, error) {
-	t := p.Spec.Target
-	if t.Baseline.Version == "" || t.Canary.Version == "" {
-		return Query{}, fmt.Errorf("metric %q: the baseline and canary versions must be known (spec.target.*.version)", m.Name)
+	q, err := baseQuery(p, m)
+	if err != nil {
+		return Query{}, err
 	}
+	t := p.Spec.Target
 	vars := p.Vars(window)
 	render := func(field, tmpl string) (string, error) {
 		q, err := policies.Render(tmpl, vars)
@@ -59,9 +76,6 @@ func NewQuery(p *policies.Policy, m policies.Metric, window time.Duration) (Quer
 		}
 		return strings.TrimSpace(q), nil
 	}
-	q := Query{Metric: m.Name, Kind: m.Kind, VersionLabel: t.Labels.Version, Baseline: t.Baseline.Version, Canary: t.Canary.Version,
-		Namespace: t.Namespace, NamespaceLabel: t.Labels.Namespace, App: t.App, AppLabel: t.Labels.App}
-	var err error
 	switch m.Kind {
 	case policies.KindErrors:
 		var req, errs string
@@ -79,7 +93,7 @@ func NewQuery(p *policies.Policy, m policies.Metric, window time.Duration) (Quer
 		if policies.IsSelector(errs) {
 			errs = fmt.Sprintf("sum by (%s) (increase(%s[%s]))", t.Labels.Version, errs, vars.Window)
 		}
-		q.PromQL = fmt.Sprintf("label_replace(%s, %q, \"requests\", \"\", \"\")\nor\nlabel_replace(%s, %q, \"errors\", \"\", \"\")", req, partLabel, errs, partLabel)
+		q.PromQL = partsPromQL(req, errs)
 	case policies.KindLatency:
 		if q.PromQL, err = render("buckets", m.Buckets); err == nil && policies.IsSelector(q.PromQL) {
 			q.PromQL = fmt.Sprintf("sum by (%s, le) (increase(%s[%s]))", t.Labels.Version, q.PromQL, vars.Window)
