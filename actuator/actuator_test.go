@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -31,7 +32,7 @@ func loadPolicy(t *testing.T, file string) *policies.Policy {
 func deployment(name, version string, replicas int32, ready int32) *appsv1.Deployment {
 	labels := map[string]string{"app": "my-app", "version": version}
 	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, UID: "uid-" + "name", Annotations: map[string]string{}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, UID: types.UID("uid-" + name), Annotations: map[string]string{}},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &replicas,
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
@@ -48,6 +49,26 @@ func get(t *testing.T, c *fake.Clientset, name string) *appsv1.Deployment {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// scaleTo sets a Deployment's replicas the way a person would, behind coalmine's back.
+func scaleTo(t *testing.T, c *fake.Clientset, name string, n int32) {
+	t.Helper()
+	d := get(t, c, name)
+	d.Spec.Replicas = &n
+	if _, err := c.AppsV1().Deployments(ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// prepare starts a canary: what the analyzer does once, when it has no record for it.
+func prepare(t *testing.T, r *Release) map[string]string {
+	t.Helper()
+	state, err := r.Prepare(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return state
 }
 
 // writes counts the requests that change objects.
@@ -70,12 +91,16 @@ func TestScaleStrategy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	state := prepare(t, r)
+	if got := state[stateBaselineReplicas]; got != "10" {
+		t.Errorf("baseline replicas remembered as %q, want 10", got)
+	}
 	steps := []struct {
 		step       int
 		wantCanary int32
 	}{{0, 1}, {1, 5}, {2, 10}}
 	for _, s := range steps {
-		if err := r.SetStep(ctx, s.step); err != nil {
+		if err := r.SetStep(ctx, s.step, state); err != nil {
 			t.Fatal(err)
 		}
 		if got := replicas(get(t, c, "my-app-v2")); got != s.wantCanary {
@@ -86,17 +111,14 @@ func TestScaleStrategy(t *testing.T) {
 		}
 	}
 	before := writes(c)
-	if err := r.SetStep(ctx, 2); err != nil {
+	if err := r.SetStep(ctx, 2, state); err != nil {
 		t.Fatal(err)
 	}
 	if writes(c) != before {
 		t.Error("applying the same step twice wrote to the cluster again")
 	}
-	if got := get(t, c, "my-app-v2").Annotations[AnnotationBaselineReplicas]; got != "10" {
-		t.Errorf("baseline replicas recorded as %q", got)
-	}
-	// The canary's pods are Ready (status says 0): promotion waits before touching the baseline.
-	done, err := r.Promote(ctx)
+	// The canary's pods are not Ready (status says 0): promotion waits before touching the baseline.
+	done, err := r.Promote(ctx, state)
 	if err != nil || done {
 		t.Fatalf("promote with an unready canary: done=%t err=%v", done, err)
 	}
@@ -108,15 +130,43 @@ func TestScaleStrategy(t *testing.T) {
 	if _, err := c.AppsV1().Deployments(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if done, err := r.Promote(ctx); err != nil || !done {
+	if done, err := r.Promote(ctx, state); err != nil || !done {
 		t.Fatalf("promote: done=%t err=%v", done, err)
 	}
 	if got := replicas(get(t, c, "my-app-v1")); got != 0 {
 		t.Errorf("baseline has %d replicas after promotion, want 0", got)
 	}
-	fp, err := r.Fingerprint(ctx)
+	fp, err := r.Fingerprint(ctx, false)
 	if err != nil || fp != "my-app-v1=0 my-app-v2=10" {
 		t.Errorf("fingerprint %q, %v", fp, err)
+	}
+}
+
+// A canary the analyzer never prepared has nothing to size its steps from: refused, never 0.
+func TestScaleWithoutState(t *testing.T) {
+	ctx := context.Background()
+	p := loadPolicy(t, "my-app-shift.yaml")
+	tests := []struct {
+		name  string
+		state map[string]string
+		act   func(r *Release, state map[string]string) error
+	}{
+		{"step, no record", nil, func(r *Release, s map[string]string) error { return r.SetStep(ctx, 0, s) }},
+		{"rollback, no record", nil, func(r *Release, s map[string]string) error { _, err := r.Rollback(ctx, s); return err }},
+		{"promote, garbage", map[string]string{stateBaselineReplicas: "ten"}, func(r *Release, s map[string]string) error { _, err := r.Promote(ctx, s); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := fake.NewClientset(deployment("my-app-v1", "v1.0.0", 10, 10), deployment("my-app-v2", "v2.0.0", 1, 1))
+			r, _ := NewRelease(c, p, zerolog.Nop())
+			err := tt.act(r, tt.state)
+			if err == nil || !strings.Contains(err.Error(), stateBaselineReplicas) {
+				t.Errorf("err %v, want one naming %s", err, stateBaselineReplicas)
+			}
+			if n := writes(c); n != 0 {
+				t.Errorf("wrote %d times without a baseline size: %v", n, c.Actions())
+			}
+		})
 	}
 }
 
@@ -126,22 +176,27 @@ func TestScaleRollbackAndShift(t *testing.T) {
 		p := loadPolicy(t, "my-app.yaml")
 		c := fake.NewClientset(deployment("my-app-v1", "v1.0.0", 10, 10), deployment("my-app-v2", "v2.0.0", 1, 1))
 		r, _ := NewRelease(c, p, zerolog.Nop())
-		if err := r.SetStep(ctx, 0); err != nil {
+		state := prepare(t, r)
+		if err := r.SetStep(ctx, 0, state); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := r.Rollback(ctx); err != nil {
+		if _, err := r.Rollback(ctx, state); err != nil {
 			t.Fatal(err)
 		}
 		if got := replicas(get(t, c, "my-app-v2")); got != 0 {
 			t.Errorf("canary has %d replicas, want 0", got)
+		}
+		if got := replicas(get(t, c, "my-app-v1")); got != 10 {
+			t.Errorf("scale rollback changed the baseline to %d", got)
 		}
 	})
 	t.Run("shift keeps the total and reverses", func(t *testing.T) {
 		p := loadPolicy(t, "my-app-shift.yaml") // steps 1, 2, 5, 10
 		c := fake.NewClientset(deployment("my-app-v1", "v1.0.0", 10, 10), deployment("my-app-v2", "v2.0.0", 0, 0))
 		r, _ := NewRelease(c, p, zerolog.Nop())
+		state := prepare(t, r)
 		for i, want := range []int32{1, 2, 5, 10} {
-			if err := r.SetStep(ctx, i); err != nil {
+			if err := r.SetStep(ctx, i, state); err != nil {
 				t.Fatal(err)
 			}
 			v1, v2 := replicas(get(t, c, "my-app-v1")), replicas(get(t, c, "my-app-v2"))
@@ -149,46 +204,171 @@ func TestScaleRollbackAndShift(t *testing.T) {
 				t.Errorf("step %d: v1=%d v2=%d, want v2=%d and 10 in all", i, v1, v2, want)
 			}
 		}
-		if _, err := r.Rollback(ctx); err != nil {
+		if _, err := r.Rollback(ctx, state); err != nil {
 			t.Fatal(err)
 		}
 		if v1, v2 := replicas(get(t, c, "my-app-v1")), replicas(get(t, c, "my-app-v2")); v1 != 10 || v2 != 0 {
 			t.Errorf("after rollback v1=%d v2=%d, want 10 and 0", v1, v2)
 		}
 	})
+	t.Run("shift retried after the baseline grew", func(t *testing.T) {
+		p := loadPolicy(t, "my-app-shift.yaml")
+		p.Spec.Strategy.Steps = []string{"1", "50%", "100%"}
+		c := fake.NewClientset(deployment("my-app-v1", "v1.0.0", 4, 4), deployment("my-app-v2", "v2.0.0", 0, 0))
+		r, _ := NewRelease(c, p, zerolog.Nop())
+
+		// The first try: baseline 4, one step, rolled back.
+		first := prepare(t, r)
+		if err := r.SetStep(ctx, 0, first); err != nil {
+			t.Fatal(err)
+		}
+		if v1 := replicas(get(t, c, "my-app-v1")); v1 != 3 {
+			t.Fatalf("first try, step 1: baseline %d, want 3", v1)
+		}
+		if done, err := r.Rollback(ctx, first); err != nil || !done {
+			t.Fatalf("rollback: done=%t err=%v", done, err)
+		}
+		if v1, v2 := replicas(get(t, c, "my-app-v1")), replicas(get(t, c, "my-app-v2")); v1 != 4 || v2 != 0 {
+			t.Fatalf("after the first rollback v1=%d v2=%d, want 4 and 0", v1, v2)
+		}
+
+		// Between the tries the baseline is scaled up for traffic; the retry is a new canary.
+		scaleTo(t, c, "my-app-v1", 10)
+		second := prepare(t, r)
+		if err := r.SetStep(ctx, 0, second); err != nil {
+			t.Fatal(err)
+		}
+		if v1, v2 := replicas(get(t, c, "my-app-v1")), replicas(get(t, c, "my-app-v2")); v1 != 9 || v2 != 1 {
+			t.Errorf("retry, step 1: v1=%d v2=%d, want 9 and 1 (the baseline cut to 3 means the first try's size was reused)", v1, v2)
+		}
+		if err := r.SetStep(ctx, 1, second); err != nil {
+			t.Fatal(err)
+		}
+		if v1, v2 := replicas(get(t, c, "my-app-v1")), replicas(get(t, c, "my-app-v2")); v1 != 5 || v2 != 5 {
+			t.Errorf("retry, step 2 (50%%): v1=%d v2=%d, want 5 and 5", v1, v2)
+		}
+		if _, err := r.Rollback(ctx, second); err != nil {
+			t.Fatal(err)
+		}
+		if v1, v2 := replicas(get(t, c, "my-app-v1")), replicas(get(t, c, "my-app-v2")); v1 != 10 || v2 != 0 {
+			t.Errorf("after the retry's rollback v1=%d v2=%d, want 10 and 0", v1, v2)
+		}
+	})
+}
+
+// colour is a blue/green Deployment: its selector names the Deployment, not the version, since
+// the version it runs changes from release to release and a selector cannot.
+func colour(name, version string, n int32) *appsv1.Deployment {
+	d := deployment(name, version, n, n)
+	d.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "my-app", "colour": name}}
+	d.Spec.Template.Labels = map[string]string{"app": "my-app", "colour": name, "version": version}
+	return d
 }
 
 func TestBlueGreen(t *testing.T) {
 	ctx := context.Background()
-	p := loadPolicy(t, "my-app-bluegreen.yaml")
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "my-app", Namespace: ns},
-		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "my-app", "version": "v1.0.0"}},
+	service := func(version string) *corev1.Service {
+		return &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "my-app", Namespace: ns},
+			Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "my-app", "version": version}},
+		}
 	}
-	c := fake.NewClientset(deployment("my-app-v1", "v1.0.0", 10, 10), deployment("my-app-v2", "v2.0.0", 10, 10), svc)
-	r, _ := NewRelease(c, p, zerolog.Nop())
-	selector := func() string {
+	selector := func(t *testing.T, c *fake.Clientset) string {
+		t.Helper()
 		s, err := c.CoreV1().Services(ns).Get(ctx, "my-app", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s.Spec.Selector["version"]
 	}
-	if err := r.SetStep(ctx, 0); err != nil {
-		t.Fatal(err)
+	// policy is the example with the roles given to Deployments and versions.
+	policy := func(t *testing.T, baseline, baselineVersion, canary, canaryVersion string) *policies.Policy {
+		t.Helper()
+		p := loadPolicy(t, "my-app-bluegreen.yaml")
+		p.Spec.Target.Baseline = policies.Arm{Deployment: baseline, Version: baselineVersion}
+		p.Spec.Target.Canary = policies.Arm{Deployment: canary, Version: canaryVersion}
+		return p
 	}
-	if got := selector(); got != "v2.0.0" {
-		t.Fatalf("selector after the switch: %q", got)
-	}
-	if _, err := r.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := selector(); got != "v1.0.0" {
-		t.Errorf("selector after rollback: %q, want v1.0.0", got)
-	}
-	if replicas(get(t, c, "my-app-v2")) != 10 {
-		t.Error("blue/green rollback must leave both versions scaled")
-	}
+
+	t.Run("rollback switches back and leaves both scaled", func(t *testing.T) {
+		c := fake.NewClientset(deployment("my-app-v1", "v1.0.0", 10, 10), deployment("my-app-v2", "v2.0.0", 10, 10), service("v1.0.0"))
+		r, _ := NewRelease(c, loadPolicy(t, "my-app-bluegreen.yaml"), zerolog.Nop())
+		state := prepare(t, r)
+		if got := state[stateServiceVersion]; got != "v1.0.0" {
+			t.Errorf("remembered the Service selecting %q, want v1.0.0", got)
+		}
+		if err := r.SetStep(ctx, 0, state); err != nil {
+			t.Fatal(err)
+		}
+		if got := selector(t, c); got != "v2.0.0" {
+			t.Fatalf("selector after the switch: %q", got)
+		}
+		if _, err := r.Rollback(ctx, state); err != nil {
+			t.Fatal(err)
+		}
+		if got := selector(t, c); got != "v1.0.0" {
+			t.Errorf("selector after rollback: %q, want v1.0.0", got)
+		}
+		if replicas(get(t, c, "my-app-v2")) != 10 || replicas(get(t, c, "my-app-v1")) != 10 {
+			t.Error("blue/green rollback must leave both versions scaled")
+		}
+	})
+
+	t.Run("blue/green, two Deployments alternating roles over three releases, the third rolled back", func(t *testing.T) {
+		c := fake.NewClientset(colour("blue", "v1.0.0", 10), colour("green", "v2.0.0", 10), service("v1.0.0"))
+		// release runs one canary to its end and returns the selector it left.
+		release := func(p *policies.Policy, promote bool) string {
+			t.Helper()
+			r, err := NewRelease(c, p, zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			state := prepare(t, r)
+			if err := r.SetStep(ctx, 0, state); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := selector(t, c), p.Spec.Target.Canary.Version; got != want {
+				t.Fatalf("canary %s: Service selects %q, want %q", want, got, want)
+			}
+			act := r.Rollback
+			if promote {
+				act = r.Promote
+			}
+			if done, err := act(ctx, state); err != nil || !done {
+				t.Fatalf("canary %s: done=%t err=%v", p.Spec.Target.Canary.Version, done, err)
+			}
+			return selector(t, c)
+		}
+		// rerun puts a new version on a Deployment and scales it up: the next release's canary.
+		rerun := func(name, version string) {
+			t.Helper()
+			d := get(t, c, name)
+			d.Spec.Template.Labels["version"] = version
+			n := int32(10)
+			d.Spec.Replicas = &n
+			if _, err := c.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		if got := release(policy(t, "blue", "v1.0.0", "green", "v2.0.0"), true); got != "v2.0.0" {
+			t.Fatalf("release 1 promoted: Service selects %q, want v2.0.0", got)
+		}
+		if n := replicas(get(t, c, "blue")); n != 0 {
+			t.Errorf("release 1: blue (the old baseline) has %d replicas, want 0", n)
+		}
+		rerun("blue", "v3.0.0")
+		if got := release(policy(t, "green", "v2.0.0", "blue", "v3.0.0"), true); got != "v3.0.0" {
+			t.Fatalf("release 2 promoted: Service selects %q, want v3.0.0", got)
+		}
+		rerun("green", "v4.0.0")
+		if got := release(policy(t, "blue", "v3.0.0", "green", "v4.0.0"), false); got != "v3.0.0" {
+			t.Errorf("release 3 rolled back: Service selects %q, want v3.0.0 (the pods of the release before)", got)
+		}
+		if n := replicas(get(t, c, "blue")); n != 10 {
+			t.Errorf("release 3 rolled back to blue, which has %d replicas, want 10", n)
+		}
+	})
 }
 
 func replicaSet(d *appsv1.Deployment, revision, version string, n int32) *appsv1.ReplicaSet {
@@ -210,41 +390,60 @@ func replicaSet(d *appsv1.Deployment, revision, version string, n int32) *appsv1
 	}
 }
 
-func TestRolloutRollbackUndoesToLastGoodRevision(t *testing.T) {
-	ctx := context.Background()
-	p := loadPolicy(t, "my-app-rollout.yaml")
-	// Three revisions: 1 ran v1.0.0, 2 ran a v1.0.0 hotfix that passed analysis, 3 is the
-	// canary. The Deployment is paused mid-canary with coalmine's surge strategy.
+// rolloutAtRevision3 is a Deployment updated to the canary v2.0.0, revision 3, before coalmine
+// starts: revision 1 ran v1.0.0 and revision 2 a v1.0.0 hotfix that passed analysis.
+func rolloutAtRevision3() []runtime.Object {
 	d := deployment("my-app", "v2.0.0", 10, 10)
-	d.UID = "uid-my-app"
 	d.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "my-app"}}
-	d.Spec.Paused = true
 	d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "app", Image: "my-app:v2.0.0"}}
-	surge, zero := intstr.FromInt32(1), intstr.FromInt32(0)
-	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &zero}}
-	d.Annotations = map[string]string{
-		revisionAnnotation:         "3",
-		AnnotationLastGoodRevision: "2",
-		AnnotationOriginalStrategy: `{"type":"RollingUpdate","rollingUpdate":{"maxUnavailable":"25%","maxSurge":"25%"}}`,
-	}
+	quarter := intstr.FromString("25%")
+	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &quarter, MaxUnavailable: &quarter}}
+	d.Annotations = map[string]string{revisionAnnotation: "3"}
 	rs1 := replicaSet(d, "1", "v1.0.0", 0)
 	rs2 := replicaSet(d, "2", "v1.0.0", 9)
 	rs2.Spec.Template.Spec.Containers[0].Image = "my-app:v1.0.0-hotfix"
 	rs3 := replicaSet(d, "3", "v2.0.0", 1)
-	c := fake.NewClientset(d, rs1, rs2, rs3)
+	return []runtime.Object{d, rs1, rs2, rs3}
+}
+
+// pauseMidCanary leaves the Deployment as a canary step does: paused, with coalmine's surge.
+func pauseMidCanary(t *testing.T, c *fake.Clientset) {
+	t.Helper()
+	d := get(t, c, "my-app")
+	surge, zero := intstr.FromInt32(1), intstr.FromInt32(0)
+	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &zero}}
+	d.Spec.Paused = true
+	if _, err := c.AppsV1().Deployments(ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRolloutRollbackUndoesToLastGoodRevision(t *testing.T) {
+	ctx := context.Background()
+	p := loadPolicy(t, "my-app-rollout.yaml")
+	c := fake.NewClientset(rolloutAtRevision3()...)
+	r, _ := NewRelease(c, p, zerolog.Nop())
+	state := prepare(t, r)
+	if got := state[stateLastGoodRevision]; got != "2" {
+		t.Errorf("last good revision remembered as %q, want 2 (the newest that ran v1.0.0)", got)
+	}
+	if s, ok, err := originalStrategy(state); err != nil || !ok || s.RollingUpdate == nil || s.RollingUpdate.MaxSurge.String() != "25%" {
+		t.Errorf("original strategy remembered as %q (%v)", state[stateOriginalStrategy], err)
+	}
+	pauseMidCanary(t, c)
+
 	var updates []*appsv1.Deployment
 	c.PrependReactor("update", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		updates = append(updates, a.(k8stesting.UpdateAction).GetObject().(*appsv1.Deployment).DeepCopy())
 		return false, nil, nil
 	})
-	r, _ := NewRelease(c, p, zerolog.Nop())
-	if _, err := r.Rollback(ctx); err != nil {
+	if _, err := r.Rollback(ctx, state); err != nil {
 		t.Fatal(err)
 	}
-	if len(updates) == 0 {
-		t.Fatal("rollback wrote nothing")
+	// One update resumes, undoes and restores the strategy together.
+	if len(updates) != 1 {
+		t.Fatalf("rollback made %d updates, want 1", len(updates))
 	}
-	// The first update resumes and undoes together; a later one only tidies annotations.
 	got := updates[0]
 	if got.Spec.Paused {
 		t.Error("still paused: an undo of a paused Deployment goes nowhere")
@@ -258,6 +457,52 @@ func TestRolloutRollbackUndoesToLastGoodRevision(t *testing.T) {
 	if ms := got.Spec.Strategy.RollingUpdate.MaxSurge.String(); ms != "25%" {
 		t.Errorf("strategy not restored: maxSurge %s", ms)
 	}
+	for k := range got.Annotations {
+		if strings.HasPrefix(k, "coalmine.dev/") {
+			t.Errorf("rollback wrote annotation %s: coalmine's state lives in the record", k)
+		}
+	}
+}
+
+func TestRolloutPromoteRestoresStrategy(t *testing.T) {
+	ctx := context.Background()
+	p := loadPolicy(t, "my-app-rollout.yaml")
+	c := fake.NewClientset(rolloutAtRevision3()...)
+	r, _ := NewRelease(c, p, zerolog.Nop())
+	state := prepare(t, r)
+	pauseMidCanary(t, c)
+	// Mid-rollout: one pod of ten updated.
+	d := get(t, c, "my-app")
+	d.Status = appsv1.DeploymentStatus{Replicas: 11, UpdatedReplicas: 1, ReadyReplicas: 11, AvailableReplicas: 11}
+	if _, err := c.AppsV1().Deployments(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	done, err := r.Promote(ctx, state)
+	if err != nil || done {
+		t.Fatalf("promote with one pod of ten updated: done=%t err=%v, want not done", done, err)
+	}
+	d = get(t, c, "my-app")
+	if d.Spec.Paused {
+		t.Error("promotion left the rollout paused")
+	}
+	if ru := d.Spec.Strategy.RollingUpdate; ru == nil || ru.MaxSurge.String() != "25%" || ru.MaxUnavailable.String() != "25%" {
+		t.Errorf("strategy not restored: %+v", d.Spec.Strategy)
+	}
+	if img := d.Spec.Template.Spec.Containers[0].Image; img != "my-app:v2.0.0" {
+		t.Errorf("promotion changed the template to %s", img)
+	}
+	d.Status = appsv1.DeploymentStatus{Replicas: 10, UpdatedReplicas: 10, ReadyReplicas: 10, AvailableReplicas: 10}
+	if _, err := c.AppsV1().Deployments(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := r.Promote(ctx, state); err != nil || !done {
+		t.Fatalf("promote with the rollout complete: done=%t err=%v", done, err)
+	}
+	for k := range get(t, c, "my-app").Annotations {
+		if strings.HasPrefix(k, "coalmine.dev/") {
+			t.Errorf("promotion wrote annotation %s: coalmine's state lives in the record", k)
+		}
+	}
 }
 
 func TestHealthGates(t *testing.T) {
@@ -265,6 +510,10 @@ func TestHealthGates(t *testing.T) {
 	p := loadPolicy(t, "my-app.yaml")
 	stalledCanary := deployment("my-app-v2", "v2.0.0", 1, 0)
 	stalledCanary.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded", Message: "ReplicaSet has timed out progressing."}}
+	readyPod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "my-app-v2-y", Namespace: ns, Labels: map[string]string{"app": "my-app", "version": "v2.0.0"}},
+		Status:     corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+	}
 	restarting := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "my-app-v2-x", Namespace: ns, Labels: map[string]string{"app": "my-app", "version": "v2.0.0"}},
 		Status: corev1.PodStatus{
@@ -278,6 +527,8 @@ func TestHealthGates(t *testing.T) {
 		wantReady   bool
 		wantProblem string
 	}{
+		{"ready", []runtime.Object{deployment("my-app-v1", "v1.0.0", 10, 10), deployment("my-app-v2", "v2.0.0", 1, 1), readyPod}, true, ""},
+		{"pods not ready though the status says so", []runtime.Object{deployment("my-app-v1", "v1.0.0", 10, 10), deployment("my-app-v2", "v2.0.0", 1, 1)}, false, ""},
 		{"not ready yet", []runtime.Object{deployment("my-app-v1", "v1.0.0", 10, 10), deployment("my-app-v2", "v2.0.0", 1, 0)}, false, ""},
 		{"stalled", []runtime.Object{deployment("my-app-v1", "v1.0.0", 10, 10), stalledCanary}, false, "ProgressDeadlineExceeded"},
 		{"restarts climbing", []runtime.Object{deployment("my-app-v1", "v1.0.0", 10, 10), deployment("my-app-v2", "v2.0.0", 1, 1), restarting}, false, "restarted 4 times"},
@@ -285,7 +536,7 @@ func TestHealthGates(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r, _ := NewRelease(fake.NewClientset(tt.objs...), p, zerolog.Nop())
-			ready, problem, err := r.Health(ctx, 0)
+			ready, problem, err := r.Health(ctx, 0, prepare(t, r))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -302,12 +553,16 @@ func TestDryRunWritesNothing(t *testing.T) {
 	c := fake.NewClientset(deployment("my-app-v1", "v1.0.0", 10, 10), deployment("my-app-v2", "v2.0.0", 1, 1))
 	r, _ := NewRelease(c, p, zerolog.Nop())
 	d := NewDryRun(r, zerolog.Nop())
-	_ = d.SetStep(ctx, 1)
-	_, _ = d.Promote(ctx)
-	_, _ = d.Rollback(ctx)
+	state, err := d.Prepare(ctx)
+	if err != nil || state[stateBaselineReplicas] != "10" {
+		t.Fatalf("dry-run prepare: %v, %v", state, err)
+	}
+	_ = d.SetStep(ctx, 1, state)
+	_, _ = d.Promote(ctx, state)
+	_, _ = d.Rollback(ctx, state)
 	_ = d.SaveProgress(ctx, `{"phase":"progressing"}`)
 	_ = d.Event(ctx, "k", true, "CanaryRolledBack", "x")
-	if _, _, err := d.Health(ctx, 0); err != nil {
+	if _, _, err := d.Health(ctx, 0, state); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := d.Progress(ctx); got != `{"phase":"progressing"}` {

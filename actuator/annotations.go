@@ -3,20 +3,24 @@ package actuator
 // Annotations coalmine keeps on the Deployment it drives (the canary's; for the rollout strategy,
 // the one Deployment), so that any process that restarts reads them back and carries on.
 const (
-	// AnnotationProgress holds the analyzer's record of the canary: step, verdicts, start time,
-	// the action in flight. Its format belongs to the analyzer.
+	// AnnotationProgress holds the canary's record: step, verdicts, start time, the action in
+	// flight, the judge's evidence and what the strategy remembered. All of coalmine's state
+	// for one canary is in it; its format belongs to the analyzer.
 	AnnotationProgress = "coalmine.dev/progress"
-	// AnnotationBaselineReplicas is the baseline's replica count when the canary started; steps
-	// given as percentages and the promotion are computed from it.
-	AnnotationBaselineReplicas = "coalmine.dev/baseline-replicas"
-	// AnnotationLastGoodRevision is the Deployment revision that last passed analysis; a rollout
-	// rollback undoes to it.
-	AnnotationLastGoodRevision = "coalmine.dev/last-good-revision"
-	// AnnotationOriginalStrategy is the rollout's update strategy before coalmine changed it.
-	AnnotationOriginalStrategy = "coalmine.dev/original-strategy"
-	// AnnotationServiceVersion is the version a bluegreen Service selected before the switch.
-	AnnotationServiceVersion = "coalmine.dev/service-version"
 
 	// revisionAnnotation is the Deployment controller's own revision number.
 	revisionAnnotation = "deployment.kubernetes.io/revision"
+)
+
+// Keys of what the strategies remember for one canary, in its record.
+const (
+	// stateBaselineReplicas is the baseline's replica count when the canary started; steps
+	// given as percentages, the promotion and a shift's rollback are sized from it.
+	stateBaselineReplicas = "baselineReplicas"
+	// stateLastGoodRevision is the Deployment revision a rollout rollback undoes to.
+	stateLastGoodRevision = "lastGoodRevision"
+	// stateOriginalStrategy is the rollout's update strategy before coalmine changed it.
+	stateOriginalStrategy = "originalStrategy"
+	// stateServiceVersion is the version a bluegreen Service selected before the switch.
+	stateServiceVersion = "serviceVersion"
 )

@@ -46,37 +46,34 @@ func (b *blueGreen) selectVersion(ctx context.Context, version string) error {
 	return nil
 }
 
-func (b *blueGreen) service(ctx context.Context) (*corev1.Service, error) {
-	s, err := b.k.client.CoreV1().Services(b.k.ns).Get(ctx, b.p.Spec.Strategy.Service, metav1.GetOptions{})
+func (b *blueGreen) service(ctx context.Context, fresh bool) (*corev1.Service, error) {
+	s, err := b.k.from(fresh).Service(ctx, b.k.ns, b.p.Spec.Strategy.Service)
 	if err != nil {
 		return nil, fmt.Errorf("get service %s/%s: %w", b.k.ns, b.p.Spec.Strategy.Service, err)
 	}
 	return s, nil
 }
 
-func (b *blueGreen) setStep(ctx context.Context, _ int) error {
+// prepare remembers the version the Service selects now: what a rollback switches back to.
+// It is read when this canary starts, never inherited from an earlier one.
+func (b *blueGreen) prepare(ctx context.Context) (map[string]string, error) {
 	t := b.p.Spec.Target
-	c, err := b.k.deployment(ctx, t.Canary.Deployment)
+	s, err := b.service(ctx, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, ok := c.Annotations[AnnotationServiceVersion]; !ok {
-		s, err := b.service(ctx)
-		if err != nil {
-			return err
-		}
-		was := s.Spec.Selector[t.Labels.Version]
-		if was == "" || was == t.Canary.Version {
-			was = t.Baseline.Version
-		}
-		if err := b.k.annotate(ctx, t.Canary.Deployment, map[string]string{AnnotationServiceVersion: was}); err != nil {
-			return err
-		}
+	was := s.Spec.Selector[t.Labels.Version]
+	if was == "" || was == t.Canary.Version {
+		was = t.Baseline.Version
 	}
-	return b.selectVersion(ctx, t.Canary.Version)
+	return map[string]string{stateServiceVersion: was}, nil
 }
 
-func (b *blueGreen) promote(ctx context.Context) (bool, error) {
+func (b *blueGreen) setStep(ctx context.Context, _ int, _ map[string]string) error {
+	return b.selectVersion(ctx, b.p.Spec.Target.Canary.Version)
+}
+
+func (b *blueGreen) promote(ctx context.Context, _ map[string]string) (bool, error) {
 	t := b.p.Spec.Target
 	if err := b.selectVersion(ctx, t.Canary.Version); err != nil {
 		return false, err
@@ -91,28 +88,23 @@ func (b *blueGreen) promote(ctx context.Context) (bool, error) {
 	return true, b.k.scale(ctx, t.Baseline.Deployment, 0)
 }
 
-func (b *blueGreen) rollback(ctx context.Context) (bool, error) {
-	t := b.p.Spec.Target
-	c, err := b.k.deployment(ctx, t.Canary.Deployment)
-	if err != nil {
-		return false, err
-	}
-	was := c.Annotations[AnnotationServiceVersion]
+func (b *blueGreen) rollback(ctx context.Context, state map[string]string) (bool, error) {
+	was := state[stateServiceVersion]
 	if was == "" {
-		was = t.Baseline.Version
+		was = b.p.Spec.Target.Baseline.Version
 	}
 	return true, b.selectVersion(ctx, was)
 }
 
-func (b *blueGreen) health(ctx context.Context, _ int) (bool, string, error) {
-	c, err := b.k.deployment(ctx, b.p.Spec.Target.Canary.Deployment)
+func (b *blueGreen) health(ctx context.Context, _ int, _ map[string]string) (bool, string, error) {
+	c, err := b.k.deployment(ctx, b.p.Spec.Target.Canary.Deployment, false)
 	if err != nil {
 		return false, "", err
 	}
 	if p := stalled(c); p != "" {
 		return false, p, nil
 	}
-	h, err := b.k.pods(ctx, c, nil)
+	h, err := b.k.pods(ctx, c, nil, false)
 	if err != nil {
 		return false, "", err
 	}
@@ -123,8 +115,8 @@ func (b *blueGreen) health(ctx context.Context, _ int) (bool, string, error) {
 	return n > 0 && c.Status.ReadyReplicas >= n && h.ready >= int(n), "", nil
 }
 
-func (b *blueGreen) fingerprint(ctx context.Context) (string, error) {
-	s, err := b.service(ctx)
+func (b *blueGreen) fingerprint(ctx context.Context, fresh bool) (string, error) {
+	s, err := b.service(ctx, fresh)
 	if err != nil {
 		return "", err
 	}

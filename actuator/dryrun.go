@@ -23,29 +23,36 @@ func NewDryRun(r *Release, logger zerolog.Logger) *DryRun {
 // Steps is the number of canary steps.
 func (d *DryRun) Steps() int { return d.r.Steps() }
 
+// Prepare reads what the strategy would remember.
+func (d *DryRun) Prepare(ctx context.Context) (map[string]string, error) { return d.r.Prepare(ctx) }
+
 // SetStep logs the step it would apply.
-func (d *DryRun) SetStep(_ context.Context, i int) error {
+func (d *DryRun) SetStep(_ context.Context, i int, _ map[string]string) error {
 	d.logger.Info().Int("step", i+1).Str("size", d.r.policy.Spec.Strategy.Steps[i]).Msg("would set the canary step")
 	return nil
 }
 
 // Promote logs the promotion it would make.
-func (d *DryRun) Promote(context.Context) (bool, error) {
+func (d *DryRun) Promote(context.Context, map[string]string) (bool, error) {
 	d.logger.Info().Str("strategy", string(d.r.policy.Spec.Strategy.Type)).Msg("would promote")
 	return true, nil
 }
 
 // Rollback logs the rollback it would make.
-func (d *DryRun) Rollback(context.Context) (bool, error) {
+func (d *DryRun) Rollback(context.Context, map[string]string) (bool, error) {
 	d.logger.Info().Str("strategy", string(d.r.policy.Spec.Strategy.Type)).Msg("would roll back")
 	return true, nil
 }
 
 // Health reads the canary's health.
-func (d *DryRun) Health(ctx context.Context, i int) (bool, string, error) { return d.r.Health(ctx, i) }
+func (d *DryRun) Health(ctx context.Context, i int, state map[string]string) (bool, string, error) {
+	return d.r.Health(ctx, i, state)
+}
 
 // Fingerprint reads the release's state.
-func (d *DryRun) Fingerprint(ctx context.Context) (string, error) { return d.r.Fingerprint(ctx) }
+func (d *DryRun) Fingerprint(ctx context.Context, fresh bool) (string, error) {
+	return d.r.Fingerprint(ctx, fresh)
+}
 
 // Progress returns what the dry run recorded, or else what is on the cluster.
 func (d *DryRun) Progress(ctx context.Context) (string, error) {

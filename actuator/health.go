@@ -17,7 +17,7 @@ type podHealth struct {
 }
 
 // pods counts the pods a Deployment selects, narrowed by extra label requirements.
-func (k *kube) pods(ctx context.Context, d *appsv1.Deployment, extra map[string]string) (podHealth, error) {
+func (k *kube) pods(ctx context.Context, d *appsv1.Deployment, extra map[string]string, fresh bool) (podHealth, error) {
 	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 	if err != nil {
 		return podHealth{}, fmt.Errorf("deployment %s/%s selector: %w", k.ns, d.Name, err)
@@ -29,13 +29,12 @@ func (k *kube) pods(ctx context.Context, d *appsv1.Deployment, extra map[string]
 		}
 		sel = sel.Add(*r)
 	}
-	list, err := k.client.CoreV1().Pods(k.ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	list, err := k.from(fresh).Pods(ctx, k.ns, sel)
 	if err != nil {
 		return podHealth{}, fmt.Errorf("list pods of %s/%s: %w", k.ns, d.Name, err)
 	}
 	var h podHealth
-	for i := range list.Items {
-		p := &list.Items[i]
+	for _, p := range list {
 		if p.DeletionTimestamp != nil {
 			continue
 		}

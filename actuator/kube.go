@@ -2,6 +2,7 @@ package actuator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"os"
@@ -12,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
@@ -25,19 +27,45 @@ const fieldManager = "coalmine"
 var conflictBackoff = wait.Backoff{Steps: 12, Duration: 10 * time.Millisecond, Factor: 2, Jitter: 0.2, Cap: 2 * time.Second}
 
 // kube is the plain Kubernetes operations the strategies are built from, in one namespace.
+// Reads go through reads (the API server) or, when set, cached (informers); writes always go
+// to the API server.
 type kube struct {
 	client kubernetes.Interface
 	ns     string
 	logger zerolog.Logger
 	now    func() time.Time
+	reads  Cache
+	cached Cache
 }
 
-func (k *kube) deployment(ctx context.Context, name string) (*appsv1.Deployment, error) {
-	d, err := k.client.AppsV1().Deployments(k.ns).Get(ctx, name, metav1.GetOptions{})
+// from is where a read goes: the cache when there is one, unless fresh is asked for.
+func (k *kube) from(fresh bool) Cache {
+	if k.cached != nil && !fresh {
+		return k.cached
+	}
+	return k.reads
+}
+
+// deployment reads a Deployment. The object may be shared with a cache: never modify it.
+func (k *kube) deployment(ctx context.Context, name string, fresh bool) (*appsv1.Deployment, error) {
+	d, err := k.from(fresh).Deployment(ctx, k.ns, name)
 	if err != nil {
 		return nil, fmt.Errorf("get deployment %s/%s: %w", k.ns, name, err)
 	}
 	return d, nil
+}
+
+// patchAnnotation sets one annotation with a merge patch: one request, no read, no conflict.
+func (k *kube) patchAnnotation(ctx context.Context, name, key, value string) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: value}}})
+	if err != nil {
+		return fmt.Errorf("annotate deployment %s/%s: %w", k.ns, name, err)
+	}
+	_, err = k.client.AppsV1().Deployments(k.ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+	if err != nil {
+		return fmt.Errorf("annotate deployment %s/%s: %w", k.ns, name, err)
+	}
+	return nil
 }
 
 // updateDeployment re-reads a Deployment, lets change modify its copy, and writes it back,
@@ -83,37 +111,11 @@ func (k *kube) scale(ctx context.Context, name string, replicas int32) error {
 	})
 }
 
-// annotate sets (or, with an empty value, removes) annotations on a Deployment.
-func (k *kube) annotate(ctx context.Context, name string, kv map[string]string) error {
-	return k.updateDeployment(ctx, name, func(d *appsv1.Deployment) (bool, error) {
-		return setAnnotations(&d.ObjectMeta, kv), nil
-	})
-}
-
-func setAnnotations(m *metav1.ObjectMeta, kv map[string]string) bool {
-	changed := false
-	for key, v := range kv {
-		old, ok := m.Annotations[key]
-		switch {
-		case v == "" && ok:
-			delete(m.Annotations, key)
-			changed = true
-		case v != "" && old != v:
-			if m.Annotations == nil {
-				m.Annotations = map[string]string{}
-			}
-			m.Annotations[key] = v
-			changed = true
-		}
-	}
-	return changed
-}
-
 // event records a Kubernetes Event on a Deployment, synchronously: a one-shot gate exits right
 // after its last action, and an asynchronous recorder would drop it. The Event's name is derived
 // from key, so recording the same occurrence again (after a crash) is a no-op: exactly once.
 func (k *kube) event(ctx context.Context, name, key string, warning bool, reason, message string) error {
-	d, err := k.deployment(ctx, name)
+	d, err := k.deployment(ctx, name, false)
 	if err != nil {
 		return err
 	}

@@ -12,20 +12,23 @@ import (
 	"github.com/coalmine/coalmine/policies"
 )
 
-// strategy is one way of moving a release, over the plain operations in kube.
+// strategy is one way of moving a release, over the plain operations in kube. state is what
+// prepare remembered when the canary started; it lives in the canary's record.
 type strategy interface {
+	// prepare reads what the strategy must remember for one canary: called once, when it starts.
+	prepare(ctx context.Context) (map[string]string, error)
 	// setStep makes the canary the size of step i. Idempotent.
-	setStep(ctx context.Context, i int) error
+	setStep(ctx context.Context, i int, state map[string]string) error
 	// promote moves the release all the way to the canary, a bit more each call; it reports
 	// done once nothing is left to do.
-	promote(ctx context.Context) (done bool, err error)
+	promote(ctx context.Context, state map[string]string) (done bool, err error)
 	// rollback takes the canary back, a bit more each call, until done.
-	rollback(ctx context.Context) (done bool, err error)
+	rollback(ctx context.Context, state map[string]string) (done bool, err error)
 	// health says whether the canary of step i is all Ready, and names a problem that fails it
 	// whatever the metrics say: a stalled rollout, restarts climbing.
-	health(ctx context.Context, i int) (ready bool, problem string, err error)
+	health(ctx context.Context, i int, state map[string]string) (ready bool, problem string, err error)
 	// fingerprint summarises what coalmine controls, so that a change made by someone else shows.
-	fingerprint(ctx context.Context) (string, error)
+	fingerprint(ctx context.Context, fresh bool) (string, error)
 }
 
 // Release drives one policy's release on a cluster. It satisfies the analyzer's Release.
@@ -38,9 +41,10 @@ type Release struct {
 }
 
 // NewRelease returns the actuator for a policy's release, with the strategy the policy names.
+// Reads go to the API server; WithCache makes them come from informers.
 func NewRelease(client kubernetes.Interface, p *policies.Policy, logger zerolog.Logger) (*Release, error) {
 	t := p.Spec.Target
-	k := &kube{client: client, ns: t.Namespace, logger: logger, now: time.Now}
+	k := &kube{client: client, ns: t.Namespace, logger: logger, now: time.Now, reads: live{client}}
 	r := &Release{k: k, policy: p, recordOn: t.Canary.Deployment}
 	switch p.Spec.Strategy.Type {
 	case policies.StrategyScale:
@@ -60,40 +64,61 @@ func NewRelease(client kubernetes.Interface, p *policies.Policy, logger zerolog.
 	return r, nil
 }
 
+// WithCache makes the release read from cache (the daemon's informers) instead of the API
+// server; writes still go to the API server, and a fresh fingerprint is always read live.
+func (r *Release) WithCache(c Cache) *Release {
+	r.k.cached = c
+	return r
+}
+
 // Steps is the number of canary steps before promotion.
 func (r *Release) Steps() int { return len(r.policy.Spec.Strategy.Steps) }
 
-// SetStep makes the canary the size of step i (0-based).
-func (r *Release) SetStep(ctx context.Context, i int) error { return r.strategy.setStep(ctx, i) }
-
-// Promote moves the release to the canary; call it until it reports done.
-func (r *Release) Promote(ctx context.Context) (bool, error) { return r.strategy.promote(ctx) }
-
-// Rollback takes the canary back; call it until it reports done.
-func (r *Release) Rollback(ctx context.Context) (bool, error) { return r.strategy.rollback(ctx) }
-
-// Health reports whether step i's canary is Ready and any problem that fails it outright.
-func (r *Release) Health(ctx context.Context, i int) (bool, string, error) {
-	return r.strategy.health(ctx, i)
+// Prepare reads what the strategy remembers for a new canary.
+func (r *Release) Prepare(ctx context.Context) (map[string]string, error) {
+	return r.strategy.prepare(ctx)
 }
 
-// Fingerprint summarises the state coalmine controls.
-func (r *Release) Fingerprint(ctx context.Context) (string, error) {
-	return r.strategy.fingerprint(ctx)
+// SetStep makes the canary the size of step i (0-based).
+func (r *Release) SetStep(ctx context.Context, i int, state map[string]string) error {
+	return r.strategy.setStep(ctx, i, state)
+}
+
+// Promote moves the release to the canary; call it until it reports done.
+func (r *Release) Promote(ctx context.Context, state map[string]string) (bool, error) {
+	return r.strategy.promote(ctx, state)
+}
+
+// Rollback takes the canary back; call it until it reports done.
+func (r *Release) Rollback(ctx context.Context, state map[string]string) (bool, error) {
+	return r.strategy.rollback(ctx, state)
+}
+
+// Health reports whether step i's canary is Ready and any problem that fails it outright.
+func (r *Release) Health(ctx context.Context, i int, state map[string]string) (bool, string, error) {
+	return r.strategy.health(ctx, i, state)
+}
+
+// Fingerprint summarises the state coalmine controls; fresh reads it from the API server.
+func (r *Release) Fingerprint(ctx context.Context, fresh bool) (string, error) {
+	return r.strategy.fingerprint(ctx, fresh)
 }
 
 // Progress returns the analyzer's progress record, "" when there is none.
+// It is read from the API server, never a cache: a runner started right after another wrote
+// the record must not take it for a new canary.
 func (r *Release) Progress(ctx context.Context) (string, error) {
-	d, err := r.k.deployment(ctx, r.recordOn)
+	d, err := r.k.deployment(ctx, r.recordOn, true)
 	if err != nil {
 		return "", err
 	}
 	return d.Annotations[AnnotationProgress], nil
 }
 
-// SaveProgress records the analyzer's progress on the Deployment.
+// SaveProgress records the canary's record on the Deployment: one merge patch of the one
+// annotation, no read first.
 func (r *Release) SaveProgress(ctx context.Context, progress string) error {
-	return r.k.annotate(ctx, r.recordOn, map[string]string{AnnotationProgress: progress})
+	return r.k.patchAnnotation(ctx, r.recordOn, AnnotationProgress, progress)
 }
 
 // Event records a Kubernetes Event on the Deployment coalmine drives, once per key.
@@ -122,12 +147,15 @@ func stepReplicas(p *policies.Policy, i int, base int32) (int32, error) {
 	return int32(n), nil
 }
 
-// recordedInt32 reads an int32 annotation written by coalmine.
-func recordedInt32(annotations map[string]string, key string) (int32, bool) {
-	v, ok := annotations[key]
+// stateInt32 reads an int32 the strategy remembered.
+func stateInt32(state map[string]string, key string) (int32, error) {
+	v, ok := state[key]
 	if !ok {
-		return 0, false
+		return 0, fmt.Errorf("the canary's record has no %s", key)
 	}
 	n, err := strconv.ParseInt(v, 10, 32)
-	return int32(n), err == nil
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("the canary's record has %s %q", key, v)
+	}
+	return int32(n), nil
 }

@@ -34,18 +34,17 @@ type rollout struct {
 const pollInterval = 50 * time.Millisecond
 
 // revisions lists the Deployment's ReplicaSets by revision.
-func (r *rollout) revisions(ctx context.Context, d *appsv1.Deployment) (map[int64]*appsv1.ReplicaSet, error) {
+func (r *rollout) revisions(ctx context.Context, d *appsv1.Deployment, fresh bool) (map[int64]*appsv1.ReplicaSet, error) {
 	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 	if err != nil {
 		return nil, fmt.Errorf("deployment %s/%s selector: %w", r.k.ns, d.Name, err)
 	}
-	list, err := r.k.client.AppsV1().ReplicaSets(r.k.ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	list, err := r.k.from(fresh).ReplicaSets(ctx, r.k.ns, sel)
 	if err != nil {
 		return nil, fmt.Errorf("list replicasets of %s/%s: %w", r.k.ns, d.Name, err)
 	}
 	out := map[int64]*appsv1.ReplicaSet{}
-	for i := range list.Items {
-		rs := &list.Items[i]
+	for _, rs := range list {
 		if !metav1.IsControlledBy(rs, d) {
 			continue
 		}
@@ -61,51 +60,41 @@ func (r *rollout) versionOf(t *corev1.PodTemplateSpec) string {
 	return t.Labels[r.p.Spec.Target.Labels.Version]
 }
 
-// prepare records, once, the strategy to restore and the last revision that ran the baseline's
-// version: the revision a rollback returns to unless coalmine later promotes another.
-func (r *rollout) prepare(ctx context.Context) error {
-	d, err := r.k.deployment(ctx, r.name)
+// prepare remembers, when this canary starts, the update strategy to restore and the last
+// revision that ran the baseline's version: the revision a rollback returns to.
+func (r *rollout) prepare(ctx context.Context) (map[string]string, error) {
+	d, err := r.k.deployment(ctx, r.name, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	kv := map[string]string{}
-	if _, ok := d.Annotations[AnnotationOriginalStrategy]; !ok {
-		b, err := json.Marshal(d.Spec.Strategy)
-		if err != nil {
-			return fmt.Errorf("record strategy: %w", err)
-		}
-		kv[AnnotationOriginalStrategy] = string(b)
+	strategy, err := json.Marshal(d.Spec.Strategy)
+	if err != nil {
+		return nil, fmt.Errorf("record strategy: %w", err)
 	}
-	if _, ok := d.Annotations[AnnotationLastGoodRevision]; !ok {
-		revs, err := r.revisions(ctx, d)
-		if err != nil {
-			return err
-		}
-		var best int64
-		for n, rs := range revs {
-			if r.versionOf(&rs.Spec.Template) == r.p.Spec.Target.Baseline.Version && n > best {
-				best = n
-			}
-		}
-		if best == 0 {
-			return fmt.Errorf("deployment %s/%s has no revision running the baseline version %q to roll back to", r.k.ns, r.name, r.p.Spec.Target.Baseline.Version)
-		}
-		kv[AnnotationLastGoodRevision] = strconv.FormatInt(best, 10)
+	revs, err := r.revisions(ctx, d, true)
+	if err != nil {
+		return nil, err
 	}
-	if len(kv) == 0 {
-		return nil
+	var best int64
+	for n, rs := range revs {
+		if r.versionOf(&rs.Spec.Template) == r.p.Spec.Target.Baseline.Version && n > best {
+			best = n
+		}
 	}
-	return r.k.annotate(ctx, r.name, kv)
+	if best == 0 {
+		return nil, fmt.Errorf("deployment %s/%s has no revision running the baseline version %q to roll back to", r.k.ns, r.name, r.p.Spec.Target.Baseline.Version)
+	}
+	return map[string]string{stateOriginalStrategy: string(strategy), stateLastGoodRevision: strconv.FormatInt(best, 10)}, nil
 }
 
 // canaryPods counts the pods running the canary's version.
 func (r *rollout) canaryPods(ctx context.Context, d *appsv1.Deployment) (podHealth, error) {
-	return r.k.pods(ctx, d, map[string]string{r.p.Spec.Target.Labels.Version: r.p.Spec.Target.Canary.Version})
+	return r.k.pods(ctx, d, map[string]string{r.p.Spec.Target.Labels.Version: r.p.Spec.Target.Canary.Version}, false)
 }
 
 // newReplicas is how many pods the ReplicaSet of the canary's version asks for.
 func (r *rollout) newReplicas(ctx context.Context, d *appsv1.Deployment) (int32, error) {
-	revs, err := r.revisions(ctx, d)
+	revs, err := r.revisions(ctx, d, true)
 	if err != nil {
 		return 0, err
 	}
@@ -118,11 +107,8 @@ func (r *rollout) newReplicas(ctx context.Context, d *appsv1.Deployment) (int32,
 	return n, nil
 }
 
-func (r *rollout) setStep(ctx context.Context, i int) error {
-	if err := r.prepare(ctx); err != nil {
-		return err
-	}
-	d, err := r.k.deployment(ctx, r.name)
+func (r *rollout) setStep(ctx context.Context, i int, _ map[string]string) error {
+	d, err := r.k.deployment(ctx, r.name, true)
 	if err != nil {
 		return err
 	}
@@ -153,7 +139,7 @@ func (r *rollout) setStep(ctx context.Context, i int) error {
 		}
 		r.k.logger.Info().Str("deployment", r.name).Int32("new_pods", want).Msg("rollout resumed for the canary step")
 		err = wait.PollUntilContextTimeout(ctx, pollInterval, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-			d, err := r.k.deployment(ctx, r.name)
+			d, err := r.k.deployment(ctx, r.name, true)
 			if err != nil {
 				return false, err
 			}
@@ -173,27 +159,29 @@ func (r *rollout) setStep(ctx context.Context, i int) error {
 	})
 }
 
-// originalStrategy is the update strategy recorded before the first step.
-func (r *rollout) originalStrategy(d *appsv1.Deployment) (appsv1.DeploymentStrategy, bool, error) {
-	raw, ok := d.Annotations[AnnotationOriginalStrategy]
+// originalStrategy is the update strategy remembered when the canary started.
+func originalStrategy(state map[string]string) (appsv1.DeploymentStrategy, bool, error) {
+	raw, ok := state[stateOriginalStrategy]
 	if !ok {
 		return appsv1.DeploymentStrategy{}, false, nil
 	}
 	var s appsv1.DeploymentStrategy
 	if err := json.Unmarshal([]byte(raw), &s); err != nil {
-		return s, false, fmt.Errorf("annotation %s: %w", AnnotationOriginalStrategy, err)
+		return s, false, fmt.Errorf("the canary's record: %s: %w", stateOriginalStrategy, err)
 	}
 	return s, true, nil
 }
 
 // resume unpauses the Deployment with its original strategy and, when template is not nil, that
 // pod template: one update, so a paused Deployment is never undone while still paused.
-func (r *rollout) resume(ctx context.Context, template *corev1.PodTemplateSpec) error {
+func (r *rollout) resume(ctx context.Context, state map[string]string, template *corev1.PodTemplateSpec) error {
+	s, restore, err := originalStrategy(state)
+	if err != nil {
+		return err
+	}
 	return r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
 		changed := false
-		if s, ok, err := r.originalStrategy(d); err != nil {
-			return false, err
-		} else if ok && !apiequality.Semantic.DeepEqual(s, d.Spec.Strategy) {
+		if restore && !apiequality.Semantic.DeepEqual(s, d.Spec.Strategy) {
 			d.Spec.Strategy = s
 			changed = true
 		}
@@ -218,55 +206,43 @@ func complete(d *appsv1.Deployment) bool {
 		s.UpdatedReplicas == n && s.ReadyReplicas == n && s.AvailableReplicas == n && s.Replicas == n
 }
 
-func (r *rollout) promote(ctx context.Context) (bool, error) {
-	if err := r.resume(ctx, nil); err != nil {
+func (r *rollout) promote(ctx context.Context, state map[string]string) (bool, error) {
+	if err := r.resume(ctx, state, nil); err != nil {
 		return false, err
 	}
-	d, err := r.k.deployment(ctx, r.name)
+	d, err := r.k.deployment(ctx, r.name, true)
 	if err != nil {
 		return false, err
 	}
-	if !complete(d) {
-		return false, nil
-	}
-	return true, r.k.annotate(ctx, r.name, map[string]string{
-		AnnotationLastGoodRevision: d.Annotations[revisionAnnotation],
-		AnnotationOriginalStrategy: "",
-	})
+	return complete(d), nil
 }
 
-func (r *rollout) rollback(ctx context.Context) (bool, error) {
-	d, err := r.k.deployment(ctx, r.name)
+func (r *rollout) rollback(ctx context.Context, state map[string]string) (bool, error) {
+	d, err := r.k.deployment(ctx, r.name, true)
 	if err != nil {
 		return false, err
 	}
 	if r.versionOf(&d.Spec.Template) == r.p.Spec.Target.Baseline.Version {
 		// Undone already (the controller renumbers the restored revision): make sure it runs.
-		if err := r.resume(ctx, nil); err != nil {
+		if err := r.resume(ctx, state, nil); err != nil {
 			return false, err
 		}
-	} else if err := r.undo(ctx, d); err != nil {
+	} else if err := r.undo(ctx, d, state); err != nil {
 		return false, err
 	}
-	if d, err = r.k.deployment(ctx, r.name); err != nil {
+	if d, err = r.k.deployment(ctx, r.name, true); err != nil {
 		return false, err
 	}
-	if !complete(d) {
-		return false, nil
-	}
-	return true, r.k.annotate(ctx, r.name, map[string]string{
-		AnnotationLastGoodRevision: d.Annotations[revisionAnnotation],
-		AnnotationOriginalStrategy: "",
-	})
+	return complete(d), nil
 }
 
 // undo resumes the Deployment with the pod template of the last good revision.
-func (r *rollout) undo(ctx context.Context, d *appsv1.Deployment) error {
-	good, err := strconv.ParseInt(d.Annotations[AnnotationLastGoodRevision], 10, 64)
+func (r *rollout) undo(ctx context.Context, d *appsv1.Deployment, state map[string]string) error {
+	good, err := strconv.ParseInt(state[stateLastGoodRevision], 10, 64)
 	if err != nil {
-		return fmt.Errorf("deployment %s/%s: no last good revision recorded (%s)", r.k.ns, r.name, AnnotationLastGoodRevision)
+		return fmt.Errorf("deployment %s/%s: the canary's record has no revision to undo to", r.k.ns, r.name)
 	}
-	revs, err := r.revisions(ctx, d)
+	revs, err := r.revisions(ctx, d, true)
 	if err != nil {
 		return err
 	}
@@ -281,11 +257,11 @@ func (r *rollout) undo(ctx context.Context, d *appsv1.Deployment) error {
 	}
 	template := rs.Spec.Template.DeepCopy()
 	delete(template.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
-	return r.resume(ctx, template)
+	return r.resume(ctx, state, template)
 }
 
-func (r *rollout) health(ctx context.Context, i int) (bool, string, error) {
-	d, err := r.k.deployment(ctx, r.name)
+func (r *rollout) health(ctx context.Context, i int, _ map[string]string) (bool, string, error) {
+	d, err := r.k.deployment(ctx, r.name, false)
 	if err != nil {
 		return false, "", err
 	}
@@ -306,8 +282,8 @@ func (r *rollout) health(ctx context.Context, i int) (bool, string, error) {
 	return h.ready >= int(want), "", nil
 }
 
-func (r *rollout) fingerprint(ctx context.Context) (string, error) {
-	d, err := r.k.deployment(ctx, r.name)
+func (r *rollout) fingerprint(ctx context.Context, fresh bool) (string, error) {
+	d, err := r.k.deployment(ctx, r.name, fresh)
 	if err != nil {
 		return "", err
 	}

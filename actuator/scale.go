@@ -20,35 +20,22 @@ type scale struct {
 	shift bool
 }
 
-// base returns the baseline's replica count when the canary started, recording it when record
-// is set and nothing is recorded yet: later steps, the promotion and a rollback all size from
-// it, whoever restarts. Reads (health) never record.
-func (s *scale) base(ctx context.Context, record bool) (int32, error) {
-	t := s.p.Spec.Target
-	c, err := s.k.deployment(ctx, t.Canary.Deployment)
+// prepare remembers the baseline's replicas when this canary starts: later steps, the promotion
+// and a rollback are all sized from it, whoever restarts. It is read afresh for every canary.
+func (s *scale) prepare(ctx context.Context) (map[string]string, error) {
+	b, err := s.k.deployment(ctx, s.p.Spec.Target.Baseline.Deployment, true)
 	if err != nil {
-		return 0, err
-	}
-	if n, ok := recordedInt32(c.Annotations, AnnotationBaselineReplicas); ok {
-		return n, nil
-	}
-	b, err := s.k.deployment(ctx, t.Baseline.Deployment)
-	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	n := replicas(b)
 	if n == 0 {
-		return 0, fmt.Errorf("baseline %s/%s has 0 replicas: nothing to compare the canary with", s.k.ns, b.Name)
+		return nil, fmt.Errorf("baseline %s/%s has 0 replicas: nothing to compare the canary with", s.k.ns, b.Name)
 	}
-	if !record {
-		return n, nil
-	}
-	err = s.k.annotate(ctx, t.Canary.Deployment, map[string]string{AnnotationBaselineReplicas: strconv.Itoa(int(n))})
-	return n, err
+	return map[string]string{stateBaselineReplicas: strconv.Itoa(int(n))}, nil
 }
 
-func (s *scale) setStep(ctx context.Context, i int) error {
-	base, err := s.base(ctx, true)
+func (s *scale) setStep(ctx context.Context, i int, state map[string]string) error {
+	base, err := stateInt32(state, stateBaselineReplicas)
 	if err != nil {
 		return err
 	}
@@ -69,8 +56,8 @@ func (s *scale) setStep(ctx context.Context, i int) error {
 	return nil
 }
 
-func (s *scale) promote(ctx context.Context) (bool, error) {
-	base, err := s.base(ctx, true)
+func (s *scale) promote(ctx context.Context, state map[string]string) (bool, error) {
+	base, err := stateInt32(state, stateBaselineReplicas)
 	if err != nil {
 		return false, err
 	}
@@ -78,7 +65,7 @@ func (s *scale) promote(ctx context.Context) (bool, error) {
 	if err := s.k.scale(ctx, t.Canary.Deployment, base); err != nil {
 		return false, err
 	}
-	c, err := s.k.deployment(ctx, t.Canary.Deployment)
+	c, err := s.k.deployment(ctx, t.Canary.Deployment, true)
 	if err != nil {
 		return false, err
 	}
@@ -98,8 +85,8 @@ func (s *scale) promote(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-func (s *scale) rollback(ctx context.Context) (bool, error) {
-	base, err := s.base(ctx, true)
+func (s *scale) rollback(ctx context.Context, state map[string]string) (bool, error) {
+	base, err := stateInt32(state, stateBaselineReplicas)
 	if err != nil {
 		return false, err
 	}
@@ -113,15 +100,15 @@ func (s *scale) rollback(ctx context.Context) (bool, error) {
 	if err := s.k.scale(ctx, t.Canary.Deployment, 0); err != nil {
 		return false, err
 	}
-	c, err := s.k.deployment(ctx, t.Canary.Deployment)
+	c, err := s.k.deployment(ctx, t.Canary.Deployment, true)
 	if err != nil {
 		return false, err
 	}
 	return c.Status.Replicas == 0, nil
 }
 
-func (s *scale) health(ctx context.Context, i int) (bool, string, error) {
-	base, err := s.base(ctx, false)
+func (s *scale) health(ctx context.Context, i int, state map[string]string) (bool, string, error) {
+	base, err := stateInt32(state, stateBaselineReplicas)
 	if err != nil {
 		return false, "", err
 	}
@@ -132,14 +119,14 @@ func (s *scale) health(ctx context.Context, i int) (bool, string, error) {
 	if want > base {
 		want = base
 	}
-	c, err := s.k.deployment(ctx, s.p.Spec.Target.Canary.Deployment)
+	c, err := s.k.deployment(ctx, s.p.Spec.Target.Canary.Deployment, false)
 	if err != nil {
 		return false, "", err
 	}
 	if p := stalled(c); p != "" {
 		return false, p, nil
 	}
-	h, err := s.k.pods(ctx, c, nil)
+	h, err := s.k.pods(ctx, c, nil, false)
 	if err != nil {
 		return false, "", err
 	}
@@ -150,13 +137,13 @@ func (s *scale) health(ctx context.Context, i int) (bool, string, error) {
 	return ready, "", nil
 }
 
-func (s *scale) fingerprint(ctx context.Context) (string, error) {
+func (s *scale) fingerprint(ctx context.Context, fresh bool) (string, error) {
 	t := s.p.Spec.Target
-	c, err := s.k.deployment(ctx, t.Canary.Deployment)
+	c, err := s.k.deployment(ctx, t.Canary.Deployment, fresh)
 	if err != nil {
 		return "", err
 	}
-	b, err := s.k.client.AppsV1().Deployments(s.k.ns).Get(ctx, t.Baseline.Deployment, metav1.GetOptions{})
+	b, err := s.k.from(fresh).Deployment(ctx, s.k.ns, t.Baseline.Deployment)
 	switch {
 	case apierrors.IsNotFound(err):
 		return fmt.Sprintf("%s=deleted %s=%d", t.Baseline.Deployment, c.Name, replicas(c)), nil

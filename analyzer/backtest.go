@@ -23,6 +23,8 @@ type BacktestRun struct {
 	Ticks int `json:"ticks"`
 	// Result is the last evaluation: the numbers behind the verdict.
 	Result Result `json:"result"`
+	// Decision is what was decided at End.
+	Decision Decision `json:"decision"`
 }
 
 // Backtest is a policy replayed over a past range, a canary starting every Every.
@@ -101,102 +103,108 @@ func (a *Analyzer) Backtest(ctx context.Context, p *policies.Policy, from, to ti
 	return bt, nil
 }
 
-// backtestRun replays one canary from start to at most end, tick by tick.
+// backtestRun replays one canary from start to at most end.
 func (a *Analyzer) backtestRun(ctx context.Context, p *policies.Policy, start, end time.Time) (BacktestRun, error) {
+	return a.Simulate(ctx, p, start, end)
+}
+
+// Simulate replays a canary started at start, tick by tick until end, as the gate's engine
+// would have driven it had every action taken effect at once: the same readings, the same
+// judge and the same Decide, on a record kept in memory. It stops at the first decision that
+// ends the canary (promote, rollback, stop). report's replay and backtest are this loop, so they
+// and the gate agree by construction.
+func (a *Analyzer) Simulate(ctx context.Context, p *policies.Policy, start, end time.Time) (BacktestRun, error) {
 	interval := time.Duration(p.Spec.Analysis.Interval)
-	// The engine promotes once every step has run its stepDuration and the verdict passes; the
-	// sequential judge's pass is itself the decision.
-	minPass := time.Duration(p.Spec.Strategy.StepDuration) * time.Duration(max(1, len(p.Spec.Strategy.Steps)))
-	decisive := func(res Result, at time.Time) bool {
-		switch res.Verdict {
-		case Fail:
-			return true
-		case Pass:
-			return p.Spec.Analysis.Judge == policies.JudgeSequential || !at.Before(start.Add(minPass))
-		}
-		return false
-	}
+	deadline := start.Add(time.Duration(p.Spec.Analysis.MaxDuration))
+	rec := NewProgress(p, start)
+	rec.Done("")
 	run := BacktestRun{Start: start}
-	finish := func(res Result, at time.Time, ticks int) BacktestRun {
-		run.End, run.After, run.Ticks, run.Result = at, at.Sub(start), ticks, res
-		run.Verdict, run.Reason = res.Verdict, res.Reason
-		if !decisive(res, at) {
-			run.Verdict = Inconclusive
-			if res.Verdict == Pass {
-				run.Reason = fmt.Sprintf("passing, but ended before the steps' %s: %s", minPass, res.Reason)
-			}
+	finish := func(res Result, d Decision, at time.Time, ticks int) BacktestRun {
+		run.End, run.After, run.Ticks, run.Result, run.Decision = at, at.Sub(start), ticks, res, d
+		run.Verdict, run.Reason = Inconclusive, d.Reason
+		switch {
+		case d.Action == Rollback && d.Cause != CauseDeadline:
+			run.Verdict = Fail
+		case d.Action == Promote:
+			run.Verdict = Pass
 		}
 		return run
 	}
 	judge := StreamJudgeFor(p)
-	if judge == nil {
-		// Windowed judges: one evaluation per tick, as the engine does.
-		var res Result
-		ticks := 0
-		for at := start.Add(interval); !at.After(end); at = at.Add(interval) {
-			var err error
-			if res, err = a.EvaluateSplit(ctx, p, at, at, time.Duration(p.Spec.Analysis.Window)); err != nil {
-				return run, err
-			}
-			ticks++
-			if decisive(res, at) {
-				return finish(res, at, ticks), nil
-			}
-		}
-		return finish(res, end, ticks), nil
-	}
-	reader, err := a.counterReader()
-	if err != nil {
-		return run, err
-	}
-	// One range query per metric for the whole run, then the ticks replayed one by one.
-	series := map[string][]metrics.Snapshot{}
+	var series map[string][]metrics.Snapshot
 	queries := map[string]string{}
-	for _, m := range p.Spec.Metrics {
-		if !streams(p, m) {
-			continue
-		}
-		q, err := a.counterQuery(p, m)
+	if judge != nil {
+		reader, err := a.counterReader()
 		if err != nil {
 			return run, err
 		}
-		queries[m.Name] = q.PromQL
-		if series[m.Name], err = reader.CountersRange(ctx, q, start, end, interval); err != nil {
-			return run, fmt.Errorf("observe: %w", err)
+		// One range query per metric for the whole run, then the ticks replayed one by one.
+		series = map[string][]metrics.Snapshot{}
+		for _, m := range p.Spec.Metrics {
+			if !streams(p, m) {
+				continue
+			}
+			q, err := a.counterQuery(p, m)
+			if err != nil {
+				return run, err
+			}
+			queries[m.Name] = q.PromQL
+			if series[m.Name], err = reader.CountersRange(ctx, q, start, end, interval); err != nil {
+				return run, fmt.Errorf("observe: %w", err)
+			}
 		}
 	}
 	ev := NewEvidence()
 	var res Result
+	var d Decision
 	ticks := 0
 	for k := 0; ; k++ {
 		at := start.Add(time.Duration(k) * interval)
 		if at.After(end) {
 			break
 		}
-		added := false
-		for _, m := range p.Spec.Metrics {
-			snaps := series[m.Name]
-			if !streams(p, m) || k >= len(snaps) {
-				continue
+		var err error
+		if judge == nil {
+			baselineAt := at
+			if p.Spec.Strategy.Type == policies.StrategyBlueGreen {
+				baselineAt = start // as the engine: the baseline as it was before the switch
 			}
-			if iv, ok := ev.next(m.Name, snaps[k]); ok {
-				ev.Add(judge, p, m, iv)
-				added = true
+			res, err = a.EvaluateSplit(ctx, p, at, baselineAt, time.Duration(p.Spec.Analysis.Window))
+		} else {
+			added := false
+			for _, m := range p.Spec.Metrics {
+				snaps := series[m.Name]
+				if !streams(p, m) || k >= len(snaps) {
+					continue
+				}
+				if iv, ok := ev.next(m.Name, snaps[k]); ok {
+					ev.Add(judge, p, m, iv)
+					added = true
+				}
 			}
+			if added {
+				ev.Intervals++
+			}
+			res, err = a.judgeEvidence(ctx, p, at, ev, judge, queries)
 		}
-		if !added {
-			continue
-		}
-		ev.Intervals++
-		if res, err = a.judgeEvidence(ctx, p, at, ev, judge, queries); err != nil {
+		if err != nil {
 			return run, err
 		}
 		ticks++
-		if decisive(res, at) {
-			return finish(res, at, ticks), nil
+		d = Decide(p, rec, Observed{Ready: true}, &res, at, deadline)
+		rec.Apply(d, &res, at)
+		switch d.Action {
+		case Advance:
+			rec.Done("")
+		case Promote, Rollback, Stop:
+			return finish(res, d, at, ticks), nil
 		}
 	}
-	return finish(res, end, ticks), nil
+	run = finish(res, d, end, ticks)
+	if res.Verdict == Pass {
+		run.Reason = "passing, but the replay ended first: " + d.Reason
+	}
+	return run, nil
 }
 
 // Wilson is a share k/n with its 95% Wilson score interval; NaNs when n is 0.

@@ -2,7 +2,10 @@ package analyzer
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,49 +24,98 @@ type fakeRelease struct {
 	setSteps  []int
 	promotes  int
 	rollbacks int
+	prepares  int
 	progress  string
+	saves     []string // every record written, in order
+	attempts  int      // SaveProgress calls, written or not
+	saveErr   func(n int, s string) error
 	events    []string
+	messages  []string
 	ready     func(step int) bool
 	problem   string
 	outsideFP string // set to simulate a change made by someone else
 	promoteAt int    // Promote reports done on this call (1 = at once)
 	eventKeys map[string]bool
+	// state is what Prepare returns; badState counts the actions handed any other state.
+	state    map[string]string
+	badState int
 }
 
 func (f *fakeRelease) Steps() int { return f.steps }
-func (f *fakeRelease) SetStep(_ context.Context, i int) error {
+
+// Prepare returns the state a strategy remembers (e.g. the baseline's replicas).
+func (f *fakeRelease) Prepare(context.Context) (map[string]string, error) {
+	f.prepares++
+	if f.state == nil {
+		f.state = map[string]string{"base": "10"}
+	}
+	return maps.Clone(f.state), nil
+}
+
+// checkState counts an action handed a state other than the one Prepare gave.
+func (f *fakeRelease) checkState(state map[string]string) {
+	want := f.state
+	if want == nil {
+		want = map[string]string{"base": "10"}
+	}
+	if !maps.Equal(state, want) {
+		f.badState++
+	}
+}
+
+func (f *fakeRelease) SetStep(_ context.Context, i int, state map[string]string) error {
+	f.checkState(state)
 	f.setSteps = append(f.setSteps, i)
 	f.step = i
 	return nil
 }
-func (f *fakeRelease) Promote(context.Context) (bool, error) {
+func (f *fakeRelease) Promote(_ context.Context, state map[string]string) (bool, error) {
+	f.checkState(state)
 	f.promotes++
 	return f.promotes >= max(f.promoteAt, 1), nil
 }
-func (f *fakeRelease) Rollback(context.Context) (bool, error) { f.rollbacks++; return true, nil }
-func (f *fakeRelease) Health(_ context.Context, i int) (bool, string, error) {
+func (f *fakeRelease) Rollback(_ context.Context, state map[string]string) (bool, error) {
+	f.checkState(state)
+	f.rollbacks++
+	return true, nil
+}
+func (f *fakeRelease) Health(_ context.Context, i int, state map[string]string) (bool, string, error) {
+	f.checkState(state)
 	if f.ready != nil && !f.ready(i) {
 		return false, f.problem, nil
 	}
 	return true, f.problem, nil
 }
-func (f *fakeRelease) Fingerprint(context.Context) (string, error) {
+func (f *fakeRelease) Fingerprint(context.Context, bool) (string, error) {
 	if f.outsideFP != "" {
 		return f.outsideFP, nil
 	}
 	return fmt.Sprintf("step=%d promoted=%t rolledback=%t", f.step, f.promotes > 0, f.rollbacks > 0), nil
 }
-func (f *fakeRelease) Progress(context.Context) (string, error)       { return f.progress, nil }
-func (f *fakeRelease) SaveProgress(_ context.Context, s string) error { f.progress = s; return nil }
+func (f *fakeRelease) Progress(context.Context) (string, error) { return f.progress, nil }
+
+// SaveProgress keeps the record, unless saveErr refuses the n-th attempt (1-based).
+func (f *fakeRelease) SaveProgress(_ context.Context, s string) error {
+	f.attempts++
+	if f.saveErr != nil {
+		if err := f.saveErr(f.attempts, s); err != nil {
+			return err
+		}
+	}
+	f.saves = append(f.saves, s)
+	f.progress = s
+	return nil
+}
 
 // Event keeps one Event per key, as the API server does with coalmine's named Events.
-func (f *fakeRelease) Event(_ context.Context, key string, _ bool, r, _ string) error {
+func (f *fakeRelease) Event(_ context.Context, key string, _ bool, r, msg string) error {
 	if f.eventKeys == nil {
 		f.eventKeys = map[string]bool{}
 	}
 	if !f.eventKeys[key] {
 		f.eventKeys[key] = true
 		f.events = append(f.events, r)
+		f.messages = append(f.messages, msg)
 	}
 	return nil
 }
@@ -203,6 +255,7 @@ func TestCanaryRun(t *testing.T) {
 			},
 			onInconc: policies.InconclusiveRollback,
 			want:     OutcomeInconclusive, wantSteps: []int{0}, wantRollbacks: true,
+			wantEvents: []string{"CanaryStarted", "CanaryRolledBackAtDeadline"},
 		},
 		{
 			name: "someone scales the canary by hand: coalmine stops and does not fight",
@@ -243,9 +296,12 @@ func TestCanaryRun(t *testing.T) {
 			if tt.wantEvents != nil && fmt.Sprint(tt.rel.events) != fmt.Sprint(tt.wantEvents) {
 				t.Errorf("events %v, want %v", tt.rel.events, tt.wantEvents)
 			}
-			prog, err := parseProgress(tt.rel.progress)
-			if err != nil || prog == nil || prog.Pending != "" {
-				t.Fatalf("recorded progress: %+v %v", prog, err)
+			if tt.rel.prepares != 1 || tt.rel.badState != 0 {
+				t.Errorf("prepared %d times, %d actions handed another state; want once, none", tt.rel.prepares, tt.rel.badState)
+			}
+			prog, err := DecodeProgress(tt.rel.progress, p)
+			if err != nil || prog == nil || prog.InFlight != nil {
+				t.Fatalf("recorded progress: %v %v", prog, err)
 			}
 			// An outage leaves the canary where it was, for the next run to resume.
 			if final := prog.Phase.Final(); final != (tt.want != OutcomeUnavailable) {
@@ -258,48 +314,86 @@ func TestCanaryRun(t *testing.T) {
 func TestCanaryResumes(t *testing.T) {
 	healthy := func(q metrics.Query, _ time.Time) (metrics.Observation, error) { return healthyObs(q), nil }
 	started := time.Date(2026, 11, 22, 2, 59, 0, 0, time.UTC)
+	passedLast := []StepVerdict{{Step: 0, Verdict: Pass}, {Step: 1, Verdict: Pass}, {Step: 2, Verdict: Pass}}
+	state := map[string]string{"base": "10"}
 	tests := []struct {
-		name         string
-		prog         Progress
-		wantSteps    []int
-		wantPromotes int
-		want         Outcome
+		name string
+		// edit turns a new canary's record (step 0 applied) into the one to resume.
+		edit          func(p *Progress)
+		relStep       int
+		wantSteps     []int
+		wantPromotes  int
+		wantRollbacks int
+		wantStarted   bool
+		want          Outcome
 	}{
 		{
-			name:      "a step recorded but maybe not applied is applied, once",
-			prog:      Progress{Phase: PhaseProgressing, Step: 0, Pending: pendingStep(1), Fingerprint: "step=0 promoted=false rolledback=false"},
-			wantSteps: []int{1, 2}, wantPromotes: 1, want: OutcomePromoted,
+			name: "a step recorded but maybe not applied is applied, once",
+			edit: func(p *Progress) {
+				p.InFlight = &InFlight{Action: Advance, Step: 1, Cause: CauseVerdict, Since: started}
+				p.Verdicts = passedLast[:1]
+			},
+			relStep: 0, wantSteps: []int{1, 2}, wantPromotes: 1, want: OutcomePromoted,
 		},
 		{
-			name:      "a promotion cut short is finished, no step applied again",
-			prog:      Progress{Phase: PhasePromoting, Step: 2, Pending: pendingPromote, Fingerprint: "step=2 promoted=false rolledback=false"},
-			wantSteps: nil, wantPromotes: 1, want: OutcomePromoted,
+			name: "a promotion cut short is finished, no step applied again",
+			edit: func(p *Progress) {
+				p.Step, p.Phase, p.Verdicts, p.Fingerprint = 2, PhasePromoting, passedLast, "step=2 promoted=false rolledback=false"
+				p.InFlight = &InFlight{Action: Promote, Cause: CauseVerdict, Since: started}
+			},
+			relStep: 2, wantPromotes: 1, want: OutcomePromoted,
 		},
 		{
-			name:      "an ended canary is not touched again",
-			prog:      Progress{Phase: PhasePromoted, Step: 2, Fingerprint: "x"},
-			wantSteps: nil, wantPromotes: 0, want: OutcomePromoted,
+			name: "a rollback cut short is finished",
+			edit: func(p *Progress) {
+				p.Step, p.Phase, p.Fingerprint = 1, PhaseRollingBack, "step=1 promoted=false rolledback=false"
+				p.Verdicts = []StepVerdict{{Step: 0, Verdict: Pass}, {Step: 1, Verdict: Fail}}
+				p.InFlight = &InFlight{Action: Rollback, Cause: CauseVerdict, Since: started}
+			},
+			relStep: 1, wantRollbacks: 1, want: OutcomeRolledBack,
+		},
+		{
+			name: "an ended canary is not touched again",
+			edit: func(p *Progress) {
+				p.Step, p.Phase, p.Verdicts, p.Fingerprint = 2, PhasePromoted, passedLast, "x"
+			},
+			relStep: 2, want: OutcomePromoted,
+		},
+		{
+			name: "the record of an earlier canary version is not reused: a new canary starts from its own state",
+			edit: func(p *Progress) {
+				p.Canary, p.Step, p.Phase, p.Verdicts = "v1.9.0", 2, PhasePromoted, passedLast
+				p.Release = map[string]string{"base": "3"}
+			},
+			relStep: 2, wantSteps: []int{0, 1, 2}, wantPromotes: 1, wantStarted: true, want: OutcomePromoted,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := gatePolicy(t)
-			prog := tt.prog
-			prog.Policy, prog.Canary, prog.Started, prog.StepStarted = p.Metadata.Name, p.Spec.Target.Canary.Version, started, started
-			raw, _ := prog.encode()
-			rel := &fakeRelease{steps: 3, step: prog.Step, progress: raw}
+			prog := NewProgress(p, started)
+			prog.Release = maps.Clone(state)
+			prog.Done("step=0 promoted=false rolledback=false")
+			tt.edit(prog)
+			raw, err := EncodeProgress(prog)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rel := &fakeRelease{steps: 3, step: tt.relStep, progress: raw}
 			c, clk := newCanary(t, p, rel, healthy)
 			rep, err := c.Run(context.Background(), clk.now().Add(time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.Outcome != tt.want || fmt.Sprint(rel.setSteps) != fmt.Sprint(tt.wantSteps) || rel.promotes != tt.wantPromotes {
-				t.Errorf("outcome %s, steps %v, promotes %d; want %s, %v, %d", rep.Outcome, rel.setSteps, rel.promotes, tt.want, tt.wantSteps, tt.wantPromotes)
+			if rep.Outcome != tt.want || fmt.Sprint(rel.setSteps) != fmt.Sprint(tt.wantSteps) || rel.promotes != tt.wantPromotes || rel.rollbacks != tt.wantRollbacks {
+				t.Errorf("outcome %s (%s), steps %v, promotes %d, rollbacks %d; want %s, %v, %d, %d",
+					rep.Outcome, rep.Reason, rel.setSteps, rel.promotes, rel.rollbacks, tt.want, tt.wantSteps, tt.wantPromotes, tt.wantRollbacks)
 			}
-			for _, e := range rel.events {
-				if e == "CanaryStarted" {
-					t.Error("a resumed canary must not start again")
-				}
+			if rel.badState != 0 {
+				t.Errorf("%d actions handed a state other than the record's", rel.badState)
+			}
+			if started := slices.Contains(rel.events, "CanaryStarted"); started != tt.wantStarted || (rel.prepares == 1) != tt.wantStarted {
+				t.Errorf("started again: %t (Prepare called %d times), want %t", started, rel.prepares, tt.wantStarted)
 			}
 		})
 	}
@@ -320,5 +414,50 @@ func TestCanaryProgressLines(t *testing.T) {
 	last := ticks[len(ticks)-1]
 	if last.Action != "promote" || last.Result == nil || last.Result.Verdict != Pass || !strings.Contains(last.Reason, "passed every step") {
 		t.Errorf("last tick: %+v", last)
+	}
+}
+
+// panickyRelease is a release whose health check panics.
+type panickyRelease struct{ *fakeRelease }
+
+func (panickyRelease) Health(context.Context, int, map[string]string) (bool, string, error) {
+	panic("nil map in the health check")
+}
+
+func TestCanaryRunErrors(t *testing.T) {
+	healthy := func(q metrics.Query, _ time.Time) (metrics.Observation, error) { return healthyObs(q), nil }
+	tests := []struct {
+		name    string
+		rel     *fakeRelease
+		release func(f *fakeRelease) Release
+		wantErr string
+		// maxSteps is how many steps may have been applied before the error.
+		maxSteps int
+	}{
+		{
+			name: "a panic in a tick is that canary's error, not a crash",
+			rel:  &fakeRelease{steps: 3, step: -1}, release: func(f *fakeRelease) Release { return panickyRelease{f} },
+			wantErr: "panic: nil map in the health check", maxSteps: 1,
+		},
+		{
+			name:    "a canary whose record cannot be written is not started",
+			rel:     &fakeRelease{steps: 3, step: -1, saveErr: func(int, string) error { return errors.New("forbidden") }},
+			release: func(f *fakeRelease) Release { return f },
+			wantErr: "forbidden",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := gatePolicy(t)
+			c, clk := newCanary(t, p, tt.rel, healthy)
+			c.Release = tt.release(tt.rel)
+			_, err := c.Run(context.Background(), clk.now().Add(time.Hour))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err %v, want %q", err, tt.wantErr)
+			}
+			if len(tt.rel.setSteps) > tt.maxSteps || tt.rel.promotes+tt.rel.rollbacks > 0 {
+				t.Errorf("steps %v, %d promotes, %d rollbacks after the error", tt.rel.setSteps, tt.rel.promotes, tt.rel.rollbacks)
+			}
+		})
 	}
 }

@@ -3,54 +3,168 @@ package analyzer
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/coalmine/coalmine/policies"
 )
 
-// Action is what the engine does about a verdict.
+// Action is what a decision does to the release.
 type Action string
 
 // The actions.
 const (
-	// Promote moves the release forward: the next step, or all of the canary at the last one.
+	// Wait: the canary's pods are not Ready yet; nothing is judged.
+	Wait Action = "wait"
+	// Hold keeps the release as it is and analyses again.
+	Hold Action = "hold"
+	// Advance moves the canary to the next step.
+	Advance Action = "advance"
+	// Promote moves the release all the way to the canary.
 	Promote Action = "promote"
 	// Rollback takes the canary back.
 	Rollback Action = "rollback"
-	// Hold keeps the current state and analyses again.
-	Hold Action = "hold"
+	// Stop ends the canary without changing the release: someone else changed it, an action did
+	// not complete in time, or its time ran out under onInconclusive: hold.
+	Stop Action = "stop"
 )
 
-// Decision is an action with its reason and, in words, what it changes in the cluster. It is a
-// value: a dry run prints it, a real actuator applies it.
+// Cause is why a decision that ends or moves a canary was made.
+type Cause string
+
+// The causes.
+const (
+	CauseVerdict       Cause = "verdict"
+	CauseHealth        Cause = "health"
+	CauseReadyTimeout  Cause = "readyTimeout"
+	CauseDeadline      Cause = "deadline"
+	CauseChanged       Cause = "changed"
+	CauseActionTimeout Cause = "actionTimeout"
+	CauseUntrusted     Cause = "untrustedRecord"
+)
+
+// Decision is what to do about one look at a canary, with its reason and, in words, what it
+// changes in the cluster. It is a value: the gate and the daemon apply it, a dry run and a
+// report print it, a backtest and a replay apply it to a record in memory. Decide is the only
+// place decisions are made.
 type Decision struct {
 	Action Action `json:"action"`
+	// Step is the step an Advance goes to (0-based).
+	Step  int    `json:"step,omitempty"`
+	Cause Cause  `json:"cause,omitempty"`
+	Final Phase  `json:"-"`
 	Reason string `json:"reason"`
 	// Effect says what the action changes, in the terms of the policy's strategy.
 	Effect string `json:"effect"`
 }
 
-// Decide turns one evaluation into a decision.
-func Decide(p *policies.Policy, r Result) Decision {
-	var d Decision
-	switch r.Verdict {
-	case Pass:
-		d = Decision{Action: Promote, Reason: r.Reason}
-	case Fail:
-		d = Decision{Action: Rollback, Reason: r.Reason}
-	default:
-		d = Decision{Action: Hold, Reason: r.Reason}
-	}
-	d.Effect = effect(p, d.Action)
+// Observed is what one look at the release saw before judging.
+type Observed struct {
+	// Changed, when set, says how the release is not where coalmine left it.
+	Changed string
+	// Ready says whether the current step's canary pods are all Ready.
+	Ready bool
+	// Problem names a health problem that fails the canary whatever its metrics say.
+	Problem string
+	// Unavailable, when set, says why the metrics could not be read: no verdict either way.
+	Unavailable string
+}
+
+// actionTimeout bounds a promotion or a rollback: one that has not completed by then (pods that
+// never become Ready, a controller that never acts) ends as stopped, with an Event, instead of
+// looping.
+func actionTimeout(p *policies.Policy) time.Duration {
+	return max(2*time.Duration(p.Spec.Health.ReadyTimeout), 5*time.Minute)
+}
+
+// Decide is the one decision: from the record of a canary, what was observed of its release
+// and the judged result (nil when nothing was judged), at now, with deadline the end of its
+// time. It is pure: the gate, the daemon, report and backtest all call it, so they agree by
+// construction.
+func Decide(p *policies.Policy, rec *Progress, obs Observed, res *Result, now, deadline time.Time) Decision {
+	d := decide(p, rec, obs, res, now, deadline)
+	d.Effect = effect(p, d)
 	return d
 }
 
-// effect describes an action on the policy's strategy.
-func effect(p *policies.Policy, a Action) string {
+func decide(p *policies.Policy, rec *Progress, obs Observed, res *Result, now, deadline time.Time) Decision {
+	if rec.Phase.Final() {
+		return Decision{Action: Stop, Final: rec.Phase, Reason: "already " + string(rec.Phase) + ": " + rec.Reason}
+	}
+	if f := rec.InFlight; f != nil {
+		if f.Action != Advance && now.Sub(f.Since) > actionTimeout(p) {
+			return Decision{Action: Stop, Cause: CauseActionTimeout, Final: PhaseStopped,
+				Reason: fmt.Sprintf("%s did not complete within %s; coalmine stopped acting on the release", f.Action, actionTimeout(p))}
+		}
+		return Decision{Action: f.Action, Step: f.Step, Cause: f.Cause, Reason: "finishing the " + string(f.Action) + " in flight: " + rec.Reason}
+	}
+	if obs.Changed != "" {
+		return Decision{Action: Stop, Cause: CauseChanged, Final: PhaseStopped,
+			Reason: "someone else changed the release (" + obs.Changed + "); coalmine stopped acting on it"}
+	}
+	if obs.Problem != "" {
+		return Decision{Action: Rollback, Cause: CauseHealth, Reason: "unhealthy canary: " + obs.Problem}
+	}
+	stepElapsed := now.Sub(rec.StepStarted)
+	var d Decision
+	switch {
+	case !obs.Ready && stepElapsed > time.Duration(p.Spec.Health.ReadyTimeout):
+		return Decision{Action: Rollback, Cause: CauseReadyTimeout,
+			Reason: fmt.Sprintf("canary pods of step %d not Ready within readyTimeout %s", rec.Step+1, p.Spec.Health.ReadyTimeout)}
+	case !obs.Ready:
+		d = Decision{Action: Wait, Reason: "waiting for the canary pods to be Ready"}
+	case obs.Unavailable != "":
+		d = Decision{Action: Hold, Reason: "metrics unavailable; neither promoting nor rolling back: " + obs.Unavailable}
+	case res == nil:
+		d = Decision{Action: Hold, Reason: "nothing judged yet"}
+	case res.Verdict == Fail:
+		return Decision{Action: Rollback, Cause: CauseVerdict, Reason: res.Reason}
+	case res.Verdict == Inconclusive:
+		d = Decision{Action: Hold, Reason: res.Reason}
+	case stepElapsed < time.Duration(p.Spec.Strategy.StepDuration):
+		d = Decision{Action: Hold, Reason: fmt.Sprintf("passing; step %d/%d runs for %s", rec.Step+1, rec.Steps, p.Spec.Strategy.StepDuration)}
+	case rec.Step+1 >= rec.Steps:
+		return Decision{Action: Promote, Cause: CauseVerdict, Reason: "passed every step: " + res.Reason}
+	default:
+		next := rec.Step + 1
+		return Decision{Action: Advance, Step: next, Cause: CauseVerdict,
+			Reason: fmt.Sprintf("step %d passed; now step %d/%d (%s)", next, next+1, rec.Steps, stepName(p, next))}
+	}
+	if now.Before(deadline) {
+		return d
+	}
+	if obs.Unavailable != "" {
+		// An outage never promotes nor rolls back: the canary stays as it is, resumable.
+		d.Reason = "deadline passed while metrics were unavailable: " + obs.Unavailable
+		return d
+	}
+	reason := "deadline passed without a decisive verdict: " + d.Reason
+	if p.Spec.Analysis.OnInconclusive == policies.InconclusiveRollback {
+		return Decision{Action: Rollback, Cause: CauseDeadline, Reason: reason}
+	}
+	return Decision{Action: Stop, Cause: CauseDeadline, Final: PhaseHeld, Reason: reason}
+}
+
+// Decisive reports whether a decision moves or ends the canary.
+func (d Decision) Decisive() bool { return d.Action != Wait && d.Action != Hold }
+
+func stepName(p *policies.Policy, i int) string {
+	steps := p.Spec.Strategy.Steps
+	if i >= 0 && i < len(steps) {
+		return steps[i]
+	}
+	return "?"
+}
+
+// effect describes a decision on the policy's strategy.
+func effect(p *policies.Policy, d Decision) string {
 	t, s := p.Spec.Target, p.Spec.Strategy
 	ns := t.Namespace
 	canary, baseline := t.Canary.Deployment, t.Baseline.Deployment
-	if a == Hold {
+	switch d.Action {
+	case Wait, Hold:
 		return fmt.Sprintf("change nothing and analyse again in %s", p.Spec.Analysis.Interval)
+	case Stop:
+		return "change nothing; coalmine stops acting on this canary"
 	}
 	after := "scale to 0"
 	if s.BaselineAfterPromotion == "delete" {
@@ -58,29 +172,98 @@ func effect(p *policies.Policy, a Action) string {
 	}
 	switch s.Type {
 	case policies.StrategyScale:
-		if a == Promote {
-			return fmt.Sprintf("scale Deployment %s/%s to its next step (steps %s); after the last, to the replicas of %s, then %s %s",
-				ns, canary, strings.Join(s.Steps, ", "), baseline, after, baseline)
+		switch d.Action {
+		case Advance:
+			return fmt.Sprintf("scale Deployment %s/%s to step %d (%s)", ns, canary, d.Step+1, stepName(p, d.Step))
+		case Promote:
+			return fmt.Sprintf("scale Deployment %s/%s to the replicas of %s, then %s %s", ns, canary, baseline, after, baseline)
 		}
 		return fmt.Sprintf("scale Deployment %s/%s to 0 replicas", ns, canary)
 	case policies.StrategyShift:
-		if a == Promote {
-			return fmt.Sprintf("move replicas from Deployment %s/%s to %s/%s, keeping the total", ns, baseline, ns, canary)
+		switch d.Action {
+		case Advance:
+			return fmt.Sprintf("move replicas from Deployment %s/%s to %s/%s for step %d (%s), keeping the total", ns, baseline, ns, canary, d.Step+1, stepName(p, d.Step))
+		case Promote:
+			return fmt.Sprintf("move every replica from Deployment %s/%s to %s/%s", ns, baseline, ns, canary)
 		}
 		return fmt.Sprintf("move every replica back from Deployment %s/%s to %s/%s", ns, canary, ns, baseline)
 	case policies.StrategyRollout:
 		if canary == "" {
 			canary = baseline
 		}
-		if a == Promote {
+		switch d.Action {
+		case Advance:
+			return fmt.Sprintf("let the rollout of Deployment %s/%s reach step %d (%s), then pause it", ns, canary, d.Step+1, stepName(p, d.Step))
+		case Promote:
 			return fmt.Sprintf("resume the rollout of Deployment %s/%s and restore its update strategy", ns, canary)
 		}
 		return fmt.Sprintf("resume Deployment %s/%s, then undo it to the last revision that passed analysis", ns, canary)
 	case policies.StrategyBlueGreen:
-		if a == Promote {
+		switch d.Action {
+		case Advance:
+			return fmt.Sprintf("keep Service %s/%s on version %s", ns, s.Service, t.Canary.Version)
+		case Promote:
 			return fmt.Sprintf("keep Service %s/%s on version %s, then %s %s", ns, s.Service, t.Canary.Version, after, baseline)
 		}
-		return fmt.Sprintf("switch Service %s/%s back to version %s", ns, s.Service, t.Baseline.Version)
+		return fmt.Sprintf("switch Service %s/%s back to the version it selected before the canary", ns, s.Service)
 	}
-	return string(a)
+	return strings.ToLower(string(d.Action))
+}
+
+// NewProgress is the record of a canary starting at now: step 0 decided, not yet applied.
+func NewProgress(p *policies.Policy, now time.Time) *Progress {
+	return &Progress{
+		Version: RecordVersion, Policy: p.Metadata.Name, Canary: p.Spec.Target.Canary.Version,
+		Phase: PhaseProgressing, Started: now, Steps: len(p.Spec.Strategy.Steps), StepStarted: now,
+		InFlight: &InFlight{Action: Advance, Step: 0, Since: now},
+	}
+}
+
+// Apply records a decision in the record, before it is carried out (write-ahead). It reports
+// whether the record changed in a way worth writing at once: a transition.
+func (rec *Progress) Apply(d Decision, res *Result, now time.Time) bool {
+	changed := false
+	if res != nil && rec.setVerdict(rec.Step, res.Verdict, res.Reason) {
+		changed = true
+	}
+	switch d.Action {
+	case Advance:
+		if rec.InFlight == nil {
+			rec.InFlight, rec.StepStarted = &InFlight{Action: Advance, Step: d.Step, Cause: d.Cause, Since: now}, now
+			changed = true
+		}
+	case Promote, Rollback:
+		if rec.InFlight == nil {
+			rec.InFlight = &InFlight{Action: d.Action, Cause: d.Cause, Since: now}
+			rec.Phase, rec.Reason, rec.Cause = PhasePromoting, clip(d.Reason), d.Cause
+			if d.Action == Rollback {
+				rec.Phase = PhaseRollingBack
+			}
+			changed = true
+		}
+	case Stop:
+		if !rec.Phase.Final() {
+			rec.Phase, rec.Reason, rec.Cause, rec.InFlight = d.Final, clip(d.Reason), d.Cause, nil
+			changed = true
+		}
+	}
+	return changed
+}
+
+// Done records that the action in flight has been carried out, leaving the release with
+// fingerprint fp.
+func (rec *Progress) Done(fp string) {
+	f := rec.InFlight
+	if f == nil {
+		return
+	}
+	rec.InFlight, rec.Fingerprint = nil, fp
+	switch f.Action {
+	case Advance:
+		rec.Step = f.Step
+	case Promote:
+		rec.Phase = PhasePromoted
+	case Rollback:
+		rec.Phase = PhaseRolledBack
+	}
 }

@@ -24,6 +24,10 @@ type Evidence struct {
 	End   time.Time `json:"end"`
 	// Metrics holds each metric's evidence by name.
 	Metrics map[string]*MetricEvidence `json:"metrics"`
+	// KeepHistory is how many of each metric's last points the record keeps: what a judge
+	// reads of the history (the Mann-Whitney window); the rest is for charts, which are read
+	// again from the source.
+	KeepHistory int `json:"-"`
 
 	deltas map[string]*metrics.Deltas
 }
@@ -44,6 +48,21 @@ func (e *Evidence) next(metric string, s metrics.Snapshot) (metrics.Interval, bo
 		e.deltas[metric] = d
 	}
 	return d.Next(s)
+}
+
+// forRecord is the evidence as the record keeps it: the history cut to KeepHistory points.
+func (e *Evidence) forRecord() *Evidence {
+	out := *e
+	out.Metrics = make(map[string]*MetricEvidence, len(e.Metrics))
+	for name, me := range e.Metrics {
+		c := *me
+		c.History = c.History[max(0, len(c.History)-e.KeepHistory):]
+		if len(c.History) == 0 {
+			c.History = nil
+		}
+		out.Metrics[name] = &c
+	}
+	return &out
 }
 
 // metric returns a metric's evidence, created empty when new.
@@ -84,6 +103,9 @@ type MetricEvidence struct {
 	// LastSeries is how many series each version had at the last interval: 0 is no data.
 	LastBaselineSeries int `json:"lastBaselineSeries"`
 	LastCanarySeries   int `json:"lastCanarySeries"`
+	// CanaryDropped counts the canary's series read as no data because their values were not
+	// counts (NaN, infinite, negative): a metric with any is never passed.
+	CanaryDropped int `json:"canaryDropped,omitempty"`
 }
 
 // Totals are one version's counts summed over the intervals.

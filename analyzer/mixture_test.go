@@ -150,9 +150,14 @@ func TestCountTestEdgeCases(t *testing.T) {
 }
 
 func TestEvidenceRoundTrip(t *testing.T) {
+	// The record keeps what the decisions read exactly (T, and L at the null and its failing
+	// alternatives) and the rest of the grid coarsely: interpolated within a small error.
+	rng := rand.New(rand.NewPCG(5, 5))
 	tst := newCountTest(1.5)
-	tst.add(100, 100, 3, 1, 1)
-	tst.update()
+	for range 40 {
+		tst.add(100, 100, binomial(rng, 100, 0.03), binomial(rng, 100, 0.01), 1)
+		tst.update()
+	}
 	b, err := json.Marshal(tst)
 	if err != nil {
 		t.Fatal(err)
@@ -162,14 +167,36 @@ func TestEvidenceRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range tst.L {
-		if math.Abs(back.L[i]-tst.L[i]) > 1e-6*math.Max(1, math.Abs(tst.L[i])) {
-			t.Fatalf("l[%d] %g came back as %g", i, tst.L[i], back.L[i])
+		var tol float64
+		switch {
+		case slices.Contains(decisionPoints, i):
+			tol = 0
+		case i%coarseEvery == 0:
+			tol = 1e-6 * math.Max(1, math.Abs(tst.L[i])) // float32
+		default:
+			continue // interpolated: what the report's interval reads, checked below
+		}
+		if math.Abs(back.L[i]-tst.L[i]) > tol {
+			t.Errorf("l[%d] %g came back as %g", i, tst.L[i], back.L[i])
 		}
 	}
-	if back.PFail != tst.PFail || back.CanaryY != 3 {
-		t.Errorf("came back as %+v", back)
+	if !slices.Equal(back.T, tst.T) || back.lnFail() != tst.lnFail() || back.lnPromote() != tst.lnPromote() {
+		t.Errorf("what the decisions read changed: T %v -> %v, lnFail %g -> %g", tst.T, back.T, tst.lnFail(), back.lnFail())
+	}
+	if back.PFail != tst.PFail || back.PPromote != tst.PPromote || back.CanaryY != tst.CanaryY || back.RecentN != tst.RecentN {
+		t.Errorf("came back as %+v, want %+v", back, *tst)
+	}
+	// The interval and the estimate a report shows move by at most one grid point (9%).
+	lo, hi := tst.interval(0.05)
+	blo, bhi := back.interval(0.05)
+	est, best := tst.estimate(), back.estimate()
+	t.Logf("interval [%g, %g] estimate %g came back as [%g, %g] %g", lo, hi, est, blo, bhi, best)
+	if abs(gridIndex(blo)-gridIndex(lo)) > 1 || abs(gridIndex(bhi)-gridIndex(hi)) > 1 || math.Abs(math.Log2(best/est)) > 1.0/gridPerOctave {
+		t.Errorf("interval [%g, %g] estimate %g came back as [%g, %g] %g", lo, hi, est, blo, bhi, best)
 	}
 }
+
+func abs(x int) int { return max(x, -x) }
 
 func TestCountTestBurstsAreNotRegressions(t *testing.T) {
 	// Both versions healthy, but in a random 1 in 10 intervals each has 10x the errors (one bad

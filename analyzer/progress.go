@@ -1,7 +1,6 @@
 package analyzer
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -18,7 +17,8 @@ const (
 	PhaseRolledBack  Phase = "rolledBack"
 	// PhaseHeld is a canary left as it was when its time ran out, by policy.
 	PhaseHeld Phase = "held"
-	// PhaseStopped is a canary someone else changed: coalmine stopped acting on it.
+	// PhaseStopped is a canary coalmine stopped acting on: someone else changed it, an action
+	// did not complete in time, or its record could not be trusted.
 	PhaseStopped Phase = "stopped"
 )
 
@@ -31,29 +31,66 @@ func (p Phase) Final() bool {
 	return false
 }
 
-// Progress is what coalmine records on the Deployment it drives, so that any process that
-// restarts carries on exactly where the last one was.
+func (p Phase) known() bool {
+	switch p {
+	case PhaseProgressing, PhasePromoting, PhaseRollingBack:
+		return true
+	}
+	return p.Final()
+}
+
+// Progress is the record coalmine keeps of one canary on the cluster: all of its state for that
+// canary, so that any process that restarts carries on exactly where the last one was, and
+// nothing a previous canary left is reused by the next. It is small (the judge's sufficient
+// statistics, not its charts), versioned, checksummed, and validated before it is believed
+// (DecodeProgress); it is written on transitions and at most every checkpoint in between.
 type Progress struct {
-	Policy string `json:"policy"`
-	// Canary is the canary version this record is about; a record of another version is stale.
+	// Version is the record's format; a record of another version is not obeyed.
+	Version int    `json:"v"`
+	Policy  string `json:"policy"`
+	// Canary is the canary version this record is about; a record of another version belongs
+	// to an earlier canary and is never reused.
 	Canary  string    `json:"canary"`
 	Phase   Phase     `json:"phase"`
 	Started time.Time `json:"started"`
-	// Step is the current step (0-based) and StepStarted when it was applied.
+	// Step is the current step (0-based) of Steps, and StepStarted when it was decided.
 	Step        int       `json:"step"`
+	Steps       int       `json:"steps"`
 	StepStarted time.Time `json:"stepStarted"`
-	// Pending is the action in flight: written before acting and cleared after, so that an
-	// action cut short is finished by whoever comes next, never forgotten nor applied twice.
-	Pending string `json:"pending,omitempty"`
+	// InFlight is the action in flight: written before acting and cleared once done, so that
+	// an action cut short is finished by whoever comes next, never forgotten nor applied twice.
+	InFlight *InFlight `json:"inFlight,omitempty"`
 	// Fingerprint is the state of the release after coalmine's last action; any other change
 	// is someone else's.
 	Fingerprint string `json:"fingerprint"`
+	// Release is what the strategy remembered when this canary started (the baseline's
+	// replicas, the Service's version, the revision to undo to): the actuator's, opaque here.
+	Release map[string]string `json:"release,omitempty"`
 	// Verdicts holds the last verdict of each step.
 	Verdicts []StepVerdict `json:"verdicts,omitempty"`
 	Reason   string        `json:"reason,omitempty"`
-	Updated  time.Time     `json:"updated"`
-	// Evidence is what the counter-reading judges have gathered so far.
-	Evidence *Evidence `json:"evidence,omitempty"`
+	// Cause is why the canary is promoting, rolling back or ended.
+	Cause Cause `json:"cause,omitempty"`
+	// Saved is when the record was last written.
+	Saved time.Time `json:"saved"`
+	// Evidence is what the counter-reading judges have gathered so far; it is stored compactly
+	// (see encodeEvidence).
+	Evidence *Evidence `json:"-"`
+	// Sum is the record's checksum: a record edited by hand does not match it.
+	Sum string `json:"sum"`
+}
+
+// InFlight is an action in flight: the typed decision being carried out, not a string to parse.
+type InFlight struct {
+	// Action is Advance, Promote or Rollback.
+	Action Action `json:"action"`
+	// Step is the step an Advance applies.
+	Step int `json:"step,omitempty"`
+	// Cause is why it was decided.
+	Cause Cause `json:"cause,omitempty"`
+	// Since is when it was decided; a promotion or rollback that does not complete within
+	// actionTimeout ends the canary as stopped.
+	Since time.Time `json:"since"`
 }
 
 // StepVerdict is the last verdict seen at a step.
@@ -63,42 +100,46 @@ type StepVerdict struct {
 	Reason  string  `json:"reason,omitempty"`
 }
 
-// Pending actions.
-const (
-	pendingPromote  = "promote"
-	pendingRollback = "rollback"
-)
+// maxReason bounds each reason kept in the record: reasons are for people, and the record rides
+// in an annotation.
+const maxReason = 512
 
-func pendingStep(i int) string { return fmt.Sprintf("step:%d", i) }
-
-// ParseProgress reads a progress record; nil when s is empty.
-func ParseProgress(s string) (*Progress, error) { return parseProgress(s) }
-
-func parseProgress(s string) (*Progress, error) {
-	if s == "" {
-		return nil, nil
+func clip(s string) string {
+	if len(s) <= maxReason {
+		return s
 	}
-	var p Progress
-	if err := json.Unmarshal([]byte(s), &p); err != nil {
-		return nil, fmt.Errorf("progress record: %w", err)
-	}
-	return &p, nil
+	return s[:maxReason-3] + "..."
 }
 
-func (p *Progress) encode() (string, error) {
-	b, err := json.Marshal(p)
-	if err != nil {
-		return "", fmt.Errorf("progress record: %w", err)
-	}
-	return string(b), nil
-}
-
-func (p *Progress) setVerdict(step int, v Verdict, reason string) {
+// setVerdict records the last verdict of a step; it reports whether anything changed.
+func (p *Progress) setVerdict(step int, v Verdict, reason string) bool {
+	reason = clip(reason)
 	for i := range p.Verdicts {
 		if p.Verdicts[i].Step == step {
+			changed := p.Verdicts[i].Verdict != v
 			p.Verdicts[i] = StepVerdict{Step: step, Verdict: v, Reason: reason}
-			return
+			return changed
 		}
 	}
 	p.Verdicts = append(p.Verdicts, StepVerdict{Step: step, Verdict: v, Reason: reason})
+	return true
+}
+
+// lastVerdict is the verdict recorded at the current step, "" when none.
+func (p *Progress) lastVerdict() Verdict {
+	for _, v := range p.Verdicts {
+		if v.Step == p.Step {
+			return v.Verdict
+		}
+	}
+	return ""
+}
+
+// String is a one-line summary for logs.
+func (p *Progress) String() string {
+	s := fmt.Sprintf("%s %s step %d/%d", p.Canary, p.Phase, p.Step+1, p.Steps)
+	if p.InFlight != nil {
+		s += " in flight: " + string(p.InFlight.Action)
+	}
+	return s
 }

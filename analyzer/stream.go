@@ -3,6 +3,7 @@ package analyzer
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/coalmine/coalmine/metrics"
@@ -93,6 +94,9 @@ func (a *Analyzer) Replay(ctx context.Context, p *policies.Policy, start, end ti
 // Add folds one interval of metric m into the evidence and into judge's tests. Step and
 // Replay call it with what they read; the benchmark, with what it simulates.
 func (e *Evidence) Add(judge StreamJudge, p *policies.Policy, m policies.Metric, iv metrics.Interval) {
+	if !finiteCounts(iv.Baseline) || !finiteCounts(iv.Canary) {
+		return // hostile or broken counters: no data, never evidence (the source drops them first)
+	}
 	if e.Start.IsZero() || iv.Start.Before(e.Start) {
 		e.Start = iv.Start
 	}
@@ -100,8 +104,28 @@ func (e *Evidence) Add(judge StreamJudge, p *policies.Policy, m policies.Metric,
 		e.End = iv.End
 	}
 	me := e.metric(m)
+	me.CanaryDropped += iv.Canary.Dropped
 	me.add(m, iv)
 	judge.Add(me, m, p.Spec.Analysis, iv)
+}
+
+// maxIntervalCount bounds a count in one interval: far above any real service (a million
+// requests a second for thirty years), low enough that no sum of them overflows.
+const maxIntervalCount = 1e15
+
+// finiteCounts reports whether every count of c is finite, not negative and within
+// maxIntervalCount.
+func finiteCounts(c metrics.Counts) bool {
+	ok := func(x float64) bool { return counts(x) && x <= maxIntervalCount }
+	if !ok(c.Requests) || !ok(c.Errors) {
+		return false
+	}
+	for _, b := range c.Buckets {
+		if math.IsNaN(b.UpperBound) || !ok(b.Count) {
+			return false
+		}
+	}
+	return true
 }
 
 // JudgeStream gives the verdict of each of p's streamed metrics (errors and latency) on the
@@ -119,6 +143,11 @@ func JudgeStream(p *policies.Policy, ev *Evidence, judge StreamJudge) []MetricRe
 		}
 		if ev.Intervals == 0 {
 			mr = mr.with(Inconclusive, "no interval yet: the first reading is the counters' starting point")
+		}
+		if me := ev.metric(m); me.CanaryDropped > 0 && mr.Verdict == Pass {
+			// A canary that hides its own counters (an errors counter reading +Inf is no data)
+			// could look better than it is: it is never promoted on them.
+			mr = mr.with(Inconclusive, fmt.Sprintf("the canary exposed %d counter series that are not counts (NaN, infinite or negative); never promoted on such counters", me.CanaryDropped))
 		}
 		out = append(out, mr)
 	}

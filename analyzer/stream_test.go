@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -166,7 +167,7 @@ func TestCanaryRunSequential(t *testing.T) {
 			if took := clk.now().Sub(start); took > tt.maxTime || took < tt.minTime {
 				t.Errorf("took %s, want %s to %s", took, tt.minTime, tt.maxTime)
 			}
-			prog, err := ParseProgress(rel.progress)
+			prog, err := DecodeProgress(rel.progress, p)
 			if err != nil || prog.Evidence == nil || prog.Evidence.Intervals == 0 {
 				t.Fatalf("the evidence is not in the progress record: %v", err)
 			}
@@ -179,21 +180,33 @@ func TestCanaryRunSequential(t *testing.T) {
 }
 
 func TestCanaryResumesWithItsEvidence(t *testing.T) {
-	// A gate that dies mid-analysis: the next one reads the evidence back from the progress
-	// record and goes on from it rather than from nothing.
+	// A gate that dies mid-analysis: the next one reads the evidence back from the record (as
+	// of its last write: a transition or the checkpoint) and goes on from it rather than from
+	// nothing.
 	start := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
 	p := sequentialPolicy(t)
-	sim := &counterSim{rng: rand.New(rand.NewPCG(1, 1)), rps: 50, pb: 0.01, pc: 0.02}
+	p.Spec.Strategy.StepDuration = model.Duration(10 * time.Minute)
+	sim := &counterSim{rng: rand.New(rand.NewPCG(1, 1)), rps: 20, pb: 0.01, pc: 0.015}
 	rel := &fakeRelease{steps: 3, step: -1}
 	clk := &clock{t: start}
-	c := &Canary{Policy: p, Release: rel, Analyzer: New(sim, zerolog.Nop()), Logger: zerolog.Nop(), Now: clk.now, Sleep: clk.sleep}
-	if _, err := c.Run(context.Background(), start.Add(time.Minute)); err != nil {
+	killed := errors.New("killed")
+	c := &Canary{Policy: p, Release: rel, Analyzer: New(sim, zerolog.Nop()), Logger: zerolog.Nop(), Now: clk.now,
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			if clk.now().Sub(start) >= 6*time.Minute {
+				return killed
+			}
+			return clk.sleep(ctx, d)
+		}}
+	if _, err := c.Run(context.Background(), start.Add(time.Hour)); !errors.Is(err, killed) {
+		t.Fatalf("the first run ended with %v, want it killed", err)
+	}
+	before, err := DecodeProgress(rel.progress, p)
+	if err != nil {
 		t.Fatal(err)
 	}
-	before, _ := ParseProgress(rel.progress)
 	n := before.Evidence.Intervals
-	if n == 0 {
-		t.Fatal("no evidence after a minute")
+	if n < 20 {
+		t.Fatalf("%d intervals in the record after six minutes, want the 5-minute checkpoint's", n)
 	}
 	c2 := &Canary{Policy: p, Release: rel, Analyzer: New(sim, zerolog.Nop()), Logger: zerolog.Nop(), Now: clk.now, Sleep: clk.sleep}
 	var ticks int
@@ -211,9 +224,10 @@ func TestCanaryResumesWithItsEvidence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Outcome != OutcomeRolledBack {
-		t.Errorf("outcome %s, want rolled back", rep.Outcome)
+	if ticks < 2 || slices.Contains(rel.events[1:], "CanaryStarted") || len(rel.setSteps) == 0 || rel.setSteps[0] != 0 || slices.Contains(rel.setSteps[1:], 0) {
+		t.Errorf("after %d ticks: events %v, steps %v; want the canary resumed, not started again", ticks, rel.events, rel.setSteps)
 	}
+	t.Logf("outcome %s after %s: %s", rep.Outcome, clk.now().Sub(start), rep.Reason)
 }
 
 func TestReplay(t *testing.T) {

@@ -22,35 +22,38 @@ import (
 	"github.com/coalmine/coalmine/policies"
 )
 
-// controller is the leader's machinery: Deployment informers, a queue of policy keys, and one
-// runner per canary in progress. sample-controller's shape: handlers only enqueue; workers
-// read from the listers and start or stop runners.
+// controller is the leader's machinery, sample-controller's shape: informers feed a workqueue
+// of policy keys; a worker takes a key and runs one tick of its canary (Canary.Step) under the
+// tick's time budget, then puts the key back with AddAfter for the next. Reads come from the
+// informers' caches; writes go through the clientset.
 type controller struct {
 	d       *Daemon
 	queue   workqueue.TypedRateLimitingInterface[string]
 	listers map[string]appslisters.DeploymentLister // by namespace; "" for all
+	caches  map[string]actuator.Listers             // by namespace; "" for all
 	synced  []cache.InformerSynced
 
-	mu      sync.Mutex
-	runners map[string]*runner
-	proms   map[string]*metrics.Batcher
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	canaries map[string]*driven
+	proms    map[string]*metrics.Batcher
 }
 
-// runner is one canary being driven.
-type runner struct {
+// driven is one canary being driven: its policy and its engine, which keeps the evidence and
+// the counters' last readings between ticks.
+type driven struct {
 	policy *policies.Policy
-	cancel context.CancelFunc
-	done   chan struct{}
+	engine *analyzer.Canary
+	logger zerolog.Logger
 }
 
 func newController(d *Daemon) *controller {
 	return &controller{
-		d:       d,
-		queue:   workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
-		listers: map[string]appslisters.DeploymentLister{},
-		runners: map[string]*runner{},
-		proms:   map[string]*metrics.Batcher{},
+		d:        d,
+		queue:    workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
+		listers:  map[string]appslisters.DeploymentLister{},
+		caches:   map[string]actuator.Listers{},
+		canaries: map[string]*driven{},
+		proms:    map[string]*metrics.Batcher{},
 	}
 }
 
@@ -69,21 +72,29 @@ func (c *controller) run(ctx context.Context) {
 			DeleteFunc: c.enqueueFor,
 		})
 		c.listers[ns] = inf.Lister()
-		c.synced = append(c.synced, inf.Informer().HasSynced)
+		// Every read a canary's tick makes comes from these caches; writes go to the API server.
+		rs, pods, svcs := f.Apps().V1().ReplicaSets(), f.Core().V1().Pods(), f.Core().V1().Services()
+		c.caches[ns] = actuator.Listers{
+			DeploymentLister: inf.Lister(), ReplicaSetLister: rs.Lister(),
+			PodLister: pods.Lister(), ServiceLister: svcs.Lister(),
+		}
+		c.synced = append(c.synced, inf.Informer().HasSynced, rs.Informer().HasSynced, pods.Informer().HasSynced, svcs.Informer().HasSynced)
 		factories = append(factories, f)
 	}
 	for _, f := range factories {
 		f.Start(ctx.Done())
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.stop()
+		for _, f := range factories {
+			f.Shutdown()
+		}
 		return
 	}
 	for _, p := range c.d.store.All() {
 		c.queue.Add(Key(p))
 	}
 	var workers sync.WaitGroup
-	for range 2 {
+	for range max(1, c.d.opts.Workers) {
 		workers.Go(func() {
 			for c.next(ctx) {
 			}
@@ -92,7 +103,10 @@ func (c *controller) run(ctx context.Context) {
 	<-ctx.Done()
 	c.queue.ShutDown()
 	workers.Wait()
-	c.stop()
+	c.mu.Lock()
+	c.d.metrics.inProgress.Sub(float64(len(c.canaries)))
+	c.canaries = map[string]*driven{}
+	c.mu.Unlock()
 	for _, f := range factories {
 		f.Shutdown()
 	}
@@ -108,7 +122,13 @@ func (c *controller) enqueueFor(obj any) {
 		return
 	}
 	for _, key := range c.d.store.For(d.Namespace, d.Name) {
-		c.queue.Add(key)
+		// A canary being driven ticks on its own schedule; an event only starts one.
+		c.mu.Lock()
+		_, driving := c.canaries[key]
+		c.mu.Unlock()
+		if !driving {
+			c.queue.Add(key)
+		}
 	}
 }
 
@@ -118,38 +138,77 @@ func (c *controller) next(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
+	next, err := c.sync(ctx, key)
+	switch {
+	case ctx.Err() != nil:
+		// Stopping: every canary is resumable from its record.
+	case err != nil:
 		c.d.metrics.tickErrors.WithLabelValues("kubernetes").Inc()
 		c.d.logger.Warn().Err(err).Str("policy", key).Msg("sync failed; retrying")
 		c.queue.AddRateLimited(key)
-		return true
+	case next > 0:
+		c.queue.Forget(key)
+		c.queue.AddAfter(key, next)
+	default:
+		c.queue.Forget(key)
 	}
-	c.queue.Forget(key)
 	return true
 }
 
-// sync starts, restarts or stops the runner of one policy.
-func (c *controller) sync(ctx context.Context, key string) error {
+// sync starts, ticks or stops the canary of one policy, and says when its next tick is due
+// (0: none).
+func (c *controller) sync(ctx context.Context, key string) (next time.Duration, err error) {
+	defer func() {
+		// A panic in one canary is that canary's problem, never the daemon's.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("policy %s: panic: %v", key, r)
+		}
+	}()
 	p, ok := c.d.store.Get(key)
 	c.mu.Lock()
-	r := c.runners[key]
+	dc := c.canaries[key]
+	if dc != nil && (!ok || dc.policy != p) {
+		// The policy changed or went away: its progress is on the Deployment.
+		delete(c.canaries, key)
+		c.d.metrics.inProgress.Dec()
+		dc.logger.Info().Msg("policy changed; canary left to resume")
+		dc = nil
+	}
 	c.mu.Unlock()
-	if r != nil {
-		if ok && r.policy == p {
-			return nil // running with this very policy
-		}
-		// The policy changed or went away: stop; its progress is on the Deployment.
-		r.cancel()
-		<-r.done
-	}
 	if !ok {
-		return nil
+		return 0, nil
 	}
-	start, err := c.shouldRun(p)
-	if err != nil || !start {
-		return err
+	if dc == nil {
+		start, err := c.shouldRun(p)
+		if err != nil || !start {
+			return 0, err
+		}
+		if dc, err = c.start(key, p); err != nil {
+			return 0, err
+		}
 	}
-	return c.start(ctx, key, p)
+	st, err := dc.engine.Step(ctx, time.Now().Add(24*time.Hour))
+	if st.Tick != nil {
+		c.tick(key, dc.logger, *st.Tick)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if st.Outcome == "" {
+		return st.Next, nil
+	}
+	c.mu.Lock()
+	if c.canaries[key] == dc {
+		delete(c.canaries, key)
+		c.d.metrics.inProgress.Dec()
+	}
+	c.mu.Unlock()
+	c.d.metrics.outcomes.WithLabelValues(key, string(st.Outcome)).Inc()
+	dc.logger.Info().Str("outcome", string(st.Outcome)).Str("reason", st.Reason).Msg("canary ended")
+	if st.Outcome == analyzer.OutcomeUnavailable {
+		return time.Duration(p.Spec.Analysis.Interval), nil // keep holding until the metrics answer
+	}
+	return 0, nil
 }
 
 // shouldRun says whether a policy's canary is there and not yet ended: the canary Deployment
@@ -175,11 +234,15 @@ func (c *controller) shouldRun(p *policies.Policy) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("deployment %s/%s: %w", t.Namespace, name, err)
 	}
-	prog, err := analyzer.ParseProgress(d.Annotations[actuator.AnnotationProgress])
+	prog, err := analyzer.DecodeProgress(d.Annotations[actuator.AnnotationProgress], p)
+	if errors.Is(err, analyzer.ErrUntrusted) {
+		// The runner refuses it with an Event, once per record, and ends.
+		return true, nil
+	}
 	if err != nil {
 		return false, err
 	}
-	if prog != nil && prog.Canary == t.Canary.Version && prog.Phase.Final() {
+	if prog != nil && prog.Canary == t.Canary.Version && prog.Policy == p.Metadata.Name && prog.Phase.Final() {
 		return false, nil
 	}
 	if p.Spec.Strategy.Type == policies.StrategyRollout {
@@ -188,7 +251,8 @@ func (c *controller) shouldRun(p *policies.Policy) (bool, error) {
 	return d.Spec.Replicas != nil && *d.Spec.Replicas > 0, nil
 }
 
-func (c *controller) start(ctx context.Context, key string, p *policies.Policy) error {
+// start makes the engine of a policy's canary; its first tick reads the record.
+func (c *controller) start(key string, p *policies.Policy) (*driven, error) {
 	logger := c.d.logger.With().Str("policy", key).Logger()
 	var source analyzer.Observer
 	if p.Spec.Source == policies.SourcePods {
@@ -197,51 +261,28 @@ func (c *controller) start(ctx context.Context, key string, p *policies.Policy) 
 	} else {
 		prom, err := c.prometheus(p)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		source = prom
 	}
 	rel, err := actuator.NewRelease(c.d.client, p, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	canary := &analyzer.Canary{
+	if l, ok := c.caches[p.Spec.Target.Namespace]; ok {
+		rel.WithCache(l)
+	} else if l, ok := c.caches[""]; ok {
+		rel.WithCache(l)
+	}
+	dc := &driven{policy: p, logger: logger, engine: &analyzer.Canary{
 		Policy: p, Release: rel, Analyzer: analyzer.New(source, logger), Logger: logger,
-		OnTick: func(t analyzer.Tick) { c.tick(key, logger, t) },
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	r := &runner{policy: p, cancel: cancel, done: make(chan struct{})}
+	}}
 	c.mu.Lock()
-	c.runners[key] = r
+	c.canaries[key] = dc
 	c.mu.Unlock()
 	c.d.metrics.inProgress.Inc()
 	logger.Info().Str("canary", p.Spec.Target.Canary.Version).Msg("canary driven")
-	c.wg.Go(func() {
-		defer close(r.done)
-		defer cancel()
-		rep, err := canary.Run(rctx, time.Now().Add(24*time.Hour))
-		c.mu.Lock()
-		if c.runners[key] == r {
-			delete(c.runners, key)
-		}
-		c.mu.Unlock()
-		c.d.metrics.inProgress.Dec()
-		switch {
-		case errors.Is(err, context.Canceled):
-			logger.Info().Msg("canary left to resume")
-		case err != nil:
-			logger.Warn().Err(err).Msg("canary interrupted by an API error; retrying")
-			c.d.metrics.tickErrors.WithLabelValues("kubernetes").Inc()
-			c.queue.AddRateLimited(key)
-		default:
-			c.d.metrics.outcomes.WithLabelValues(key, string(rep.Outcome)).Inc()
-			logger.Info().Str("outcome", string(rep.Outcome)).Str("reason", rep.Reason).Msg("canary ended")
-			if rep.Outcome == analyzer.OutcomeUnavailable {
-				c.queue.AddRateLimited(key) // keep holding until Prometheus answers
-			}
-		}
-	})
-	return nil
+	return dc, nil
 }
 
 func (c *controller) tick(key string, logger zerolog.Logger, t analyzer.Tick) {
@@ -288,15 +329,6 @@ func (c *controller) prometheus(p *policies.Policy) (*metrics.Batcher, error) {
 }
 
 // stop cancels every runner and waits for them: each leaves its canary resumable.
-func (c *controller) stop() {
-	c.mu.Lock()
-	for _, r := range c.runners {
-		r.cancel()
-	}
-	c.mu.Unlock()
-	c.wg.Wait()
-}
-
 // yamlString renders a configuration value, to tell equal settings from different ones.
 func yamlString(v any) (string, error) {
 	b, err := yaml.Marshal(v)

@@ -42,6 +42,9 @@ type Options struct {
 	RetryPeriod    time.Duration
 	// ShutdownTimeout bounds a clean stop: runners stop, the Lease is released, HTTP drains.
 	ShutdownTimeout time.Duration
+	// Workers is how many canaries tick at once. A tick mostly waits (for Prometheus, and up to
+	// batchDelay for the other canaries' identical queries), so many workers are cheap.
+	Workers int
 }
 
 // DefaultOptions are the options the command starts from.
@@ -51,7 +54,7 @@ func DefaultOptions() Options {
 		ReloadInterval: 5 * time.Second, MetricsAddr: ":8080",
 		LeaderElect: true, LeaseName: "coalmine", Identity: host,
 		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
-		ShutdownTimeout: 20 * time.Second,
+		ShutdownTimeout: 20 * time.Second, Workers: 128,
 	}
 }
 

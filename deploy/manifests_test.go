@@ -226,7 +226,7 @@ func TestRBAC(t *testing.T) {
 	want := map[string][]string{
 		"ClusterRole /coalmine": {
 			"apps/deployments get", "apps/deployments list", "apps/deployments watch",
-			"apps/deployments update", "apps/deployments delete",
+			"apps/deployments update", "apps/deployments patch", "apps/deployments delete",
 			"apps/replicasets get", "apps/replicasets list", "apps/replicasets watch",
 			"pods get", "pods list", "pods watch",
 			"services get", "services list", "services watch", "services update",

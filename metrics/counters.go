@@ -31,6 +31,27 @@ type Sample struct {
 type Snapshot struct {
 	Time    time.Time
 	Samples []Sample
+	// Dropped is the number of series left out of Samples because their value was NaN,
+	// infinite or negative, or their le was NaN. No counter reads so; the canary writes its
+	// own /metrics, and one such number would make every sum it enters unusable. A dropped
+	// series is no data at this instant, as if it were absent. A histogram with one such
+	// bucket is left out whole, each of its buckets counted here: without one bucket, the
+	// others would misplace its requests (without +Inf, its slowest ones would vanish).
+	// Callers should warn.
+	Dropped int
+	// DroppedCanary is how many of Dropped were the canary's.
+	DroppedCanary int
+}
+
+// countable reports whether v can be a counter's value: finite and not negative.
+func countable(v float64) bool { return v >= 0 && !math.IsInf(v, 1) }
+
+// drop counts a series left out of the snapshot.
+func (s *Snapshot) drop(canary bool) {
+	s.Dropped++
+	if canary {
+		s.DroppedCanary++
+	}
 }
 
 // NewCounterQuery renders the query for a metric's raw counters: the selectors inside its
@@ -81,15 +102,24 @@ func NewCounterQuery(p *policies.Policy, m policies.Metric) (Query, error) {
 }
 
 // DecodeCounters turns the answer to a counter query into a snapshot. A series of neither
-// version, or without the labels its kind needs, is an error, as in Decode.
+// version, or without the labels its kind needs, is an error, as in Decode. A series whose
+// value is not a counter's (NaN, infinite, negative), or whose le is NaN, is left out and
+// counted in Dropped; so is every bucket of a histogram with such a bucket.
 func DecodeCounters(q Query, vec model.Vector, at time.Time) (Snapshot, error) {
 	snap := Snapshot{Time: at, Samples: make([]Sample, 0, len(vec))}
+	// hists[i] names the histogram of Samples[i], a bucket's labels but le; bad holds those
+	// with a bucket that is not a count.
+	var (
+		hists []string
+		bad   map[string]bool
+	)
 	for _, s := range vec {
 		canary, err := q.side(s.Metric)
 		if err != nil {
 			return snap, err
 		}
-		smp := Sample{Canary: canary}
+		smp := Sample{Canary: canary, Key: s.Metric.String(), Value: float64(s.Value)}
+		hist := ""
 		switch q.Kind {
 		case policies.KindErrors:
 			smp.Part = string(s.Metric[partLabel])
@@ -105,11 +135,38 @@ func DecodeCounters(q Query, vec model.Vector, at time.Time) (Snapshot, error) {
 			if err != nil {
 				return snap, fmt.Errorf("%w: metric %q: series %s has a bad le %q", ErrUnexpectedSeries, q.Metric, s.Metric, le)
 			}
+			if math.IsNaN(f) {
+				snap.drop(canary) // a bucket no request can fall in; the others stand
+				continue
+			}
 			smp.Part, smp.LE = "bucket", f
+			m := s.Metric.Clone()
+			delete(m, model.BucketLabel)
+			hist = m.String()
 		}
-		smp.Key = s.Metric.String()
-		smp.Value = float64(s.Value)
+		if !countable(smp.Value) {
+			snap.drop(canary)
+			if hist != "" {
+				if bad == nil {
+					bad = map[string]bool{}
+				}
+				bad[hist] = true
+			}
+			continue
+		}
 		snap.Samples = append(snap.Samples, smp)
+		hists = append(hists, hist)
+	}
+	if len(bad) > 0 {
+		kept := snap.Samples[:0]
+		for i, smp := range snap.Samples {
+			if bad[hists[i]] {
+				snap.drop(smp.Canary)
+				continue
+			}
+			kept = append(kept, smp)
+		}
+		snap.Samples = kept
 	}
 	return snap, nil
 }
@@ -132,6 +189,11 @@ type Counts struct {
 	Errors   float64
 	// Buckets are a latency metric's increases per upper bound, cumulative, sorted.
 	Buckets []Bucket
+	// Dropped is the number of the version's series that were no data for the interval: left
+	// out of the snapshot at its end (see Snapshot.Dropped), or whose value or increase was not
+	// a finite count that is not negative. A canary's dropped series can hide its errors or its
+	// slow requests: callers should warn, and not count its silence as health.
+	Dropped int
 }
 
 // Slower is the number of requests slower than the bucket bound le: count - bucket{le}. ok is
@@ -153,26 +215,44 @@ func (c Counts) Slower(le float64) (n float64, ok bool) {
 // series' last value: a series' first sample is its starting point, not an increase; a value
 // below the last one is a counter reset (the process restarted), whose increase is the new
 // value; a series that vanishes keeps its last value, so what it counted is never lost and, if
-// it comes back, never counted twice. The zero value is ready to use.
+// it comes back, never counted twice. A sample whose value is not a count (NaN, infinite,
+// negative) is a vanished series at that instant. The zero value is ready to use.
 type Deltas struct {
 	last map[string]float64
 	prev time.Time
 }
 
 // Next adds a snapshot and returns the interval since the previous one; ok is false for the
-// first snapshot, which only sets the starting points.
+// first snapshot, which only sets the starting points. Every count of the interval is finite
+// and not negative: an increase that would make one otherwise is no data for its series for
+// the interval, counted in Dropped. A series twice in one snapshot is read once, the first
+// time: a counter is not two numbers at once, and reading both would make up increases.
 func (d *Deltas) Next(s Snapshot) (iv Interval, ok bool) {
 	first := d.last == nil
 	if first {
 		d.last = make(map[string]float64, len(s.Samples))
 	}
 	iv = Interval{Start: d.prev, End: s.Time}
+	iv.Canary.Dropped = s.DroppedCanary
+	iv.Baseline.Dropped = max(0, s.Dropped-s.DroppedCanary)
 	base, canary := map[float64]float64{}, map[float64]float64{}
+	read := make(map[string]bool, len(s.Samples))
 	for _, smp := range s.Samples {
-		if math.IsNaN(smp.Value) {
+		if read[smp.Key] {
+			continue
+		}
+		read[smp.Key] = true
+		c, buckets := &iv.Baseline, base
+		if smp.Canary {
+			c, buckets = &iv.Canary, canary
+		}
+		if !countable(smp.Value) || math.IsNaN(smp.LE) {
+			c.Dropped++ // as if absent: its last value stands
 			continue
 		}
 		prev, seen := d.last[smp.Key]
+		// The value is a count, so it is the next starting point even when this increase
+		// cannot be added: what it counted then is lost, never counted twice.
 		d.last[smp.Key] = smp.Value
 		inc := 0.0
 		switch {
@@ -182,19 +262,25 @@ func (d *Deltas) Next(s Snapshot) (iv Interval, ok bool) {
 		default:
 			inc = smp.Value // reset
 		}
-		c, buckets := &iv.Baseline, base
-		if smp.Canary {
-			c, buckets = &iv.Canary, canary
-		}
 		switch smp.Part {
 		case "requests":
+			if !add(&c.Requests, inc) {
+				c.Dropped++
+				continue
+			}
 			c.Series++
-			c.Requests += inc
 		case "errors":
-			c.Errors += inc
+			if !add(&c.Errors, inc) {
+				c.Dropped++
+			}
 		case "bucket":
+			n := buckets[smp.LE]
+			if !add(&n, inc) {
+				c.Dropped++
+				continue
+			}
+			buckets[smp.LE] = n
 			c.Series++
-			buckets[smp.LE] += inc
 		}
 	}
 	for _, x := range []struct {
@@ -222,6 +308,16 @@ func (d *Deltas) Next(s Snapshot) (iv Interval, ok bool) {
 		return Interval{}, false
 	}
 	return iv, true
+}
+
+// add adds an increase to a sum of increases when both stay finite counts; a sum of many
+// huge counters can overflow where none of them does.
+func add(sum *float64, inc float64) bool {
+	if !countable(inc) || !countable(*sum+inc) {
+		return false
+	}
+	*sum += inc
+	return true
 }
 
 // inCanaryHalf puts a label value in one of two halves, the same one every time. FNV's low

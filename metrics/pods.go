@@ -102,8 +102,9 @@ func (p *Pods) CountersRange(context.Context, Query, time.Time, time.Time, time.
 }
 
 // Counters scrapes the release's Ready pods (once per tick for all its metrics) and returns the
-// series of q. A pod that cannot be scraped makes the reading fail as unavailable: a pod that
-// stops answering is never read as one that served nothing.
+// series of q; a series whose value is not a count is left out and counted, as in
+// DecodeCounters. A pod that cannot be scraped makes the reading fail as unavailable: a pod
+// that stops answering is never read as one that served nothing.
 func (p *Pods) Counters(ctx context.Context, q Query, at time.Time) (Snapshot, error) {
 	sc := p.scrape(ctx, q, at)
 	if sc.err != nil {
@@ -112,7 +113,12 @@ func (p *Pods) Counters(ctx context.Context, q Query, at time.Time) (Snapshot, e
 	snap := Snapshot{Time: at}
 	for _, pod := range sc.pods {
 		for _, part := range q.Parts {
-			snap.Samples = append(snap.Samples, podSamples(pod, part)...)
+			samples, dropped := podSamples(pod, part)
+			snap.Samples = append(snap.Samples, samples...)
+			snap.Dropped += dropped
+			if pod.canary {
+				snap.DroppedCanary += dropped
+			}
 		}
 	}
 	return snap, nil
@@ -261,20 +267,21 @@ func (c *countingReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// podSamples are one pod's series that match one part of a query.
-func podSamples(pod scrapedPod, part Part) []Sample {
+// podSamples are one pod's series that match one part of a query, and how many were left out
+// for a value that is not a count (NaN, infinite, negative) or a NaN le. As in DecodeCounters,
+// a histogram with such a bucket is left out whole.
+func podSamples(pod scrapedPod, part Part) (out []Sample, dropped int) {
 	name := ""
 	for _, m := range part.Matchers {
 		if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
 			name = m.Value
 		}
 	}
-	var out []Sample
 	switch part.Name {
 	case "requests", "errors":
 		mf := pod.families[name]
 		if mf == nil {
-			return nil
+			return nil, 0
 		}
 		for _, m := range mf.GetMetric() {
 			if !matches(part.Matchers, m) {
@@ -289,6 +296,10 @@ func podSamples(pod scrapedPod, part Part) []Sample {
 			default:
 				continue
 			}
+			if !countable(v) {
+				dropped++
+				continue
+			}
 			out = append(out, Sample{Key: pod.uid + "\xff" + part.Name + "\xff" + labelKey(m), Canary: pod.canary, Part: part.Name, Value: v})
 		}
 	case "bucket":
@@ -297,29 +308,53 @@ func podSamples(pod scrapedPod, part Part) []Sample {
 			mf = pod.families[name]
 		}
 		if mf == nil {
-			return nil
+			return nil, 0
 		}
 		for _, m := range mf.GetMetric() {
 			h := m.GetHistogram()
 			if h == nil || !matches(part.Matchers, m) {
 				continue
 			}
-			key := pod.uid + "\xff" + labelKey(m) + "\xff"
-			for _, b := range h.GetBucket() {
-				c := float64(b.GetCumulativeCount())
-				if b.CumulativeCountFloat != nil {
-					c = b.GetCumulativeCountFloat()
-				}
-				out = append(out, Sample{Key: key + strconv.FormatFloat(b.GetUpperBound(), 'g', -1, 64), Canary: pod.canary, Part: "bucket", LE: b.GetUpperBound(), Value: c})
-			}
-			count := float64(h.GetSampleCount())
-			if h.SampleCountFloat != nil {
-				count = h.GetSampleCountFloat()
-			}
-			out = append(out, Sample{Key: key + "+Inf", Canary: pod.canary, Part: "bucket", LE: math.Inf(1), Value: count})
+			hist, n := histogramSamples(pod, labelKey(m), h)
+			out = append(out, hist...)
+			dropped += n
 		}
 	}
-	return out
+	return out, dropped
+}
+
+// histogramSamples are the bucket series of one histogram of a pod, whose labels are series.
+// Its +Inf bucket is the one the text formats write, else its count, as Prometheus reads it:
+// one series, never two that Deltas would read as one counter with two values.
+func histogramSamples(pod scrapedPod, series string, h *dto.Histogram) (out []Sample, dropped int) {
+	key := pod.uid + "\xff" + series + "\xff"
+	bad, inf := false, false
+	for _, b := range h.GetBucket() {
+		le := b.GetUpperBound()
+		if math.IsNaN(le) {
+			dropped++ // a bucket no request can fall in; the others stand
+			continue
+		}
+		inf = inf || math.IsInf(le, 1)
+		c := float64(b.GetCumulativeCount())
+		if b.CumulativeCountFloat != nil {
+			c = b.GetCumulativeCountFloat()
+		}
+		bad = bad || !countable(c)
+		out = append(out, Sample{Key: key + strconv.FormatFloat(le, 'g', -1, 64), Canary: pod.canary, Part: "bucket", LE: le, Value: c})
+	}
+	if !inf {
+		count := float64(h.GetSampleCount())
+		if h.SampleCountFloat != nil {
+			count = h.GetSampleCountFloat()
+		}
+		bad = bad || !countable(count)
+		out = append(out, Sample{Key: key + "+Inf", Canary: pod.canary, Part: "bucket", LE: math.Inf(1), Value: count})
+	}
+	if bad {
+		return nil, dropped + len(out)
+	}
+	return out, dropped
 }
 
 // matches applies a part's label matchers to a scraped metric; a missing label is "".

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	"github.com/rs/zerolog"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -195,5 +198,165 @@ func TestPodsSourceNeedsThePortAnnotation(t *testing.T) {
 	_, err := src.Counters(context.Background(), q, time.Now())
 	if err == nil || !strings.Contains(err.Error(), "prometheus.io/port") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// podStep is what a hand-written pod serves at one scrape: http_requests_total for codes 200
+// and 500, and request_duration_seconds's buckets (bounds le, cumulative counts cum) and count.
+type podStep struct {
+	ok, bad float64
+	le, cum []float64
+	count   float64
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (s podStep) families() []*dto.MetricFamily {
+	counter := func(code string, v float64) *dto.Metric {
+		return &dto.Metric{Label: []*dto.LabelPair{{Name: ptr("code"), Value: ptr(code)}}, Counter: &dto.Counter{Value: ptr(v)}}
+	}
+	h := &dto.Histogram{SampleCountFloat: ptr(s.count), SampleSum: ptr(1.0)}
+	for i, le := range s.le {
+		h.Bucket = append(h.Bucket, &dto.Bucket{UpperBound: ptr(le), CumulativeCountFloat: ptr(s.cum[i])})
+	}
+	return []*dto.MetricFamily{
+		{Name: ptr("http_requests_total"), Type: dto.MetricType_COUNTER.Enum(), Metric: []*dto.Metric{counter("200", s.ok), counter("500", s.bad)}},
+		{Name: ptr("request_duration_seconds"), Type: dto.MetricType_HISTOGRAM.Enum(), Metric: []*dto.Metric{{
+			Label: []*dto.LabelPair{{Name: ptr("code"), Value: ptr("200")}}, Histogram: h,
+		}}},
+	}
+}
+
+func TestPodsSourceDropsWhatIsNotACount(t *testing.T) {
+	inf, nan := math.Inf(1), math.NaN()
+	le := []float64{.25, .5, 1}
+	start := podStep{ok: 100, bad: 10, le: le, cum: []float64{50, 80, 90}, count: 100}
+	back := podStep{ok: 120, bad: 12, le: le, cum: []float64{60, 90, 100}, count: 120}
+	// want is the canary's interval: an errors metric's requests and errors, a latency
+	// metric's requests and those slower than 0.5s, and the series dropped of each.
+	type want struct {
+		requests, errors       float64
+		errDropped             int
+		latRequests, latSlower float64
+		latSeries, latDropped  int
+	}
+	tests := []struct {
+		name   string
+		format expfmt.Format
+		steps  []podStep
+		want   []want // one per step after the first
+	}{
+		{
+			name:   "text: an error counter and the histogram's count read +Inf, then come back",
+			format: expfmt.NewFormat(expfmt.TypeTextPlain),
+			steps: []podStep{
+				start,
+				{ok: 110, bad: inf, le: le, cum: []float64{55, 85, 95}, count: inf},
+				back,
+			},
+			want: []want{
+				// code 500 is in both parts: dropped twice. The histogram (3 buckets and
+				// le="+Inf", which the text format writes from the count) is dropped whole.
+				{requests: 10, errDropped: 2, latDropped: 4},
+				// Counted from the last counts before +Inf: once, not twice.
+				{requests: 12, errors: 2, latRequests: 20, latSlower: 10, latSeries: 4},
+			},
+		},
+		{
+			name:   "protobuf: NaN and negative counts",
+			format: expfmt.NewFormat(expfmt.TypeProtoDelim),
+			steps: []podStep{
+				start,
+				{ok: -1, bad: nan, le: le, cum: []float64{55, nan, 95}, count: 105},
+				back,
+			},
+			want: []want{
+				{errDropped: 3, latDropped: 4},
+				{requests: 22, errors: 2, latRequests: 20, latSlower: 10, latSeries: 4},
+			},
+		},
+		{
+			name:   "protobuf: a bucket with a NaN bound is dropped alone; +Inf comes from the count",
+			format: expfmt.NewFormat(expfmt.TypeProtoDelim),
+			steps: []podStep{
+				start,
+				{ok: 110, bad: 11, le: []float64{.25, .5, nan, 1}, cum: []float64{55, 85, 86, 95}, count: 110},
+			},
+			want: []want{{requests: 11, errors: 1, latRequests: 10, latSlower: 5, latSeries: 4, latDropped: 1}},
+		},
+		{
+			name:   "text: an le=+Inf bucket is read, and a +Inf count beside it is not",
+			format: expfmt.NewFormat(expfmt.TypeTextPlain),
+			steps: []podStep{
+				{ok: 100, bad: 10, le: []float64{.5, inf}, cum: []float64{80, 100}, count: inf},
+				{ok: 100, bad: 10, le: []float64{.5, inf}, cum: []float64{85, 110}, count: inf},
+			},
+			want: []want{{latRequests: 10, latSlower: 5, latSeries: 2}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var (
+				mu   sync.Mutex
+				step podStep
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				mu.Lock()
+				defer mu.Unlock()
+				w.Header().Set("Content-Type", string(tt.format))
+				enc := expfmt.NewEncoder(w, tt.format)
+				for _, mf := range step.families() {
+					if err := enc.Encode(mf); err != nil {
+						t.Errorf("encode: %v", err)
+					}
+				}
+			}))
+			defer srv.Close()
+			p := podsPolicy(t)
+			src := NewPods(fake.NewClientset(podFor(t, "cart-v2-a", "1.5.0", srv.URL, true)), p.Spec.Pods, zerolog.Nop())
+			errorsQ, err := NewCounterQuery(p, p.Spec.Metrics[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			latencyQ, err := NewCounterQuery(p, p.Spec.Metrics[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var de, dl Deltas
+			for i, st := range tt.steps {
+				mu.Lock()
+				step = st
+				mu.Unlock()
+				at := time.Unix(int64(1000+10*i), 0)
+				se, err := src.Counters(context.Background(), errorsQ, at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sl, err := src.Counters(context.Background(), latencyQ, at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, s := range append(se.Samples, sl.Samples...) {
+					if !countable(s.Value) || math.IsNaN(s.LE) {
+						t.Fatalf("step %d: sample %+v kept", i, s)
+					}
+				}
+				if se.Dropped != se.DroppedCanary || sl.Dropped != sl.DroppedCanary {
+					t.Errorf("step %d: the canary's drops counted as the baseline's: %d/%d, %d/%d", i, se.DroppedCanary, se.Dropped, sl.DroppedCanary, sl.Dropped)
+				}
+				ie, ok := de.Next(se)
+				il, _ := dl.Next(sl)
+				if !ok {
+					continue
+				}
+				requireCounts(t, ie)
+				requireCounts(t, il)
+				slower, _ := il.Canary.Slower(0.5)
+				got := want{ie.Canary.Requests, ie.Canary.Errors, ie.Canary.Dropped, il.Canary.Requests, slower, il.Canary.Series, il.Canary.Dropped}
+				if got != tt.want[i-1] {
+					t.Errorf("interval %d: got %+v, want %+v", i, got, tt.want[i-1])
+				}
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -328,11 +329,14 @@ label_replace(sum by (version) (increase(http_requests_total{ namespace="default
 	}
 }
 
-// FuzzDecode sends arbitrary bytes as Prometheus's answer: Observe must never panic, and what it
-// accepts must be consistent.
+// FuzzDecode sends arbitrary bytes as Prometheus's answer: Observe and Counters must never
+// panic, and what they accept must be consistent; a snapshot holds only counts, finite and not
+// negative, and so does every interval made of it.
 func FuzzDecode(f *testing.F) {
 	f.Add(vector(sample("1000", "version", "v1.0.0", partLabel, "requests"), sample("5", "version", "v2.0.0", partLabel, "errors")))
 	f.Add(vector(sample("NaN", "version", "v1.0.0", partLabel, "requests")))
+	f.Add(vector(sample("+Inf", "version", "v2.0.0", partLabel, "requests"), sample("-1", "version", "v2.0.0", partLabel, "errors")))
+	f.Add(vector(sample("3", "version", "v2.0.0", "le", "0.5"), sample("+Inf", "version", "v2.0.0", "le", "+Inf"), sample("1", "version", "v1.0.0", "le", "NaN")))
 	f.Add(`{"status":"success","data":{"resultType":"matrix","result":[]}}`)
 	f.Add(`{"status":"error","errorType":"bad_data","error":"x"}`)
 	f.Add(`<html>`)
@@ -347,8 +351,32 @@ func FuzzDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	queries := []Query{queryFor(f, policies.KindErrors), queryFor(f, policies.KindLatency), queryFor(f, policies.KindValue)}
+	counterQueries := []Query{counterQueryFor(f, policies.KindErrors), counterQueryFor(f, policies.KindLatency)}
 	f.Fuzz(func(t *testing.T, answer string) {
 		body = answer
+		for _, q := range counterQueries {
+			snap, err := prom.Counters(context.Background(), q, time.Unix(1700000000, 0))
+			if err != nil {
+				continue
+			}
+			for _, s := range snap.Samples {
+				if !countable(s.Value) || math.IsNaN(s.LE) {
+					t.Fatalf("snapshot holds %+v", s)
+				}
+			}
+			if snap.Dropped < snap.DroppedCanary || snap.DroppedCanary < 0 {
+				t.Fatalf("dropped %d, of which the canary's %d", snap.Dropped, snap.DroppedCanary)
+			}
+			// From zero, every value is an increase: sums of huge ones must not overflow.
+			zero := Snapshot{Samples: slices.Clone(snap.Samples)}
+			for i := range zero.Samples {
+				zero.Samples[i].Value = 0
+			}
+			var d Deltas
+			d.Next(zero)
+			iv, _ := d.Next(snap)
+			requireCounts(t, iv)
+		}
 		for _, q := range queries {
 			obs, err := prom.Observe(context.Background(), q, time.Unix(1700000000, 0))
 			if err != nil {

@@ -420,8 +420,13 @@ func TestGateRolloutAndBlueGreen(t *testing.T) {
 				if ru := d.Spec.Strategy.RollingUpdate; ru == nil || ru.MaxSurge.String() != "25%" || ru.MaxUnavailable.String() != "25%" {
 					t.Errorf("update strategy not restored: %+v", d.Spec.Strategy)
 				}
-				if tt.wantCode == exitPass && d.Annotations[actuator.AnnotationLastGoodRevision] != d.Annotations["deployment.kubernetes.io/revision"] {
-					t.Errorf("promoted revision not recorded as the last good one: %v", d.Annotations)
+				if tt.wantCode == exitPass {
+					var record map[string]any
+					if err := json.Unmarshal([]byte(d.Annotations[actuator.AnnotationProgress]), &record); err != nil {
+						t.Errorf("canary record %s: %v", actuator.AnnotationProgress, err)
+					} else if record["phase"] != "promoted" {
+						t.Errorf("canary record phase %v, want promoted: %v", record["phase"], d.Annotations)
+					}
 				}
 			})
 		}
@@ -696,7 +701,7 @@ func TestGateInterruptions(t *testing.T) {
 		waitReady(t, e.client, "human", "my-app-v2", 1)
 		waitScraped(t, e, "human", "v1.0.0", "v2.0.0")
 		cmd, stdout, stderr := e.startGate(t, policyFile(t, "human", "scale", "", longSteps))
-		waitProgress(t, e.client, "human", "my-app-v2", multi{stdout, stderr}, func(p map[string]any) bool { return p["fingerprint"] != "" && p["pending"] == nil })
+		waitProgress(t, e.client, "human", "my-app-v2", multi{stdout, stderr}, func(p map[string]any) bool { return p["fingerprint"] != "" && p["inFlight"] == nil })
 		editDeployment(t, e.client, "human", "my-app-v2", func(d *appsv1.Deployment) {
 			n := int32(7)
 			d.Spec.Replicas = &n

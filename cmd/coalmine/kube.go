@@ -12,6 +12,9 @@ import (
 // kubeFlags are kubectl's: --kubeconfig, --context, and -n/--namespace.
 type kubeFlags struct {
 	kubeconfig, context, namespace string
+	// qps and burst bound the client's requests to the API server; 0 keeps client-go's.
+	qps   float64
+	burst int
 }
 
 func (k *kubeFlags) register(fs *flag.FlagSet) {
@@ -33,6 +36,12 @@ func (k *kubeFlags) config() (*rest.Config, error) {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
 	cfg.UserAgent = "coalmine"
+	if k.qps > 0 {
+		cfg.QPS = float32(k.qps)
+	}
+	if k.burst > 0 {
+		cfg.Burst = k.burst
+	}
 	return cfg, nil
 }
 

@@ -98,16 +98,31 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 
 	an := analyzer.New(prom, logger)
-	var res analyzer.Result
+	var (
+		res      analyzer.Result
+		decision analyzer.Decision
+	)
 	if p.Spec.Source == policies.SourcePods {
-		// The pods hold no past: watch them for the window instead.
+		// The pods hold no past: watch them for the window instead, then decide as a canary
+		// started with the watch would have.
 		if f.at != "" {
 			return usageErr("--time: the pods source has no history; it watches the pods from now for --window")
 		}
 		fmt.Fprintf(stderr, "coalmine report: watching the pods for %s (source: pods)\n", model.Duration(window))
-		res, err = an.Watch(ctx, p, window)
+		start := time.Now()
+		if res, err = an.Watch(ctx, p, window); err == nil {
+			rec := analyzer.NewProgress(p, start)
+			rec.Done("")
+			decision = analyzer.Decide(p, rec, analyzer.Observed{Ready: true}, &res, res.Time, start.Add(time.Duration(p.Spec.Analysis.MaxDuration)))
+		}
 	} else {
-		res, err = an.Evaluate(ctx, p, at, window)
+		// The window replayed as the gate would have driven a canary started at its beginning:
+		// the same readings, judge and decision, so report, gate and backtest agree.
+		var run analyzer.BacktestRun
+		if run, err = an.Simulate(ctx, p, at.Add(-window), at); err == nil {
+			res, decision = run.Result, run.Decision
+			res.Window = model.Duration(run.End.Sub(run.Start)).String()
+		}
 	}
 	if err != nil {
 		code := exitForError(err)
@@ -120,7 +135,6 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err := an.WindowHistory(ctx, p, &res, at, window); err != nil {
 		logger.Warn().Err(err).Msg("no history for the charts")
 	}
-	decision := analyzer.Decide(p, res)
 	rep := report.New(f.file, res, decision, true)
 	if f.kube.kubeconfig != "" || f.kube.context != "" {
 		if rep.Cluster, err = clusterState(ctx, &f.kube, p, logger); err != nil {
@@ -152,7 +166,7 @@ func clusterState(ctx context.Context, kf *kubeFlags, p *policies.Policy, logger
 	if err != nil {
 		return nil, err
 	}
-	prog, err := analyzer.ParseProgress(raw)
+	prog, err := analyzer.DecodeProgress(raw, p)
 	if err != nil {
 		return nil, err
 	}
@@ -160,10 +174,19 @@ func clusterState(ctx context.Context, kf *kubeFlags, p *policies.Policy, logger
 	if prog != nil && prog.Step < dry.Steps() {
 		c.Step = prog.Step
 	}
-	if c.State, err = dry.Fingerprint(ctx); err != nil {
+	if c.State, err = dry.Fingerprint(ctx, true); err != nil {
 		return nil, err
 	}
-	if c.CanaryReady, c.HealthIssue, err = dry.Health(ctx, c.Step); err != nil {
+	state := map[string]string(nil)
+	if prog != nil {
+		state = prog.Release
+	}
+	if state == nil {
+		if state, err = dry.Prepare(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if c.CanaryReady, c.HealthIssue, err = dry.Health(ctx, c.Step, state); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -45,8 +45,13 @@ func runDaemon(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.DurationVar(&opts.RenewDeadline, "renew-deadline", opts.RenewDeadline, "how long the leader keeps trying to renew before giving up")
 	fs.DurationVar(&opts.RetryPeriod, "retry-period", opts.RetryPeriod, "how often replicas try to acquire or renew the Lease")
 	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", opts.ShutdownTimeout, "how long a clean stop may take")
+	fs.IntVar(&opts.Workers, "workers", opts.Workers, "canaries ticking at once")
 	fs.StringVar(&kf.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, $KUBECONFIG or ~/.kube/config)")
 	fs.StringVar(&kf.context, "context", "", "kubeconfig context to use")
+	// Reads come from informers; what reaches the API server is writes on transitions and the
+	// rare fresh read, so 1,000 canaries fit well within these.
+	fs.Float64Var(&kf.qps, "kube-api-qps", 50, "requests per second to the API server, sustained")
+	fs.IntVar(&kf.burst, "kube-api-burst", 100, "requests to the API server in a burst")
 	lf.register(fs)
 	if code, stop := parse(fs, args); stop {
 		return code

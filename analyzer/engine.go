@@ -1,0 +1,385 @@
+package analyzer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/coalmine/coalmine/metrics"
+	"github.com/coalmine/coalmine/policies"
+)
+
+// Canary drives one release to an end, one tick at a time: look at the release, read the
+// metrics once, judge, Decide, act, and write the record only when something changed.
+type Canary struct {
+	Policy   *policies.Policy
+	Release  Release
+	Analyzer *Analyzer
+	Logger   zerolog.Logger
+	// OnTick, when set, is called after every tick (progress lines, JUnit, metrics).
+	OnTick func(Tick)
+	// Now and Sleep default to the wall clock; tests replace them.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+
+	// rec is the canary's record between ticks, with the evidence and the counters' last
+	// readings that only a running process has.
+	rec *Progress
+}
+
+func (c *Canary) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Canary) sleep(ctx context.Context, d time.Duration) error {
+	if c.Sleep != nil {
+		return c.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// tickBudget is the least time one tick may take (the interval when longer): reading the
+// cluster and the metrics, judging, and one step of an action (a rollout step waits for its new
+// ReplicaSet to grow before pausing).
+const tickBudget = 30 * time.Second
+
+// actionRetry is how soon a promotion or rollback in progress is looked at again.
+const actionRetry = time.Second
+
+// Run drives the canary until it is promoted, rolled back, stopped, or deadline passes. It
+// resumes from the record on the cluster. An error is returned only when the cluster cannot be
+// read or written; metrics being unavailable is an outcome.
+func (c *Canary) Run(ctx context.Context, deadline time.Time) (Report, error) {
+	var rep Report
+	for {
+		st, err := c.Step(ctx, deadline)
+		if st.Tick != nil {
+			c.record(&rep, *st.Tick)
+		}
+		rep.Progress = c.rec
+		if err != nil {
+			return rep, err
+		}
+		if st.Outcome != "" {
+			rep.Outcome, rep.Reason = st.Outcome, st.Reason
+			return rep, nil
+		}
+		if err := c.sleep(ctx, st.Next); err != nil {
+			return rep, err
+		}
+	}
+}
+
+// StepResult is what one Step did, and when the next one is due.
+type StepResult struct {
+	// Tick is what the step saw and decided; nil when it only carried on an action.
+	Tick *Tick
+	// Outcome is set when the canary has ended (or, for OutcomeUnavailable, when its time ran
+	// out during an outage: it stays resumable).
+	Outcome Outcome
+	Reason  string
+	// Next is how long until the next step is due.
+	Next time.Duration
+}
+
+// Step is one tick of the engine, under its own time budget: the daemon's workqueue calls it
+// with AddAfter(Next), the gate in a loop. deadline is the caller's own limit; the record's
+// maxDuration applies too.
+func (c *Canary) Step(ctx context.Context, deadline time.Time) (st StepResult, err error) {
+	p := c.Policy
+	interval := time.Duration(p.Spec.Analysis.Interval)
+	ctx, cancel := context.WithTimeout(ctx, max(interval, tickBudget))
+	defer cancel()
+	defer func() {
+		// A panic in one canary is that canary's problem: it ends as an error, never a crash.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("canary %s: panic: %v", p.Metadata.Name, r)
+		}
+	}()
+	if c.rec == nil {
+		if st, done, err := c.load(ctx); done || err != nil {
+			return st, err
+		}
+	}
+	rec := c.rec
+	if d := rec.Started.Add(time.Duration(p.Spec.Analysis.MaxDuration)); d.Before(deadline) {
+		deadline = d
+	}
+	if rec.InFlight != nil {
+		if st, err := c.carryOut(ctx, deadline); err != nil || st.Outcome != "" || rec.InFlight != nil {
+			return st, err
+		}
+	}
+	now := c.now()
+	t := Tick{Time: now, Step: rec.Step, Steps: rec.Steps, Elapsed: now.Sub(rec.Started), StepElapsed: now.Sub(rec.StepStarted)}
+	obs, res, err := c.look(ctx, &t)
+	if err != nil {
+		return StepResult{}, err
+	}
+	d := Decide(p, rec, obs, res, now, deadline)
+	t.Decision, t.Action, t.Reason = d, string(d.Action), d.Reason
+	t.Duration = c.now().Sub(now)
+	st = StepResult{Tick: &t}
+	changed := rec.Apply(d, res, now)
+	switch d.Action {
+	case Advance, Promote, Rollback:
+		// Write-ahead: the action is recorded before it is made. Nothing blocks a rollback: if
+		// the record cannot be written, the rollback goes ahead and its Event says so.
+		if err := c.save(ctx); err != nil {
+			if d.Action != Rollback {
+				return st, err
+			}
+			c.Logger.Error().Err(err).Msg("record not written; rolling back anyway")
+			rec.Reason = clip(rec.Reason + " (the record could not be written: " + err.Error() + ")")
+		}
+		next, err := c.carryOut(ctx, deadline)
+		next.Tick = st.Tick
+		return next, err
+	case Stop:
+		c.end(ctx, rec, d)
+		st.Outcome, st.Reason = outcomeOf(rec), d.Reason
+		return st, c.save(ctx)
+	}
+	if changed || now.Sub(rec.Saved) >= checkpointEvery {
+		if err := c.save(ctx); err != nil {
+			return st, err
+		}
+	}
+	if !now.Before(deadline) && obs.Unavailable != "" {
+		st.Outcome, st.Reason = OutcomeUnavailable, d.Reason
+		return st, nil
+	}
+	// Ticks fall on the interval's grid, so canaries with the same interval evaluate at the
+	// same instants and their shared queries can go to Prometheus as one.
+	after := c.now()
+	st.Next = after.Truncate(interval).Add(interval).Sub(after)
+	if at := after.Add(st.Next); at.After(deadline) && deadline.After(after) {
+		st.Next = deadline.Sub(after)
+	}
+	return st, nil
+}
+
+// load reads the record, or starts a canary at step 0. done is set when the canary has
+// already ended or its record cannot be trusted.
+func (c *Canary) load(ctx context.Context) (StepResult, bool, error) {
+	p := c.Policy
+	raw, err := c.Release.Progress(ctx)
+	if err != nil {
+		return StepResult{}, false, err
+	}
+	rec, err := DecodeProgress(raw, p)
+	if errors.Is(err, ErrUntrusted) {
+		// Never obeyed, never overwritten: a person has to look.
+		h := sha256.Sum256([]byte(raw))
+		key := fmt.Sprintf("%s/%s/record/%s", p.Metadata.Name, p.Spec.Target.Canary.Version, hex.EncodeToString(h[:8]))
+		reason := "coalmine stopped acting on this canary: its " + err.Error() + "; remove the record (kubectl annotate ... coalmine.dev/progress-) to start the canary again"
+		if eerr := c.Release.Event(ctx, key, true, "CanaryRecordRefused", reason); eerr != nil {
+			c.Logger.Warn().Err(eerr).Msg("event not recorded")
+		}
+		c.Logger.Warn().Err(err).Msg("record refused")
+		return StepResult{Outcome: OutcomeStopped, Reason: reason}, true, nil
+	}
+	if err != nil {
+		return StepResult{}, false, err
+	}
+	if rec != nil && rec.Canary == p.Spec.Target.Canary.Version && rec.Policy == p.Metadata.Name {
+		c.rec = rec
+		if rec.Phase.Final() {
+			return StepResult{Outcome: outcomeOf(rec), Reason: "already " + string(rec.Phase) + ": " + rec.Reason}, true, nil
+		}
+		c.Logger.Info().Str("record", rec.String()).Msg("resuming canary")
+		return StepResult{}, false, nil
+	}
+	// A new canary: nothing an earlier one recorded is reused.
+	rec = NewProgress(p, c.now())
+	if rec.Release, err = c.Release.Prepare(ctx); err != nil {
+		return StepResult{}, false, err
+	}
+	c.rec = rec
+	return StepResult{}, false, c.save(ctx)
+}
+
+// carryOut carries the action in flight on as far as it goes now.
+func (c *Canary) carryOut(ctx context.Context, deadline time.Time) (StepResult, error) {
+	rec := c.rec
+	now := c.now()
+	d := Decide(c.Policy, rec, Observed{}, nil, now, deadline)
+	if d.Action == Stop {
+		rec.Apply(d, nil, now)
+		c.end(ctx, rec, d)
+		return StepResult{Outcome: OutcomeStopped, Reason: d.Reason}, c.save(ctx)
+	}
+	f := rec.InFlight
+	switch f.Action {
+	case Advance:
+		if err := c.Release.SetStep(ctx, f.Step, rec.Release); err != nil {
+			return StepResult{}, err
+		}
+	case Promote, Rollback:
+		act := c.Release.Promote
+		if f.Action == Rollback {
+			act = c.Release.Rollback
+		}
+		done, err := act(ctx, rec.Release)
+		if err != nil {
+			return StepResult{}, err
+		}
+		if !done {
+			return StepResult{Next: actionRetry}, nil
+		}
+	}
+	fp, err := c.Release.Fingerprint(ctx, true)
+	if err != nil {
+		return StepResult{}, err
+	}
+	rec.Done(fp)
+	dd := Decision{Action: f.Action, Step: f.Step, Cause: f.Cause, Reason: rec.Reason}
+	c.end(ctx, rec, dd)
+	if f.Action == Advance {
+		return StepResult{}, c.save(ctx)
+	}
+	st := StepResult{Outcome: outcomeOf(rec), Reason: rec.Reason}
+	return st, c.save(ctx)
+}
+
+// look observes the release and, when its canary is Ready and nothing is wrong, reads the
+// metrics once and judges them.
+func (c *Canary) look(ctx context.Context, t *Tick) (Observed, *Result, error) {
+	p, rec := c.Policy, c.rec
+	var obs Observed
+	fp, err := c.Release.Fingerprint(ctx, false)
+	if err != nil {
+		return obs, nil, err
+	}
+	if fp != rec.Fingerprint {
+		// A cache can lag behind coalmine's own last write: ask the API server before
+		// concluding that someone else changed the release.
+		if fp, err = c.Release.Fingerprint(ctx, true); err != nil {
+			return obs, nil, err
+		}
+		if fp != rec.Fingerprint {
+			obs.Changed = fmt.Sprintf("%s, coalmine left %s", fp, rec.Fingerprint)
+			return obs, nil, nil
+		}
+	}
+	ready, problem, err := c.Release.Health(ctx, rec.Step, rec.Release)
+	if err != nil {
+		return obs, nil, err
+	}
+	obs.Ready, obs.Problem, t.Ready = ready, problem, ready
+	if !ready || problem != "" {
+		return obs, nil, nil
+	}
+	var res Result
+	if p.Spec.Analysis.Judge.Streams() {
+		if rec.Evidence == nil {
+			rec.Evidence = c.newEvidence()
+		}
+		res, err = c.Analyzer.Step(ctx, p, t.Time, rec.Evidence)
+	} else {
+		baselineAt := t.Time
+		if p.Spec.Strategy.Type == policies.StrategyBlueGreen {
+			// After the switch the baseline serves nothing: judge against it as it was before.
+			baselineAt = rec.Started
+		}
+		res, err = c.Analyzer.EvaluateSplit(ctx, p, t.Time, baselineAt, time.Duration(p.Spec.Analysis.Window))
+	}
+	if errors.Is(err, metrics.ErrUnavailable) {
+		t.Err, obs.Unavailable = err, err.Error()
+		return obs, nil, nil
+	}
+	if err != nil {
+		return obs, nil, fmt.Errorf("evaluate: %w", err)
+	}
+	t.Result = &res
+	return obs, &res, nil
+}
+
+// newEvidence is empty evidence that keeps in the record the history its judge reads.
+func (c *Canary) newEvidence() *Evidence {
+	e := NewEvidence()
+	if c.Policy.Spec.Analysis.Judge == policies.JudgeMannWhitney {
+		a := c.Policy.Spec.Analysis
+		e.KeepHistory = int(time.Duration(a.Window)/time.Duration(a.Interval)) + 1
+	}
+	return e
+}
+
+// end emits the Event of a transition, once per canary and transition.
+func (c *Canary) end(ctx context.Context, rec *Progress, d Decision) {
+	key, warning, reason, message := "", false, "", d.Reason
+	switch d.Action {
+	case Advance:
+		if d.Step == 0 {
+			key, reason, message = "step-0", "CanaryStarted", fmt.Sprintf("canary %s started: step 1/%d (%s)", rec.Canary, rec.Steps, stepName(c.Policy, 0))
+		} else {
+			key, reason = fmt.Sprintf("step-%d", d.Step), "CanaryStepAdvanced"
+		}
+	case Promote:
+		key, reason = "promote", "CanaryPromoted"
+	case Rollback:
+		key, warning, reason = "rollback", true, "CanaryRolledBack"
+		if d.Cause == CauseDeadline {
+			reason = "CanaryRolledBackAtDeadline"
+		}
+	case Stop:
+		key, warning, reason = "stopped", true, "CanaryStopped"
+		if d.Final == PhaseHeld {
+			key, reason = "held", "CanaryInconclusive"
+			message += "; left as it is (onInconclusive: hold)"
+		}
+	default:
+		return
+	}
+	key = fmt.Sprintf("%s/%s/%d/%s", rec.Policy, rec.Canary, rec.Started.UnixNano(), key)
+	if err := c.Release.Event(ctx, key, warning, reason, message); err != nil {
+		c.Logger.Warn().Err(err).Str("reason", reason).Msg("event not recorded")
+	}
+}
+
+func (c *Canary) save(ctx context.Context) error {
+	c.rec.Saved = c.now()
+	s, err := EncodeProgress(c.rec)
+	if err != nil {
+		return err
+	}
+	return c.Release.SaveProgress(ctx, s)
+}
+
+func (c *Canary) record(rep *Report, t Tick) {
+	rep.Ticks = append(rep.Ticks, t)
+	if c.OnTick != nil {
+		c.OnTick(t)
+	}
+}
+
+// outcomeOf is how a canary in rec's phase ended; a rollback at the deadline is inconclusive.
+func outcomeOf(rec *Progress) Outcome {
+	switch rec.Phase {
+	case PhasePromoted:
+		return OutcomePromoted
+	case PhaseRolledBack:
+		if rec.Cause == CauseDeadline {
+			return OutcomeInconclusive
+		}
+		return OutcomeRolledBack
+	case PhaseStopped:
+		return OutcomeStopped
+	}
+	return OutcomeInconclusive
+}

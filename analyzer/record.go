@@ -1,0 +1,417 @@
+package analyzer
+
+import (
+	"bytes"
+	"compress/zlib"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/coalmine/coalmine/policies"
+)
+
+// RecordVersion is the format of the record this coalmine writes, and the only one it obeys.
+const RecordVersion = 1
+
+// The bounds a record must keep: what is read from the cluster is somebody else's until shown
+// otherwise.
+const (
+	// maxRecordBytes bounds a record read back: four times what the largest valid policy writes.
+	maxRecordBytes = 256 << 10
+	// maxEvidenceBytes bounds the evidence once inflated, against a compression bomb.
+	maxEvidenceBytes = 4 << 20
+)
+
+// ErrUntrusted marks a record coalmine did not write or cannot believe: an unknown version, a
+// checksum that does not match, values that do not fit together. coalmine stops acting on its
+// canary and says why.
+var ErrUntrusted = errors.New("record not trusted")
+
+func untrusted(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrUntrusted, fmt.Sprintf(format, a...))
+}
+
+// storedProgress is the record as written: the evidence compressed into one string.
+type storedProgress struct {
+	Progress
+	EvidenceBlob string `json:"evidence,omitempty"`
+}
+
+// EncodeProgress writes the record: JSON a person can read with kubectl, the evidence as
+// compressed binary-safe text, and a checksum over all of it. It fails only on values that
+// cannot be encoded (non-finite numbers where the judge never makes them).
+func EncodeProgress(p *Progress) (string, error) {
+	s := storedProgress{Progress: *p}
+	s.Version, s.Sum = RecordVersion, ""
+	if p.Evidence != nil {
+		blob, err := encodeEvidence(p.Evidence)
+		if err != nil {
+			return "", fmt.Errorf("progress record: %w", err)
+		}
+		s.EvidenceBlob = blob
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return "", fmt.Errorf("progress record: %w", err)
+	}
+	s.Sum = checksum(b)
+	b, err = json.Marshal(s)
+	if err != nil {
+		return "", fmt.Errorf("progress record: %w", err)
+	}
+	p.Version, p.Sum = RecordVersion, s.Sum
+	return string(b), nil
+}
+
+func checksum(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:12])
+}
+
+// DecodeProgress reads a record and validates it against the policy: nil, nil when raw is
+// empty. An error wrapping ErrUntrusted means the record is not to be obeyed; a record for
+// another canary version or policy decodes (it belongs to an earlier canary) but is checked only
+// for its version and checksum.
+func DecodeProgress(raw string, p *policies.Policy) (*Progress, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	if len(raw) > maxRecordBytes {
+		return nil, untrusted("%d bytes, more than %d", len(raw), maxRecordBytes)
+	}
+	var s storedProgress
+	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return nil, untrusted("not a coalmine record: %v", err)
+	}
+	if s.Version != RecordVersion {
+		return nil, untrusted("version %d; this coalmine reads version %d", s.Version, RecordVersion)
+	}
+	sum := s.Sum
+	s.Sum = ""
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, untrusted("%v", err)
+	}
+	if checksum(b) != sum {
+		return nil, untrusted("checksum does not match: edited by hand or written by something else")
+	}
+	prog := s.Progress
+	prog.Sum = sum
+	if p == nil || prog.Policy != p.Metadata.Name || prog.Canary != p.Spec.Target.Canary.Version {
+		return &prog, nil
+	}
+	if s.EvidenceBlob != "" {
+		if prog.Evidence, err = decodeEvidence(s.EvidenceBlob); err != nil {
+			return nil, untrusted("evidence: %v", err)
+		}
+	}
+	if err := prog.validate(p); err != nil {
+		return nil, untrusted("%v", err)
+	}
+	return &prog, nil
+}
+
+// validate checks that the record's values fit together and fit the policy.
+func (p *Progress) validate(pol *policies.Policy) error {
+	steps := len(pol.Spec.Strategy.Steps)
+	switch {
+	case !p.Phase.known():
+		return fmt.Errorf("unknown phase %q", p.Phase)
+	case p.Steps != steps:
+		return fmt.Errorf("%d steps recorded, the policy has %d", p.Steps, steps)
+	case p.Step < 0 || p.Step >= steps:
+		return fmt.Errorf("step %d out of range", p.Step)
+	case p.Started.IsZero() || p.StepStarted.Before(p.Started):
+		return errors.New("start times out of order")
+	case len(p.Verdicts) > steps:
+		return fmt.Errorf("%d step verdicts for %d steps", len(p.Verdicts), steps)
+	}
+	for _, v := range p.Verdicts {
+		if v.Step < 0 || v.Step >= steps || !v.Verdict.known() {
+			return fmt.Errorf("verdict %q at step %d", v.Verdict, v.Step)
+		}
+	}
+	if a := p.InFlight; a != nil {
+		switch {
+		case a.Action == Advance && (a.Step < 0 || a.Step >= steps || (a.Step != p.Step && a.Step != p.Step+1)):
+			return fmt.Errorf("advance to step %d from step %d", a.Step, p.Step)
+		case a.Action == Advance && p.Phase != PhaseProgressing,
+			a.Action == Promote && p.Phase != PhasePromoting,
+			a.Action == Rollback && p.Phase != PhaseRollingBack:
+			return fmt.Errorf("%s in flight in phase %s", a.Action, p.Phase)
+		case a.Action != Advance && a.Action != Promote && a.Action != Rollback:
+			return fmt.Errorf("unknown action in flight %q", a.Action)
+		}
+	}
+	if p.Phase == PhasePromoting || p.Phase == PhasePromoted {
+		// A promotion is the outcome of analysis: the last step must have passed, and the
+		// evidence the record carries must say so too.
+		if p.Step != steps-1 || p.lastVerdict() != Pass {
+			return fmt.Errorf("phase %s without a passing verdict at the last step", p.Phase)
+		}
+		if pol.Spec.Analysis.Judge.Streams() {
+			if p.Evidence == nil {
+				return fmt.Errorf("phase %s without evidence", p.Phase)
+			}
+			if v, _ := Overall(JudgeStream(pol, p.Evidence, StreamJudgeFor(pol))); v != Pass {
+				return fmt.Errorf("phase %s but the recorded evidence says %s", p.Phase, v)
+			}
+		}
+	}
+	if p.Evidence != nil {
+		return p.Evidence.validate(pol)
+	}
+	return nil
+}
+
+func (v Verdict) known() bool { return v == Pass || v == Fail || v == Inconclusive }
+
+// validate checks evidence read back from a record against the policy's metrics.
+func (e *Evidence) validate(pol *policies.Policy) error {
+	if e.Intervals < 0 || e.End.Before(e.Start) {
+		return errors.New("evidence: intervals out of order")
+	}
+	for name, me := range e.Metrics {
+		var m *policies.Metric
+		for i := range pol.Spec.Metrics {
+			if pol.Spec.Metrics[i].Name == name {
+				m = &pol.Spec.Metrics[i]
+			}
+		}
+		if m == nil || m.Kind != me.Kind || !streams(pol, *m) {
+			return fmt.Errorf("evidence of metric %q, which the policy does not stream", name)
+		}
+		if err := me.validate(); err != nil {
+			return fmt.Errorf("evidence of metric %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (me *MetricEvidence) validate() error {
+	if !counts(me.Baseline.Requests, me.Baseline.Errors, me.Canary.Requests, me.Canary.Errors) || !prob(me.PFail, me.PPromote) || me.CanaryDropped < 0 {
+		return errors.New("totals or p-values out of range")
+	}
+	for _, b := range append(append([]bucketCount(nil), toBuckets(me.Baseline)...), toBuckets(me.Canary)...) {
+		if math.IsNaN(b.le) || !counts(b.n) {
+			return errors.New("bucket out of range")
+		}
+	}
+	if len(me.EdgeTests) != len(me.Edges) {
+		return fmt.Errorf("%d edge tests for %d edges", len(me.EdgeTests), len(me.Edges))
+	}
+	for _, le := range me.Edges {
+		if math.IsNaN(le) || math.IsInf(le, 0) {
+			return errors.New("edge out of range")
+		}
+	}
+	if me.PromoteEdge != nil && (*me.PromoteEdge < 0 || *me.PromoteEdge >= len(me.Edges)) {
+		return fmt.Errorf("promote edge %d of %d", *me.PromoteEdge, len(me.Edges))
+	}
+	if me.Kind == policies.KindErrors && me.Test == nil && me.Baseline.Requests+me.Canary.Requests > 0 {
+		return errors.New("errors metric without its test")
+	}
+	tests := me.EdgeTests
+	if me.Test != nil {
+		tests = append([]*countTest{me.Test}, tests...)
+	}
+	for _, t := range tests {
+		if err := t.validate(); err != nil {
+			return err
+		}
+	}
+	for _, pt := range me.History {
+		if !counts(pt.BaselineN, pt.CanaryN) {
+			return errors.New("history out of range")
+		}
+	}
+	return nil
+}
+
+type bucketCount struct{ le, n float64 }
+
+func toBuckets(t Totals) []bucketCount {
+	out := make([]bucketCount, len(t.Buckets))
+	for i, b := range t.Buckets {
+		out[i] = bucketCount{b.UpperBound, b.Count}
+	}
+	return out
+}
+
+func (t *countTest) validate() error {
+	if t == nil {
+		return errors.New("missing test")
+	}
+	switch {
+	case len(t.L) != gridLen || len(t.T) != 1+len(failSteps):
+		return errors.New("test of the wrong size")
+	case !finite(t.L...) || !finite(t.T...) || !finite(t.Tol, t.BaselineS, t.CanaryS, t.Power) || t.Tol <= 0:
+		return errors.New("test with non-finite values")
+	case !counts(t.BaselineN, t.CanaryN, t.BaselineY, t.CanaryY) || t.BaselineK < 0 || t.CanaryK < 0:
+		return errors.New("test totals out of range")
+	case !prob(t.PFail, t.PPromote):
+		return errors.New("test p-values out of range")
+	case !counts(t.RecentN[:]...) || !counts(t.RecentY[:]...):
+		return errors.New("test recent counts out of range")
+	}
+	return nil
+}
+
+func finite(xs ...float64) bool {
+	for _, x := range xs {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func counts(xs ...float64) bool {
+	for _, x := range xs {
+		if !finite(x) || x < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func prob(xs ...float64) bool {
+	for _, x := range xs {
+		if !(x >= 0 && x <= 1) {
+			return false
+		}
+	}
+	return true
+}
+
+// The evidence is stored as JSON, deflated and base64-encoded: several times smaller than the
+// JSON, and each count test's likelihood grid is cut to what the decisions read exactly (the
+// null and the failing alternatives) plus every fourth point for the interval and estimate a
+// report shows, interpolated on reading.
+const coarseEvery = 4
+
+// decisionPoints are the grid indices the fail decision reads: the null and its alternatives.
+var decisionPoints = func() []int {
+	out := []int{gridHalf}
+	for _, d := range failSteps {
+		out = append(out, gridHalf+d)
+	}
+	return out
+}()
+
+// countTestData is a countTest's fields without its JSON methods.
+type countTestData countTest
+
+// storedTest is a countTest as stored: T and the decision points exactly, the rest of the
+// grid at float32 precision.
+type storedTest struct {
+	countTestData
+	L  json.RawMessage `json:"l,omitempty"` // hides countTest.L
+	T  []float64       `json:"t"`
+	LD []float64       `json:"ld"`
+	LC []float32       `json:"lc"`
+}
+
+// MarshalJSON stores the test compactly.
+func (t *countTest) MarshalJSON() ([]byte, error) {
+	if !finite(t.L...) || !finite(t.T...) {
+		return nil, errors.New("test with non-finite values")
+	}
+	s := storedTest{countTestData: countTestData(*t), T: t.T}
+	s.countTestData.L, s.countTestData.T = nil, nil
+	for _, i := range decisionPoints {
+		s.LD = append(s.LD, t.L[i])
+	}
+	for i := 0; i < len(t.L); i += coarseEvery {
+		s.LC = append(s.LC, float32(t.L[i]))
+	}
+	return json.Marshal(s)
+}
+
+// UnmarshalJSON restores a test: the decision points exactly, the rest of the grid
+// interpolated between the stored points.
+func (t *countTest) UnmarshalJSON(b []byte) error {
+	var s storedTest
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*t = countTest(s.countTestData)
+	if len(s.LD) != len(decisionPoints) || len(s.LC) != (gridLen-1)/coarseEvery+1 || len(s.T) != 1+len(failSteps) {
+		return errors.New("test of the wrong size")
+	}
+	t.T = floats(s.T)
+	t.L = make(floats, gridLen)
+	for i := range t.L {
+		k := i / coarseEvery
+		if i%coarseEvery == 0 || k+1 >= len(s.LC) {
+			t.L[i] = float64(s.LC[min(k, len(s.LC)-1)])
+			continue
+		}
+		f := float64(i%coarseEvery) / coarseEvery
+		t.L[i] = (1-f)*float64(s.LC[k]) + f*float64(s.LC[k+1])
+	}
+	for j, i := range decisionPoints {
+		t.L[i] = s.LD[j]
+	}
+	return nil
+}
+
+func encodeEvidence(e *Evidence) (string, error) {
+	raw, err := json.Marshal(e.forRecord())
+	if err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	w, _ := zlib.NewWriterLevel(&buf, zlib.BestCompression)
+	if _, err := w.Write(raw); err != nil {
+		return "", err
+	}
+	if err := w.Close(); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(buf.Bytes()), nil
+}
+
+func decodeEvidence(s string) (*Evidence, error) {
+	z, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	r, err := zlib.NewReader(bytes.NewReader(z))
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	raw, err := io.ReadAll(io.LimitReader(r, maxEvidenceBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > maxEvidenceBytes {
+		return nil, fmt.Errorf("more than %d bytes inflated", maxEvidenceBytes)
+	}
+	e := NewEvidence()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(e); err != nil {
+		return nil, err
+	}
+	for _, me := range e.Metrics {
+		if me == nil {
+			return nil, errors.New("empty metric")
+		}
+	}
+	return e, nil
+}
+
+// checkpointEvery is the longest the engine goes without writing the record while evidence
+// accumulates on quiet ticks: what a restart can lose of the evidence, never of its error
+// budget (a resumed test continues from an earlier point, which keeps its alpha).
+const checkpointEvery = 5 * time.Minute
