@@ -7,7 +7,7 @@ FUZZTIME  ?= 10s
 export PATH := $(PATH):/usr/local/go/bin
 
 # Fuzz targets: package:target. `make test` runs each briefly; `make fuzz FUZZTIME=5m` longer.
-FUZZ_TARGETS := ./policies:FuzzLoad ./policies:FuzzRender ./metrics:FuzzDecode
+FUZZ_TARGETS := ./policies:FuzzLoad ./policies:FuzzRender ./metrics:FuzzDecode ./analyzer:FuzzDecodeProgress
 
 .PHONY: all build deps test unit vet fuzz demo clean bench-daemon bench-judge bench-pods
 

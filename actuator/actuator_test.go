@@ -406,13 +406,21 @@ func rolloutAtRevision3() []runtime.Object {
 	return []runtime.Object{d, rs1, rs2, rs3}
 }
 
+// heldAtStep leaves the rollout's Deployment (the first object) as a step leaves it: paused and
+// held.
+func heldAtStep(objs []runtime.Object) []runtime.Object {
+	d := objs[0].(*appsv1.Deployment)
+	d.Spec.Paused, d.Spec.MinReadySeconds = true, holdSeconds
+	return objs
+}
+
 // pauseMidCanary leaves the Deployment as a canary step does: paused, with coalmine's surge.
 func pauseMidCanary(t *testing.T, c *fake.Clientset) {
 	t.Helper()
 	d := get(t, c, "my-app")
 	surge, zero := intstr.FromInt32(1), intstr.FromInt32(0)
 	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &zero}}
-	d.Spec.Paused = true
+	d.Spec.Paused, d.Spec.MinReadySeconds = true, holdSeconds
 	if _, err := c.AppsV1().Deployments(ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -570,5 +578,84 @@ func TestDryRunWritesNothing(t *testing.T) {
 	}
 	if n := writes(c); n != 0 {
 		t.Errorf("the dry run wrote %d times: %v", n, c.Actions())
+	}
+}
+
+// TestRolloutStepHeld shows a rollout step's hold: a step sets minReadySeconds so that the new
+// pods never count as available while coalmine holds the step, and a rollout found past its
+// step (resumed by hand, or moved on before the pause took) is paused where it is, with a
+// warning Event, every tick.
+func TestRolloutStepHeld(t *testing.T) {
+	ctx := context.Background()
+	p := loadPolicy(t, "my-app-rollout.yaml")
+	tests := []struct {
+		name      string
+		edit      func(objs []runtime.Object)
+		wantEvent bool
+	}{
+		{name: "where the step left it", edit: func([]runtime.Object) {}},
+		{name: "resumed by hand", edit: func(objs []runtime.Object) { objs[0].(*appsv1.Deployment).Spec.Paused = false }, wantEvent: true},
+		{name: "the new ReplicaSet past the step", edit: func(objs []runtime.Object) {
+			n := int32(10)
+			objs[3].(*appsv1.ReplicaSet).Spec.Replicas = &n
+		}, wantEvent: true},
+		{name: "the hold lifted by hand", edit: func(objs []runtime.Object) { objs[0].(*appsv1.Deployment).Spec.MinReadySeconds = 0 }, wantEvent: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs := heldAtStep(rolloutAtRevision3())
+			tt.edit(objs)
+			c := fake.NewClientset(objs...)
+			r, err := NewRelease(c, p, zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := r.Health(ctx, 0, map[string]string{}); err != nil {
+				t.Fatal(err)
+			}
+			d := get(t, c, "my-app")
+			if !d.Spec.Paused || d.Spec.MinReadySeconds != holdSeconds {
+				t.Errorf("after a tick: paused=%t minReadySeconds=%d, want paused and held", d.Spec.Paused, d.Spec.MinReadySeconds)
+			}
+			evs, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := len(evs.Items) == 1 && evs.Items[0].Reason == "CanaryStepOvershot" && evs.Items[0].Type == corev1.EventTypeWarning
+			if got != tt.wantEvent {
+				t.Errorf("events %+v, want a CanaryStepOvershot warning: %t", evs.Items, tt.wantEvent)
+			}
+		})
+	}
+}
+
+// TestRolloutStepSetsTheHold shows that a step resumes the rollout with the hold set, and that
+// promotion lifts it to the Deployment's own value.
+func TestRolloutStepSetsTheHold(t *testing.T) {
+	ctx := context.Background()
+	p := loadPolicy(t, "my-app-rollout.yaml")
+	objs := rolloutAtRevision3()
+	objs[0].(*appsv1.Deployment).Spec.MinReadySeconds = 7
+	c := fake.NewClientset(objs...)
+	r, err := NewRelease(c, p, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := prepare(t, r)
+	if state[stateOriginalMinReady] != "7" {
+		t.Fatalf("prepare remembered minReadySeconds %q, want 7", state[stateOriginalMinReady])
+	}
+	// The fake has no controller: step 0 asks for 1 new pod, which revision 3 already has.
+	if err := r.SetStep(ctx, 0, state); err != nil {
+		t.Fatal(err)
+	}
+	if d := get(t, c, "my-app"); !d.Spec.Paused || d.Spec.MinReadySeconds != holdSeconds {
+		t.Fatalf("after the step: paused=%t minReadySeconds=%d, want paused and held", d.Spec.Paused, d.Spec.MinReadySeconds)
+	}
+	if _, err := r.Promote(ctx, state); err != nil {
+		t.Fatal(err)
+	}
+	if d := get(t, c, "my-app"); d.Spec.Paused || d.Spec.MinReadySeconds != 7 {
+		t.Errorf("after promotion: paused=%t minReadySeconds=%d, want resumed with 7", d.Spec.Paused, d.Spec.MinReadySeconds)
 	}
 }

@@ -21,6 +21,8 @@ const (
 	stateLastGoodRevision = "lastGoodRevision"
 	// stateOriginalStrategy is the rollout's update strategy before coalmine changed it.
 	stateOriginalStrategy = "originalStrategy"
+	// stateOriginalMinReady is the rollout's minReadySeconds before a step's hold.
+	stateOriginalMinReady = "originalMinReadySeconds"
 	// stateServiceVersion is the version a bluegreen Service selected before the switch.
 	stateServiceVersion = "serviceVersion"
 )

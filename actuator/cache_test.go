@@ -77,7 +77,7 @@ func TestReadsThroughCache(t *testing.T) {
 		{
 			name:   "rollout",
 			policy: "my-app-rollout.yaml",
-			objs:   append(rolloutAtRevision3(), readyPod("my-app-c", "v2.0.0"), readyPod("my-app-b", "v1.0.0")),
+			objs:   append(heldAtStep(rolloutAtRevision3()), readyPod("my-app-c", "v2.0.0"), readyPod("my-app-b", "v1.0.0")),
 			change: func(t *testing.T, c *fake.Clientset) { scaleTo(t, c, "my-app", 3) },
 		},
 	}

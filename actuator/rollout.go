@@ -2,6 +2,7 @@ package actuator
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -84,7 +85,14 @@ func (r *rollout) prepare(ctx context.Context) (map[string]string, error) {
 	if best == 0 {
 		return nil, fmt.Errorf("deployment %s/%s has no revision running the baseline version %q to roll back to", r.k.ns, r.name, r.p.Spec.Target.Baseline.Version)
 	}
-	return map[string]string{stateOriginalStrategy: string(strategy), stateLastGoodRevision: strconv.FormatInt(best, 10)}, nil
+	minReady := d.Spec.MinReadySeconds
+	if minReady == holdSeconds {
+		minReady = 0 // an earlier canary's hold, not the Deployment's own
+	}
+	return map[string]string{
+		stateOriginalStrategy: string(strategy), stateLastGoodRevision: strconv.FormatInt(best, 10),
+		stateOriginalMinReady: strconv.Itoa(int(minReady)),
+	}, nil
 }
 
 // canaryPods counts the pods running the canary's version.
@@ -93,8 +101,8 @@ func (r *rollout) canaryPods(ctx context.Context, d *appsv1.Deployment) (podHeal
 }
 
 // newReplicas is how many pods the ReplicaSet of the canary's version asks for.
-func (r *rollout) newReplicas(ctx context.Context, d *appsv1.Deployment) (int32, error) {
-	revs, err := r.revisions(ctx, d, true)
+func (r *rollout) newReplicas(ctx context.Context, d *appsv1.Deployment, fresh bool) (int32, error) {
+	revs, err := r.revisions(ctx, d, fresh)
 	if err != nil {
 		return 0, err
 	}
@@ -107,6 +115,12 @@ func (r *rollout) newReplicas(ctx context.Context, d *appsv1.Deployment) (int32,
 	return n, nil
 }
 
+// holdSeconds is the minReadySeconds a rollout step sets: the new pods never count as available
+// while coalmine holds the step, so the controller, which moves on only when new pods are
+// available, cannot take the rollout past the step however fast they start, paused or not. The
+// Deployment's own value is restored with its strategy.
+const holdSeconds = 24 * 60 * 60
+
 func (r *rollout) setStep(ctx context.Context, i int, _ map[string]string) error {
 	d, err := r.k.deployment(ctx, r.name, true)
 	if err != nil {
@@ -115,11 +129,11 @@ func (r *rollout) setStep(ctx context.Context, i int, _ map[string]string) error
 	if v := r.versionOf(&d.Spec.Template); v != r.p.Spec.Target.Canary.Version {
 		return fmt.Errorf("deployment %s/%s runs version %q, not the canary %q: update its pod template first", r.k.ns, r.name, v, r.p.Spec.Target.Canary.Version)
 	}
-	want, err := stepReplicas(r.p, i, replicas(d))
+	want, err := r.stepSize(d, i)
 	if err != nil {
 		return err
 	}
-	have, err := r.newReplicas(ctx, d)
+	have, err := r.newReplicas(ctx, d, true)
 	if err != nil {
 		return err
 	}
@@ -131,6 +145,7 @@ func (r *rollout) setStep(ctx context.Context, i int, _ map[string]string) error
 				Type:          appsv1.RollingUpdateDeploymentStrategyType,
 				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &zero},
 			}
+			d.Spec.MinReadySeconds = holdSeconds
 			d.Spec.Paused = false
 			return true, nil
 		})
@@ -143,18 +158,30 @@ func (r *rollout) setStep(ctx context.Context, i int, _ map[string]string) error
 			if err != nil {
 				return false, err
 			}
-			n, err := r.newReplicas(ctx, d)
+			n, err := r.newReplicas(ctx, d, true)
 			return n >= want, err
 		})
 		if err != nil {
-			return fmt.Errorf("wait for %d new pods of %s/%s: %w", want, r.k.ns, r.name, err)
+			// The hold keeps the step where it is; pause anyway, and say what went wrong.
+			return errors.Join(fmt.Errorf("wait for %d new pods of %s/%s: %w", want, r.k.ns, r.name, err), r.pause(ctx))
 		}
 	}
+	return r.pause(ctx)
+}
+
+// stepSize is how many new pods step i asks for: never more than the Deployment's replicas.
+func (r *rollout) stepSize(d *appsv1.Deployment, i int) (int32, error) {
+	want, err := stepReplicas(r.p, i, replicas(d))
+	return min(want, replicas(d)), err
+}
+
+// pause pauses the Deployment, keeping the step's hold.
+func (r *rollout) pause(ctx context.Context) error {
 	return r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
-		if d.Spec.Paused {
+		if d.Spec.Paused && d.Spec.MinReadySeconds == holdSeconds {
 			return false, nil
 		}
-		d.Spec.Paused = true
+		d.Spec.Paused, d.Spec.MinReadySeconds = true, holdSeconds
 		return true, nil
 	})
 }
@@ -179,10 +206,19 @@ func (r *rollout) resume(ctx context.Context, state map[string]string, template 
 	if err != nil {
 		return err
 	}
+	// Without a remembered value the hold is lifted to 0, the API's default.
+	minReady, err := stateInt32(state, stateOriginalMinReady)
+	if _, ok := state[stateOriginalMinReady]; ok && err != nil {
+		return err
+	}
 	return r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
 		changed := false
 		if restore && !apiequality.Semantic.DeepEqual(s, d.Spec.Strategy) {
 			d.Spec.Strategy = s
+			changed = true
+		}
+		if d.Spec.MinReadySeconds == holdSeconds && d.Spec.MinReadySeconds != minReady {
+			d.Spec.MinReadySeconds = minReady
 			changed = true
 		}
 		if template != nil && !apiequality.Semantic.DeepEqual(*template, d.Spec.Template) {
@@ -268,8 +304,11 @@ func (r *rollout) health(ctx context.Context, i int, _ map[string]string) (bool,
 	if p := stalled(d); p != "" {
 		return false, p, nil
 	}
-	want, err := stepReplicas(r.p, i, replicas(d))
+	want, err := r.stepSize(d, i)
 	if err != nil {
+		return false, "", err
+	}
+	if err := r.holdStep(ctx, d, i, want); err != nil {
 		return false, "", err
 	}
 	h, err := r.canaryPods(ctx, d)
@@ -280,6 +319,31 @@ func (r *rollout) health(ctx context.Context, i int, _ map[string]string) (bool,
 		return false, p, nil
 	}
 	return h.ready >= int(want), "", nil
+}
+
+// holdStep checks that the rollout is where step i left it: paused, held, and its new
+// ReplicaSet no larger than the step. A rollout past its step (resumed by hand, or moved on by
+// the controller before the pause took) is an incident: it is paused and held where it is,
+// a warning Event says so, and the analysis goes on judging what really serves.
+func (r *rollout) holdStep(ctx context.Context, d *appsv1.Deployment, i int, want int32) error {
+	n, err := r.newReplicas(ctx, d, false)
+	if err != nil {
+		return err
+	}
+	if d.Spec.Paused && d.Spec.MinReadySeconds == holdSeconds && n <= want {
+		return nil
+	}
+	msg := fmt.Sprintf("the rollout of %s is past step %d (%s): %d new pods for %d, paused=%t; coalmine paused it where it is and judges the %d pods of %s that serve",
+		d.Name, i+1, r.p.Spec.Strategy.Steps[i], n, want, d.Spec.Paused, n, r.p.Spec.Target.Canary.Version)
+	r.k.logger.Warn().Str("deployment", d.Name).Int32("new_pods", n).Int32("step_pods", want).Bool("paused", d.Spec.Paused).Msg("rollout past its step; pausing it")
+	if err := r.pause(ctx); err != nil {
+		return err
+	}
+	key := fmt.Sprintf("overshoot/%s/%s/%d/%d", r.p.Metadata.Name, r.p.Spec.Target.Canary.Version, i, n)
+	if err := r.k.event(ctx, d.Name, key, true, "CanaryStepOvershot", msg); err != nil {
+		r.k.logger.Warn().Err(err).Msg("event not recorded")
+	}
+	return nil
 }
 
 func (r *rollout) fingerprint(ctx context.Context, fresh bool) (string, error) {
@@ -293,5 +357,7 @@ func (r *rollout) fingerprint(ctx context.Context, fresh bool) (string, error) {
 	}
 	h := fnv.New64a()
 	h.Write(t)
-	return fmt.Sprintf("%s replicas=%d paused=%t template=%x", d.Name, replicas(d), d.Spec.Paused, h.Sum64()), nil
+	// Whether it is paused and how far it rolled are the step's position, checked (and held)
+	// every tick by health; the fingerprint is what only someone else changes.
+	return fmt.Sprintf("%s replicas=%d template=%x", d.Name, replicas(d), h.Sum64()), nil
 }

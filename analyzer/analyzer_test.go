@@ -187,7 +187,6 @@ func TestDecide(t *testing.T) {
 			// Advancing at the deadline grows the canary just before it is held or rolled back.
 			name: "a pass before the last step at the deadline is held, not advanced", rec: rec(0, t0), obs: ready, res: result(Pass), now: deadline,
 			want: Decision{Action: Stop, Cause: CauseDeadline, Final: PhaseHeld},
-			bug:  "decide returns Advance before it looks at the deadline",
 		},
 		{
 			name: "a fail at the deadline is a rollback by verdict", rec: rec(0, t0), obs: ready, res: result(Fail), now: deadline,

@@ -3,8 +3,6 @@ package analyzer
 import (
 	"context"
 	"time"
-
-
 )
 
 // Release is the cluster side of a canary, as the analyzer needs it. The actuator implements

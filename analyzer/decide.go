@@ -49,9 +49,9 @@ const (
 type Decision struct {
 	Action Action `json:"action"`
 	// Step is the step an Advance goes to (0-based).
-	Step  int    `json:"step,omitempty"`
-	Cause Cause  `json:"cause,omitempty"`
-	Final Phase  `json:"-"`
+	Step   int    `json:"step,omitempty"`
+	Cause  Cause  `json:"cause,omitempty"`
+	Final  Phase  `json:"-"`
 	Reason string `json:"reason"`
 	// Effect says what the action changes, in the terms of the policy's strategy.
 	Effect string `json:"effect"`
@@ -124,6 +124,9 @@ func decide(p *policies.Policy, rec *Progress, obs Observed, res *Result, now, d
 		d = Decision{Action: Hold, Reason: fmt.Sprintf("passing; step %d/%d runs for %s", rec.Step+1, rec.Steps, p.Spec.Strategy.StepDuration)}
 	case rec.Step+1 >= rec.Steps:
 		return Decision{Action: Promote, Cause: CauseVerdict, Reason: "passed every step: " + res.Reason}
+	case !now.Before(deadline):
+		// Passing, but no time left for the next step: the deadline decides, below.
+		d = Decision{Action: Hold, Reason: fmt.Sprintf("passing at step %d/%d", rec.Step+1, rec.Steps)}
 	default:
 		next := rec.Step + 1
 		return Decision{Action: Advance, Step: next, Cause: CauseVerdict,

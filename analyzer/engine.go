@@ -149,6 +149,9 @@ func (c *Canary) Step(ctx context.Context, deadline time.Time) (st StepResult, e
 		}
 		next, err := c.carryOut(ctx, deadline)
 		next.Tick = st.Tick
+		if err == nil && next.Outcome == "" && rec.InFlight == nil {
+			next.Next = c.untilNextTick(deadline)
+		}
 		return next, err
 	case Stop:
 		c.end(ctx, rec, d)
@@ -164,14 +167,21 @@ func (c *Canary) Step(ctx context.Context, deadline time.Time) (st StepResult, e
 		st.Outcome, st.Reason = OutcomeUnavailable, d.Reason
 		return st, nil
 	}
-	// Ticks fall on the interval's grid, so canaries with the same interval evaluate at the
-	// same instants and their shared queries can go to Prometheus as one.
-	after := c.now()
-	st.Next = after.Truncate(interval).Add(interval).Sub(after)
-	if at := after.Add(st.Next); at.After(deadline) && deadline.After(after) {
-		st.Next = deadline.Sub(after)
-	}
+	st.Next = c.untilNextTick(deadline)
 	return st, nil
+}
+
+// untilNextTick is the time to the next tick. Ticks fall on the interval's grid, so canaries
+// with the same interval evaluate at the same instants and their shared queries can go to
+// Prometheus as one; the deadline gets a tick of its own.
+func (c *Canary) untilNextTick(deadline time.Time) time.Duration {
+	interval := time.Duration(c.Policy.Spec.Analysis.Interval)
+	now := c.now()
+	next := now.Truncate(interval).Add(interval).Sub(now)
+	if now.Add(next).After(deadline) && deadline.After(now) {
+		next = deadline.Sub(now)
+	}
+	return next
 }
 
 // load reads the record, or starts a canary at step 0. done is set when the canary has
@@ -254,7 +264,12 @@ func (c *Canary) carryOut(ctx context.Context, deadline time.Time) (StepResult, 
 		return StepResult{}, c.save(ctx)
 	}
 	st := StepResult{Outcome: outcomeOf(rec), Reason: rec.Reason}
-	return st, c.save(ctx)
+	if err := c.save(ctx); err != nil {
+		// The release is promoted or rolled back: that is the outcome. The record says
+		// otherwise until the next run finds the release ended and writes it.
+		c.Logger.Error().Err(err).Str("outcome", string(st.Outcome)).Msg("record not written after the canary ended")
+	}
+	return st, nil
 }
 
 // look observes the release and, when its canary is Ready and nothing is wrong, reads the
@@ -288,8 +303,9 @@ func (c *Canary) look(ctx context.Context, t *Tick) (Observed, *Result, error) {
 	var res Result
 	if p.Spec.Analysis.Judge.Streams() {
 		if rec.Evidence == nil {
-			rec.Evidence = c.newEvidence()
+			rec.Evidence = NewEvidence()
 		}
+		rec.Evidence.KeepHistory = c.keepHistory()
 		res, err = c.Analyzer.Step(ctx, p, t.Time, rec.Evidence)
 	} else {
 		baselineAt := t.Time
@@ -310,14 +326,13 @@ func (c *Canary) look(ctx context.Context, t *Tick) (Observed, *Result, error) {
 	return obs, &res, nil
 }
 
-// newEvidence is empty evidence that keeps in the record the history its judge reads.
-func (c *Canary) newEvidence() *Evidence {
-	e := NewEvidence()
-	if c.Policy.Spec.Analysis.Judge == policies.JudgeMannWhitney {
-		a := c.Policy.Spec.Analysis
-		e.KeepHistory = int(time.Duration(a.Window)/time.Duration(a.Interval)) + 1
+// keepHistory is how much of its history the judge reads, which the record must keep.
+func (c *Canary) keepHistory() int {
+	if c.Policy.Spec.Analysis.Judge != policies.JudgeMannWhitney {
+		return 0
 	}
-	return e
+	a := c.Policy.Spec.Analysis
+	return int(time.Duration(a.Window)/time.Duration(a.Interval)) + 1
 }
 
 // end emits the Event of a transition, once per canary and transition.

@@ -27,7 +27,7 @@ type Evidence struct {
 	// KeepHistory is how many of each metric's last points the record keeps: what a judge
 	// reads of the history (the Mann-Whitney window); the rest is for charts, which are read
 	// again from the source.
-	KeepHistory int `json:"-"`
+	KeepHistory int `json:"keepHistory,omitempty"`
 
 	deltas map[string]*metrics.Deltas
 }

@@ -91,6 +91,9 @@ func DecodeProgress(raw string, p *policies.Policy) (*Progress, error) {
 	if err := dec.Decode(&s); err != nil {
 		return nil, untrusted("not a coalmine record: %v", err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, untrusted("not a coalmine record: more after the record")
+	}
 	if s.Version != RecordVersion {
 		return nil, untrusted("version %d; this coalmine reads version %d", s.Version, RecordVersion)
 	}
@@ -151,6 +154,9 @@ func (p *Progress) validate(pol *policies.Policy) error {
 			return fmt.Errorf("unknown action in flight %q", a.Action)
 		}
 	}
+	if (p.Phase == PhasePromoting || p.Phase == PhaseRollingBack) && p.InFlight == nil {
+		return fmt.Errorf("phase %s with nothing in flight", p.Phase)
+	}
 	if p.Phase == PhasePromoting || p.Phase == PhasePromoted {
 		// A promotion is the outcome of analysis: the last step must have passed, and the
 		// evidence the record carries must say so too.
@@ -176,7 +182,7 @@ func (v Verdict) known() bool { return v == Pass || v == Fail || v == Inconclusi
 
 // validate checks evidence read back from a record against the policy's metrics.
 func (e *Evidence) validate(pol *policies.Policy) error {
-	if e.Intervals < 0 || e.End.Before(e.Start) {
+	if e.Intervals < 0 || e.End.Before(e.Start) || e.KeepHistory < 0 || e.KeepHistory > maxKeepHistory {
 		return errors.New("evidence: intervals out of order")
 	}
 	for name, me := range e.Metrics {
@@ -189,14 +195,14 @@ func (e *Evidence) validate(pol *policies.Policy) error {
 		if m == nil || m.Kind != me.Kind || !streams(pol, *m) {
 			return fmt.Errorf("evidence of metric %q, which the policy does not stream", name)
 		}
-		if err := me.validate(); err != nil {
+		if err := me.validate(pol.Spec.Analysis.Judge); err != nil {
 			return fmt.Errorf("evidence of metric %q: %w", name, err)
 		}
 	}
 	return nil
 }
 
-func (me *MetricEvidence) validate() error {
+func (me *MetricEvidence) validate(judge policies.Judge) error {
 	if !counts(me.Baseline.Requests, me.Baseline.Errors, me.Canary.Requests, me.Canary.Errors) || !prob(me.PFail, me.PPromote) || me.CanaryDropped < 0 {
 		return errors.New("totals or p-values out of range")
 	}
@@ -216,8 +222,14 @@ func (me *MetricEvidence) validate() error {
 	if me.PromoteEdge != nil && (*me.PromoteEdge < 0 || *me.PromoteEdge >= len(me.Edges)) {
 		return fmt.Errorf("promote edge %d of %d", *me.PromoteEdge, len(me.Edges))
 	}
-	if me.Kind == policies.KindErrors && me.Test == nil && me.Baseline.Requests+me.Canary.Requests > 0 {
+	sequential := judge == policies.JudgeSequential
+	switch {
+	case sequential && me.Kind == policies.KindErrors && me.Test == nil && me.Baseline.Requests+me.Canary.Requests > 0:
 		return errors.New("errors metric without its test")
+	case me.Edges != nil && len(me.Edges) == 0:
+		return errors.New("latency metric with no edges")
+	case !sequential && (me.Test != nil || len(me.Edges) > 0):
+		return fmt.Errorf("count tests in the evidence of the %s judge", judge)
 	}
 	tests := me.EdgeTests
 	if me.Test != nil {
@@ -410,6 +422,9 @@ func decodeEvidence(s string) (*Evidence, error) {
 	}
 	return e, nil
 }
+
+// maxKeepHistory bounds the history a record keeps per metric (a Mann-Whitney window).
+const maxKeepHistory = historyCap
 
 // checkpointEvery is the longest the engine goes without writing the record while evidence
 // accumulates on quiet ticks: what a restart can lose of the evidence, never of its error

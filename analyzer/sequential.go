@@ -95,7 +95,7 @@ func finiteEdges(a, b []metrics.Bucket) []float64 {
 // Chosen from the baseline alone, once it has served enough; nil before.
 func promoteEdge(me *MetricEvidence, q float64) *int {
 	n := me.Baseline.Requests
-	if n*(1-q) < minPromoteSlow {
+	if n*(1-q) < minPromoteSlow || len(me.Edges) == 0 {
 		return nil
 	}
 	idx := 0

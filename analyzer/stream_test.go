@@ -227,7 +227,9 @@ func TestCanaryResumesWithItsEvidence(t *testing.T) {
 	if ticks < 2 || slices.Contains(rel.events[1:], "CanaryStarted") || len(rel.setSteps) == 0 || rel.setSteps[0] != 0 || slices.Contains(rel.setSteps[1:], 0) {
 		t.Errorf("after %d ticks: events %v, steps %v; want the canary resumed, not started again", ticks, rel.events, rel.setSteps)
 	}
-	t.Logf("outcome %s after %s: %s", rep.Outcome, clk.now().Sub(start), rep.Reason)
+	if rep.Outcome != OutcomeRolledBack {
+		t.Errorf("outcome %s after %s (%s), want rolled back", rep.Outcome, clk.now().Sub(start), rep.Reason)
+	}
 }
 
 func TestReplay(t *testing.T) {

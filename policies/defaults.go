@@ -43,6 +43,15 @@ func Default() Policy {
 	}
 }
 
+// DefaultSteps returns the steps of a strategy that sets none. A bluegreen switch moves all
+// traffic at once, so it has one step: any later step would read a baseline that no longer serves.
+func DefaultSteps(t StrategyType) []string {
+	if t == StrategyBlueGreen {
+		return []string{"100%"}
+	}
+	return []string{"10%", "50%", "100%"}
+}
+
 // applyElementDefaults fills defaults that live inside lists, which decoding cannot prefill, and
 // those that depend on other fields.
 func (p *Policy) applyElementDefaults() {
@@ -59,6 +68,6 @@ func (p *Policy) applyElementDefaults() {
 		}
 	}
 	if len(p.Spec.Strategy.Steps) == 0 {
-		p.Spec.Strategy.Steps = []string{"10%", "50%", "100%"}
+		p.Spec.Strategy.Steps = DefaultSteps(p.Spec.Strategy.Type)
 	}
 }

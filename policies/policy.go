@@ -47,6 +47,12 @@ func (s Origin) Line(path string) int {
 	}
 }
 
+// written reports whether the field at path is written in the file, rather than defaulted.
+func (s Origin) written(path string) bool {
+	_, ok := s.lines[path]
+	return ok
+}
+
 // Metadata names a policy.
 type Metadata struct {
 	Name   string            `yaml:"name" json:"name"`
