@@ -260,6 +260,7 @@ func TestAPIRequestsPerTick(t *testing.T) {
 		if n := before.delta(startup, writeKeys...); n < 1 {
 			t.Errorf("no Deployment write counted while the gate started the canary: the counting cannot see coalmine\n%s", lastLines(stderr.String(), 10))
 		}
+		t.Logf("gate: %.0f Deployment writes before the window (start, first step, verdict)", before.delta(startup, writeKeys...))
 		t.Log(requestTable("gate", before, after, ticks))
 		reads := after.delta(before, readKeys...) / ticks
 		t.Logf("gate: %.2f reads (GET deployments + LIST pods) and %.2f writes per quiet tick", reads, after.delta(before, writeKeys...)/ticks)
@@ -280,6 +281,7 @@ func TestAPIRequestsPerTick(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "req-daemon.yaml"), quietPolicy(t, "req-daemon"), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		startup := scrapeAPIRequests(t, e.client)
 		d := e.startDaemon(t, "replica-a", dir, e.cluster.Kubeconfig())
 		l := tickLog{out: d.stderr, tick: func(line string) (bool, bool) {
 			var entry struct {
@@ -291,6 +293,10 @@ func TestAPIRequestsPerTick(t *testing.T) {
 			return true, entry.Verdict == "pass"
 		}}
 		before, after, recBefore, recAfter := quietWindow(t, e, "req-daemon", l, ticks, interval)
+		if n := before.delta(startup, writeKeys...); n < 1 {
+			t.Errorf("no Deployment write counted while the daemon started the canary: the counting cannot see coalmine\n%s", lastLines(d.stderr.String(), 10))
+		}
+		t.Logf("daemon: %.0f Deployment writes before the window (start, first step, verdict)", before.delta(startup, writeKeys...))
 		t.Log(requestTable("daemon", before, after, ticks))
 		t.Logf("daemon: %.2f reads (GET deployments + LIST pods) and %.2f writes per quiet tick",
 			after.delta(before, readKeys...)/ticks, after.delta(before, writeKeys...)/ticks)
