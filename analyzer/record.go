@@ -304,77 +304,10 @@ func prob(xs ...float64) bool {
 	return true
 }
 
-// The evidence is stored as JSON, deflated and base64-encoded: several times smaller than the
-// JSON, and each count test's likelihood grid is cut to what the decisions read exactly (the
-// null and the failing alternatives) plus every fourth point for the interval and estimate a
-// report shows, interpolated on reading.
-const coarseEvery = 4
-
-// decisionPoints are the grid indices the fail decision reads: the null and its alternatives.
-var decisionPoints = func() []int {
-	out := []int{gridHalf}
-	for _, d := range failSteps {
-		out = append(out, gridHalf+d)
-	}
-	return out
-}()
-
-// countTestData is a countTest's fields without its JSON methods.
-type countTestData countTest
-
-// storedTest is a countTest as stored: T and the decision points exactly, the rest of the
-// grid at float32 precision.
-type storedTest struct {
-	countTestData
-	L  json.RawMessage `json:"l,omitempty"` // hides countTest.L
-	T  []float64       `json:"t"`
-	LD []float64       `json:"ld"`
-	LC []float32       `json:"lc"`
-}
-
-// MarshalJSON stores the test compactly.
-func (t *countTest) MarshalJSON() ([]byte, error) {
-	if !finite(t.L...) || !finite(t.T...) {
-		return nil, errors.New("test with non-finite values")
-	}
-	s := storedTest{countTestData: countTestData(*t), T: t.T}
-	s.countTestData.L, s.countTestData.T = nil, nil
-	for _, i := range decisionPoints {
-		s.LD = append(s.LD, t.L[i])
-	}
-	for i := 0; i < len(t.L); i += coarseEvery {
-		s.LC = append(s.LC, float32(t.L[i]))
-	}
-	return json.Marshal(s)
-}
-
-// UnmarshalJSON restores a test: the decision points exactly, the rest of the grid
-// interpolated between the stored points.
-func (t *countTest) UnmarshalJSON(b []byte) error {
-	var s storedTest
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	*t = countTest(s.countTestData)
-	if len(s.LD) != len(decisionPoints) || len(s.LC) != (gridLen-1)/coarseEvery+1 || len(s.T) != 1+len(failSteps) {
-		return errors.New("test of the wrong size")
-	}
-	t.T = floats(s.T)
-	t.L = make(floats, gridLen)
-	for i := range t.L {
-		k := i / coarseEvery
-		if i%coarseEvery == 0 || k+1 >= len(s.LC) {
-			t.L[i] = float64(s.LC[min(k, len(s.LC)-1)])
-			continue
-		}
-		f := float64(i%coarseEvery) / coarseEvery
-		t.L[i] = (1-f)*float64(s.LC[k]) + f*float64(s.LC[k+1])
-	}
-	for j, i := range decisionPoints {
-		t.L[i] = s.LD[j]
-	}
-	return nil
-}
+// The evidence is stored as JSON, deflated and base64-encoded, with each count test packed in
+// binary (testcodec.go): what the decisions read, exactly or rounded in the cautious direction,
+// and the totals; the rest of the likelihood grid, which only the interval and estimate a report
+// shows read, is rebuilt from the totals on reading.
 
 func encodeEvidence(e *Evidence) (string, error) {
 	raw, err := json.Marshal(e.forRecord())

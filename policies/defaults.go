@@ -43,9 +43,9 @@ func Default() Policy {
 	}
 }
 
-// DefaultSteps returns the steps of a strategy that sets none. A bluegreen switch moves all
+// defaultSteps returns the steps of a strategy that sets none. A bluegreen switch moves all
 // traffic at once, so it has one step: any later step would read a baseline that no longer serves.
-func DefaultSteps(t StrategyType) []string {
+func defaultSteps(t StrategyType) []string {
 	if t == StrategyBlueGreen {
 		return []string{"100%"}
 	}
@@ -68,6 +68,6 @@ func (p *Policy) applyElementDefaults() {
 		}
 	}
 	if len(p.Spec.Strategy.Steps) == 0 {
-		p.Spec.Strategy.Steps = DefaultSteps(p.Spec.Strategy.Type)
+		p.Spec.Strategy.Steps = defaultSteps(p.Spec.Strategy.Type)
 	}
 }

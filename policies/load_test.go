@@ -104,7 +104,10 @@ func TestDefaultsAndDecoding(t *testing.T) {
 		{"default alpha", web.Spec.Analysis.Alpha, 0.05},
 		{"default tolerance", web.Spec.Analysis.Tolerance, 1.5},
 		{"default labels", web.Spec.Target.Labels, LabelNames{Namespace: "namespace", App: "app", Version: "version"}},
-		{"default steps", strings.Join(web.Spec.Strategy.Steps, ","), "10%,50%,100%"},
+		{"default steps", strings.Join(minimal.Spec.Strategy.Steps, ","), "10%,50%,100%"},
+		{"default steps of a bluegreen policy: one switch", strings.Join(web.Spec.Strategy.Steps, ","), "100%"},
+		{"default step duration", time.Duration(minimal.Spec.Strategy.StepDuration), 5 * time.Minute},
+		{"default max duration", time.Duration(minimal.Spec.Analysis.MaxDuration), 30 * time.Minute},
 		{"source file", web.Origin.File, "testdata/value-and-latency.good.yaml"},
 		{"line of a field in the second document", web.Origin.Line("spec.metrics[0].query"), 46},
 	}

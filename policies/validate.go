@@ -2,12 +2,15 @@ package policies
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 var (
@@ -348,26 +351,83 @@ func (p *Policy) validateStrategy(v *validator) {
 	if s.Type != StrategyBlueGreen && s.Service != "" {
 		v.errorf("spec.strategy.service", "is only used by bluegreen")
 	}
+	stepsOK := p.validateSteps(v)
+	if s.StepDuration <= 0 {
+		v.errorf("spec.strategy.stepDuration", "must be > 0")
+	} else if stepsOK && p.Spec.Analysis.MaxDuration > 0 {
+		p.validateCanFinish(v)
+	}
+	switch s.BaselineAfterPromotion {
+	case "scaleToZero":
+	case "delete":
+		if s.Type == StrategyRollout {
+			v.errorf("spec.strategy.baselineAfterPromotion", "delete is not used by rollout, which updates one Deployment in place: there is no baseline Deployment to delete")
+		}
+	default:
+		v.errorf("spec.strategy.baselineAfterPromotion", "must be one of [scaleToZero delete], got %q", s.BaselineAfterPromotion)
+	}
+}
+
+// validateSteps checks the canary sizes and reports whether they are valid.
+func (p *Policy) validateSteps(v *validator) bool {
+	s := p.Spec.Strategy
+	if s.Type == StrategyBlueGreen {
+		// Every step after the switch would judge v2 against a v1 that serves nothing, so a
+		// bluegreen policy with more steps could never be promoted.
+		if len(s.Steps) == 1 && s.Steps[0] == "100%" {
+			return true
+		}
+		got := fmt.Sprint(len(s.Steps))
+		if len(s.Steps) == 1 {
+			got = fmt.Sprintf("%q", s.Steps[0])
+		}
+		v.errorf("spec.strategy.steps", "bluegreen is one switch of the Service: give one step (\"100%%\") or none, got %s", got)
+		return false
+	}
+	ok := true
 	prev := Step{}
 	for i, raw := range s.Steps {
 		f := fmt.Sprintf("spec.strategy.steps[%d]", i)
 		st, err := ParseStep(raw)
 		if err != nil {
 			v.errorf(f, "%v", err)
+			ok = false
 			continue
 		}
 		if i > 0 && st.Percent == prev.Percent && st.Value <= prev.Value {
 			v.errorf(f, "must be larger than the step before it (%s)", s.Steps[i-1])
+			ok = false
 		}
 		prev = st
 	}
-	if s.StepDuration <= 0 {
-		v.errorf("spec.strategy.stepDuration", "must be > 0")
+	return ok
+}
+
+// validateCanFinish refuses steps that together outlast the analysis: each step is analysed for
+// stepDuration before the next, so the last could not end before maxDuration ends the canary.
+// The error is placed on the field the file sets, since that is the one to change.
+func (p *Policy) validateCanFinish(v *validator) {
+	n := len(p.Spec.Strategy.Steps)
+	step, limit := p.Spec.Strategy.StepDuration, p.Spec.Analysis.MaxDuration
+	if n == 0 || step <= limit/model.Duration(n) {
+		return // n*step <= limit, without overflowing
 	}
-	switch s.BaselineAfterPromotion {
-	case "scaleToZero", "delete":
+	steps := fmt.Sprintf("%d steps", n)
+	if n == 1 {
+		steps = "1 step"
+	}
+	total := "" // a sum that overflows is left out
+	if step <= model.Duration(math.MaxInt64)/model.Duration(n) {
+		total = " = " + (step * model.Duration(n)).String()
+	}
+	src := p.Origin
+	switch {
+	case !src.written("spec.strategy.stepDuration") && !src.written("spec.strategy.steps") && src.written("spec.analysis.maxDuration"):
+		v.errorf("spec.analysis.maxDuration", "%s is shorter than %s x spec.strategy.stepDuration %s%s: the canary could never be promoted", limit, steps, step, total)
+	case !src.written("spec.strategy.stepDuration") && src.written("spec.strategy.steps"):
+		v.errorf("spec.strategy.steps", "%s x spec.strategy.stepDuration %s%s is longer than spec.analysis.maxDuration %s: the canary could never be promoted", steps, step, total, limit)
 	default:
-		v.errorf("spec.strategy.baselineAfterPromotion", "must be one of [scaleToZero delete], got %q", s.BaselineAfterPromotion)
+		v.errorf("spec.strategy.stepDuration", "%s x %s%s is longer than spec.analysis.maxDuration %s: the canary could never be promoted", steps, step, total, limit)
 	}
 }
 

@@ -260,7 +260,7 @@ func TestAPIRequestsPerTick(t *testing.T) {
 		if n := before.delta(startup, writeKeys...); n < 1 {
 			t.Errorf("no Deployment write counted while the gate started the canary: the counting cannot see coalmine\n%s", lastLines(stderr.String(), 10))
 		}
-		t.Logf("gate: %.0f Deployment writes before the window (start, first step, verdict)", before.delta(startup, writeKeys...))
+		t.Logf("gate: %.0f Deployment writes while the canary started, before the window", before.delta(startup, writeKeys...))
 		t.Log(requestTable("gate", before, after, ticks))
 		reads := after.delta(before, readKeys...) / ticks
 		t.Logf("gate: %.2f reads (GET deployments + LIST pods) and %.2f writes per quiet tick", reads, after.delta(before, writeKeys...)/ticks)
@@ -296,7 +296,7 @@ func TestAPIRequestsPerTick(t *testing.T) {
 		if n := before.delta(startup, writeKeys...); n < 1 {
 			t.Errorf("no Deployment write counted while the daemon started the canary: the counting cannot see coalmine\n%s", lastLines(d.stderr.String(), 10))
 		}
-		t.Logf("daemon: %.0f Deployment writes before the window (start, first step, verdict)", before.delta(startup, writeKeys...))
+		t.Logf("daemon: %.0f Deployment writes while the canary started, before the window", before.delta(startup, writeKeys...))
 		t.Log(requestTable("daemon", before, after, ticks))
 		t.Logf("daemon: %.2f reads (GET deployments + LIST pods) and %.2f writes per quiet tick",
 			after.delta(before, readKeys...)/ticks, after.delta(before, writeKeys...)/ticks)

@@ -81,6 +81,7 @@ func BenchmarkRegressionToRollback(b *testing.B) {
 		p := strings.Replace(string(example), "interval: 30s", "interval: 5s", 1)
 		p = strings.Replace(p, "namespace: default", "namespace: "+g.ns, 1)
 		p = strings.Replace(p, "stepDuration: 5m", "stepDuration: 20m", 1)
+		p = strings.Replace(p, "maxDuration: 30m", "maxDuration: 1h", 1) // three 20m steps must fit
 		if g.pods {
 			p = strings.Replace(p, "  prometheus:\n", "  source: pods\n  prometheus:\n", 1)
 			p = strings.Replace(p, "requests: http_requests_total{ {{.Selector}} }", "requests: http_requests_total", 1)
