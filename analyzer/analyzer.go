@@ -102,42 +102,13 @@ func (a *Analyzer) EvaluateSplit(ctx context.Context, p *policies.Policy, at, ba
 		res, _, err := a.Replay(ctx, p, at.Add(-window), at)
 		return res, err
 	}
-	return a.evaluateWindow(ctx, p, at, baselineAt, window, nil)
-}
-
-// evaluateWindow judges the metrics read over one window, leaving out those streamed says are
-// read interval by interval.
-func (a *Analyzer) evaluateWindow(ctx context.Context, p *policies.Policy, at, baselineAt time.Time, window time.Duration, streamed func(policies.Metric) bool) (Result, error) {
-	judge, err := JudgeFor(p)
+	pw := *p
+	pw.Spec.Analysis.Window = model.Duration(window)
+	r, err := a.Read(ctx, &pw, at, baselineAt)
 	if err != nil {
-		return Result{}, err
+		return newRunResult(p, at, window), err
 	}
-	res := newRunResult(p, at, window)
-	for _, m := range p.Spec.Metrics {
-		if streamed != nil && streamed(m) {
-			continue
-		}
-		q, err := metrics.NewQuery(p, m, window)
-		if err != nil {
-			return res, err
-		}
-		obs, err := a.observer.Observe(ctx, q, at)
-		if err != nil {
-			return res, fmt.Errorf("observe: %w", err)
-		}
-		if !baselineAt.Equal(at) {
-			before, err := a.observer.Observe(ctx, q, baselineAt)
-			if err != nil {
-				return res, fmt.Errorf("observe the baseline at %s: %w", baselineAt.Format(time.RFC3339), err)
-			}
-			obs.Baseline = before.Baseline
-		}
-		mr := judge.Judge(m, p.Spec.Analysis.MinRequests, obs)
-		a.logger.Debug().Str("metric", m.Name).Str("verdict", string(mr.Verdict)).Str("reason", mr.Reason).Msg("metric judged")
-		res.Metrics = append(res.Metrics, mr)
-	}
-	res.Verdict, res.Reason = Overall(res.Metrics)
-	return res, nil
+	return a.Judge(&pw, r, nil)
 }
 
 func newRunResult(p *policies.Policy, at time.Time, window time.Duration) Result {

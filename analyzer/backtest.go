@@ -6,7 +6,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/coalmine/coalmine/metrics"
 	"github.com/coalmine/coalmine/policies"
 )
 
@@ -114,7 +113,6 @@ func (a *Analyzer) backtestRun(ctx context.Context, p *policies.Policy, start, e
 // ends the canary (promote, rollback, stop). report's replay and backtest are this loop, so they
 // and the gate agree by construction.
 func (a *Analyzer) Simulate(ctx context.Context, p *policies.Policy, start, end time.Time) (BacktestRun, error) {
-	interval := time.Duration(p.Spec.Analysis.Interval)
 	deadline := start.Add(time.Duration(p.Spec.Analysis.MaxDuration))
 	rec := NewProgress(p, start)
 	rec.Done("")
@@ -130,74 +128,33 @@ func (a *Analyzer) Simulate(ctx context.Context, p *policies.Policy, start, end 
 		}
 		return run
 	}
-	judge := StreamJudgeFor(p)
-	var series map[string][]metrics.Snapshot
-	queries := map[string]string{}
-	if judge != nil {
-		reader, err := a.counterReader()
-		if err != nil {
-			return run, err
-		}
-		// One range query per metric for the whole run, then the ticks replayed one by one.
-		series = map[string][]metrics.Snapshot{}
-		for _, m := range p.Spec.Metrics {
-			if !streams(p, m) {
-				continue
-			}
-			q, err := a.counterQuery(p, m)
-			if err != nil {
-				return run, err
-			}
-			queries[m.Name] = q.PromQL
-			if series[m.Name], err = reader.CountersRange(ctx, q, start, end, interval); err != nil {
-				return run, fmt.Errorf("observe: %w", err)
-			}
-		}
+	var baselineAt time.Time
+	if p.Spec.Strategy.Type == policies.StrategyBlueGreen {
+		baselineAt = start // as the engine: the baseline as it was before the switch
 	}
-	ev := NewEvidence()
+	readings, err := a.ReadRange(ctx, p, start, end, baselineAt)
+	if err != nil {
+		return run, err
+	}
+	var ev *Evidence
+	if StreamJudgeFor(p) != nil {
+		ev = NewEvidence()
+	}
 	var res Result
 	var d Decision
 	ticks := 0
-	for k := 0; ; k++ {
-		at := start.Add(time.Duration(k) * interval)
-		if at.After(end) {
-			break
-		}
-		var err error
-		if judge == nil {
-			baselineAt := at
-			if p.Spec.Strategy.Type == policies.StrategyBlueGreen {
-				baselineAt = start // as the engine: the baseline as it was before the switch
-			}
-			res, err = a.EvaluateSplit(ctx, p, at, baselineAt, time.Duration(p.Spec.Analysis.Window))
-		} else {
-			added := false
-			for _, m := range p.Spec.Metrics {
-				snaps := series[m.Name]
-				if !streams(p, m) || k >= len(snaps) {
-					continue
-				}
-				if iv, ok := ev.next(m.Name, snaps[k]); ok {
-					ev.Add(judge, p, m, iv)
-					added = true
-				}
-			}
-			if added {
-				ev.Intervals++
-			}
-			res, err = a.judgeEvidence(ctx, p, at, ev, judge, queries)
-		}
-		if err != nil {
+	for _, r := range readings {
+		if res, err = a.Judge(p, r, ev); err != nil {
 			return run, err
 		}
 		ticks++
-		d = Decide(p, rec, Observed{Ready: true}, &res, at, deadline)
-		rec.Apply(d, &res, at)
+		d = Decide(p, rec, Observed{Ready: true}, &res, r.Time, deadline)
+		rec.Apply(d, &res, r.Time)
 		switch d.Action {
 		case Advance:
 			rec.Done("")
 		case Promote, Rollback, Stop:
-			return finish(res, d, at, ticks), nil
+			return finish(res, d, r.Time, ticks), nil
 		}
 	}
 	run = finish(res, d, end, ticks)

@@ -300,20 +300,22 @@ func (c *Canary) look(ctx context.Context, t *Tick) (Observed, *Result, error) {
 	if !ready || problem != "" {
 		return obs, nil, nil
 	}
-	var res Result
-	if p.Spec.Analysis.Judge.Streams() {
-		if rec.Evidence == nil {
-			rec.Evidence = NewEvidence()
-		}
+	// Read once, then judge: the same two pieces report, watch and backtest loop over.
+	var baselineAt time.Time
+	if p.Spec.Strategy.Type == policies.StrategyBlueGreen {
+		// After the switch the baseline serves nothing: judge against it as it was before.
+		baselineAt = rec.Started
+	}
+	if p.Spec.Analysis.Judge.Streams() && rec.Evidence == nil {
+		rec.Evidence = NewEvidence()
+	}
+	if rec.Evidence != nil {
 		rec.Evidence.KeepHistory = c.keepHistory()
-		res, err = c.Analyzer.Step(ctx, p, t.Time, rec.Evidence)
-	} else {
-		baselineAt := t.Time
-		if p.Spec.Strategy.Type == policies.StrategyBlueGreen {
-			// After the switch the baseline serves nothing: judge against it as it was before.
-			baselineAt = rec.Started
-		}
-		res, err = c.Analyzer.EvaluateSplit(ctx, p, t.Time, baselineAt, time.Duration(p.Spec.Analysis.Window))
+	}
+	var res Result
+	r, err := c.Analyzer.Read(ctx, p, t.Time, baselineAt)
+	if err == nil {
+		res, err = c.Analyzer.Judge(p, r, rec.Evidence)
 	}
 	if errors.Is(err, metrics.ErrUnavailable) {
 		t.Err, obs.Unavailable = err, err.Error()
@@ -340,9 +342,15 @@ func (c *Canary) end(ctx context.Context, rec *Progress, d Decision) {
 	key, warning, reason, message := "", false, "", d.Reason
 	switch d.Action {
 	case Advance:
-		if d.Step == 0 {
+		switch {
+		case d.Step == 0 && c.Policy.Spec.Strategy.Type == policies.StrategyBlueGreen:
+			// One switch: a step number would mean nothing.
+			key, reason = "step-0", "CanaryStarted"
+			message = fmt.Sprintf("canary %s started: Service %s switched to it, judged against %s as it served before the switch",
+				rec.Canary, c.Policy.Spec.Strategy.Service, c.Policy.Spec.Target.Baseline.Version)
+		case d.Step == 0:
 			key, reason, message = "step-0", "CanaryStarted", fmt.Sprintf("canary %s started: step 1/%d (%s)", rec.Canary, rec.Steps, stepName(c.Policy, 0))
-		} else {
+		default:
 			key, reason = fmt.Sprintf("step-%d", d.Step), "CanaryStepAdvanced"
 		}
 	case Promote:

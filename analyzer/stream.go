@@ -10,85 +10,40 @@ import (
 	"github.com/coalmine/coalmine/policies"
 )
 
-// Step is one tick of a counter-reading judge: it reads every errors and latency metric's
-// counters at time at, adds the interval since the last reading to ev, and judges the
-// evidence so far; value metrics are judged over their window as usual. ev belongs to the
-// caller, who keeps it from tick to tick.
+// Step is one tick of a counter-reading judge: it reads every metric at time at (Read), adds
+// the interval since the last reading to ev, and judges (Judge). ev belongs to the caller, who
+// keeps it from tick to tick.
 func (a *Analyzer) Step(ctx context.Context, p *policies.Policy, at time.Time, ev *Evidence) (Result, error) {
-	judge := StreamJudgeFor(p)
-	if judge == nil {
+	if StreamJudgeFor(p) == nil {
 		return Result{}, fmt.Errorf("judge %q does not read counters", p.Spec.Analysis.Judge)
 	}
-	reader, err := a.counterReader()
+	r, err := a.Read(ctx, p, at, time.Time{})
 	if err != nil {
-		return Result{}, err
+		return newRunResult(p, at, time.Duration(p.Spec.Analysis.Window)), err
 	}
-	added := false
-	queries := map[string]string{}
-	for _, m := range p.Spec.Metrics {
-		if !streams(p, m) {
-			continue
-		}
-		q, err := a.counterQuery(p, m)
-		if err != nil {
-			return Result{}, err
-		}
-		queries[m.Name] = q.PromQL
-		snap, err := reader.Counters(ctx, q, at)
-		if err != nil {
-			return Result{}, fmt.Errorf("observe: %w", err)
-		}
-		if iv, ok := ev.next(m.Name, snap); ok {
-			ev.Add(judge, p, m, iv)
-			added = true
-		}
-	}
-	if added {
-		ev.Intervals++
-	}
-	return a.judgeEvidence(ctx, p, at, ev, judge, queries)
+	return a.Judge(p, r, ev)
 }
 
 // Replay judges the policy over [start, end] as a canary ticking every interval would have:
-// fresh evidence, one range query per metric. It is the counter-reading judges' answer to
-// "what does this window say?" (report, backtest).
+// fresh evidence, the readings of the range (ReadRange), judged one by one. It is the
+// counter-reading judges' answer to "what does this window say?".
 func (a *Analyzer) Replay(ctx context.Context, p *policies.Policy, start, end time.Time) (Result, *Evidence, error) {
-	judge := StreamJudgeFor(p)
-	if judge == nil {
+	if StreamJudgeFor(p) == nil {
 		return Result{}, nil, fmt.Errorf("judge %q does not read counters", p.Spec.Analysis.Judge)
 	}
-	reader, err := a.counterReader()
+	readings, err := a.ReadRange(ctx, p, start, end, time.Time{})
 	if err != nil {
 		return Result{}, nil, err
 	}
 	ev := NewEvidence()
-	step := time.Duration(p.Spec.Analysis.Interval)
-	queries := map[string]string{}
-	for _, m := range p.Spec.Metrics {
-		if !streams(p, m) {
-			continue
+	res := newRunResult(p, end, time.Duration(p.Spec.Analysis.Window))
+	for _, r := range readings {
+		if res, err = a.Judge(p, r, ev); err != nil {
+			return res, ev, err
 		}
-		q, err := a.counterQuery(p, m)
-		if err != nil {
-			return Result{}, nil, err
-		}
-		queries[m.Name] = q.PromQL
-		snaps, err := reader.CountersRange(ctx, q, start, end, step)
-		if err != nil {
-			return Result{}, nil, fmt.Errorf("observe: %w", err)
-		}
-		n := 0
-		for _, s := range snaps {
-			if iv, ok := ev.next(m.Name, s); ok {
-				ev.Add(judge, p, m, iv)
-				n++
-			}
-		}
-		ev.Intervals = max(ev.Intervals, n)
 	}
-	res, err := a.judgeEvidence(ctx, p, end, ev, judge, queries)
 	res.Window = (end.Sub(start)).String()
-	return res, ev, err
+	return res, ev, nil
 }
 
 // Add folds one interval of metric m into the evidence and into judge's tests. Step and
@@ -152,35 +107,6 @@ func JudgeStream(p *policies.Policy, ev *Evidence, judge StreamJudge) []MetricRe
 		out = append(out, mr)
 	}
 	return out
-}
-
-// judgeEvidence gives every metric's verdict: the streamed ones from the evidence, each with
-// its share of alpha, the value metrics over their window. queries are the streamed metrics'
-// rendered queries, by metric, as the reading rendered them.
-func (a *Analyzer) judgeEvidence(ctx context.Context, p *policies.Policy, at time.Time, ev *Evidence, judge StreamJudge, queries map[string]string) (Result, error) {
-	window := time.Duration(p.Spec.Analysis.Window)
-	res, err := a.evaluateWindow(ctx, p, at, at, window, func(m policies.Metric) bool { return streams(p, m) })
-	if err != nil {
-		return res, err
-	}
-	streamed := JudgeStream(p, ev, judge)
-	var out []MetricResult
-	valueResults := res.Metrics
-	for _, m := range p.Spec.Metrics {
-		if !streams(p, m) {
-			out = append(out, valueResults[0])
-			valueResults = valueResults[1:]
-			continue
-		}
-		mr := streamed[0]
-		streamed = streamed[1:]
-		mr.Query = queries[m.Name]
-		a.logger.Debug().Str("metric", m.Name).Str("verdict", string(mr.Verdict)).Str("reason", mr.Reason).Msg("metric judged")
-		out = append(out, mr)
-	}
-	res.Metrics = out
-	res.Verdict, res.Reason = Overall(res.Metrics)
-	return res, nil
 }
 
 // criticalStreams counts the critical metrics that share the policy's alpha.

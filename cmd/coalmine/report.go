@@ -94,7 +94,9 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	window := time.Duration(p.Spec.Analysis.Window)
 	if f.window > 0 {
+		// --window overrides spec.analysis.window: what is replayed, and the windowed queries.
 		window = time.Duration(f.window)
+		p.Spec.Analysis.Window = f.window
 	}
 
 	an := analyzer.New(prom, logger)
