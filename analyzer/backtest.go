@@ -24,6 +24,9 @@ type BacktestRun struct {
 	Result Result `json:"result"`
 	// Decision is what was decided at End.
 	Decision Decision `json:"decision"`
+	// Final is the evaluation at the end of the replayed range, which goes on after a decision
+	// that ends the canary: what a report over the whole window shows.
+	Final Result `json:"-"`
 }
 
 // Backtest is a policy replayed over a past range, a canary starting every Every.
@@ -109,8 +112,8 @@ func (a *Analyzer) backtestRun(ctx context.Context, p *policies.Policy, start, e
 
 // Simulate replays a canary started at start, tick by tick until end, as the gate's engine
 // would have driven it had every action taken effect at once: the same readings, the same
-// judge and the same Decide, on a record kept in memory. It stops at the first decision that
-// ends the canary (promote, rollback, stop). report's replay and backtest are this loop, so they
+// judge and the same Decide, on a record kept in memory. Its decision is the first that ends
+// the canary (promote, rollback, stop); the judging goes on to end for Final. report's replay and backtest are this loop, so they
 // and the gate agree by construction.
 func (a *Analyzer) Simulate(ctx context.Context, p *policies.Policy, start, end time.Time) (BacktestRun, error) {
 	deadline := start.Add(time.Duration(p.Spec.Analysis.MaxDuration))
@@ -140,12 +143,18 @@ func (a *Analyzer) Simulate(ctx context.Context, p *policies.Policy, start, end 
 	if StreamJudgeFor(p) != nil {
 		ev = NewEvidence()
 	}
-	var res Result
-	var d Decision
+	var (
+		res   Result
+		d     Decision
+		ended bool
+	)
 	ticks := 0
 	for _, r := range readings {
 		if res, err = a.Judge(p, r, ev); err != nil {
 			return run, err
+		}
+		if ended {
+			continue // judged to the end for the report's numbers; the decision is made
 		}
 		ticks++
 		d = Decide(p, rec, Observed{Ready: true}, &res, r.Time, deadline)
@@ -154,10 +163,15 @@ func (a *Analyzer) Simulate(ctx context.Context, p *policies.Policy, start, end 
 		case Advance:
 			rec.Done("")
 		case Promote, Rollback, Stop:
-			return finish(res, d, r.Time, ticks), nil
+			run, ended = finish(res, d, r.Time, ticks), true
 		}
 	}
+	run.Final = res
+	if ended {
+		return run, nil
+	}
 	run = finish(res, d, end, ticks)
+	run.Final = res
 	if res.Verdict == Pass {
 		run.Reason = "passing, but the replay ended first: " + d.Reason
 	}

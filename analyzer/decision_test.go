@@ -119,15 +119,7 @@ func (r *readings) Counters(_ context.Context, q metrics.Query, at time.Time) (m
 }
 
 func (r *readings) CountersRange(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Snapshot, error) {
-	var out []metrics.Snapshot
-	for t := start; !t.After(end); t = t.Add(step) {
-		s, err := r.Counters(ctx, q, t)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, nil
+	return countersRange(ctx, r, q, start, end, step)
 }
 
 // decided is one path's decision: what and when, and the numbers behind it.

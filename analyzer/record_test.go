@@ -800,15 +800,7 @@ func (h hostileCounters) Counters(ctx context.Context, q metrics.Query, at time.
 }
 
 func (h hostileCounters) CountersRange(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Snapshot, error) {
-	var out []metrics.Snapshot
-	for t := start; !t.After(end); t = t.Add(step) {
-		s, err := h.Counters(ctx, q, t)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, nil
+	return countersRange(ctx, h, q, start, end, step)
 }
 
 // streamCanary is a canary judged by p's counter-reading judge from src, on a fake clock.

@@ -101,13 +101,19 @@ func (s *counterSim) Counters(_ context.Context, q metrics.Query, at time.Time) 
 }
 
 func (s *counterSim) CountersRange(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Snapshot, error) {
+	return countersRange(ctx, s, q, start, end, step)
+}
+
+// countersRange is CountersRange for a fake whose Counters answers at any time: each step read
+// as an instant.
+func countersRange(ctx context.Context, c CounterReader, q metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Snapshot, error) {
 	var out []metrics.Snapshot
 	for t := start; !t.After(end); t = t.Add(step) {
-		sn, err := s.Counters(ctx, q, t)
+		s, err := c.Counters(ctx, q, t)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, sn)
+		out = append(out, s)
 	}
 	return out, nil
 }

@@ -122,8 +122,9 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		// the same readings, judge and decision, so report, gate and backtest agree.
 		var run analyzer.BacktestRun
 		if run, err = an.Simulate(ctx, p, at.Add(-window), at); err == nil {
-			res, decision = run.Result, run.Decision
-			res.Window = model.Duration(run.End.Sub(run.Start)).String()
+			// The numbers of the whole window; the decision as and when the gate made it.
+			res, decision = run.Final, run.Decision
+			res.Window = model.Duration(window).String()
 		}
 	}
 	if err != nil {
