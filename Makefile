@@ -7,7 +7,7 @@ FUZZTIME  ?= 10s
 export PATH := $(PATH):/usr/local/go/bin
 
 # Fuzz targets: package:target. `make test` runs each briefly; `make fuzz FUZZTIME=5m` longer.
-FUZZ_TARGETS := ./policies:FuzzLoad ./policies:FuzzRender ./metrics:FuzzDecode ./analyzer:FuzzDecodeProgress
+FUZZ_TARGETS := ./policies:FuzzLoad ./policies:FuzzRender ./metrics/promapi:FuzzDecode ./analyzer:FuzzDecodeProgress
 
 .PHONY: all build deps test unit vet fuzz demo clean bench-daemon bench-judge bench-pods
 
@@ -78,7 +78,7 @@ bench-pods: deps
 			printf "%-40s %22s %22s\n", "pods", v["s-start-pods"], v["s-late-pods"] } \
 		/rolled back/ { sub(/^[ \t]*detection_bench_test.go:[0-9]+: /, ""); print "  " $$0 } \
 		/^(FAIL|---)/ { print }'
-	@$(GO) test -run '^$$' -bench 'BenchmarkPodScrape' -benchtime 2s ./metrics | awk ' \
+	@$(GO) test -run '^$$' -bench 'BenchmarkPodScrape' -benchtime 2s ./metrics/scrape | awk ' \
 		BEGIN { printf "\n%-10s %14s %14s %12s %12s\n", "format", "us/pod/tick", "bytes/scrape", "B alloc", "allocs" } \
 		/^BenchmarkPodScrape/ { split($$1, a, "/"); sub(/-[0-9]+$$/, "", a[2]); \
 			for (i = 2; i <= NF; i++) v[$$(i+1)] = $$i; \

@@ -24,7 +24,7 @@ import (
 
 	"github.com/coalmine/coalmine/actuator"
 	"github.com/coalmine/coalmine/analyzer"
-	"github.com/coalmine/coalmine/metrics"
+	"github.com/coalmine/coalmine/metrics/promapi"
 	"github.com/coalmine/coalmine/policies"
 )
 
@@ -112,11 +112,11 @@ func BenchmarkDaemonTick(b *testing.B) {
 			runtime.ReadMemStats(&before)
 			interval := time.Duration(base[0].Spec.Analysis.Interval)
 			// One batching client, as the daemon shares one per Prometheus configuration.
-			prom, err := metrics.NewPrometheus(srv.URL, base[0].Spec.Prometheus, zerolog.Nop())
+			prom, err := promapi.New(srv.URL, base[0].Spec.Prometheus, zerolog.Nop())
 			if err != nil {
 				b.Fatal(err)
 			}
-			batcher := metrics.NewBatcher(prom, batchDelay, zerolog.Nop())
+			batcher := promapi.NewBatcher(prom, batchDelay, zerolog.Nop())
 			canaries := make([]*analyzer.Canary, n)
 			tick := newBarrier(n)
 			for i := range n {

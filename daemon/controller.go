@@ -18,7 +18,8 @@ import (
 
 	"github.com/coalmine/coalmine/actuator"
 	"github.com/coalmine/coalmine/analyzer"
-	"github.com/coalmine/coalmine/metrics"
+	"github.com/coalmine/coalmine/metrics/promapi"
+	"github.com/coalmine/coalmine/metrics/scrape"
 	"github.com/coalmine/coalmine/policies"
 )
 
@@ -35,7 +36,7 @@ type controller struct {
 
 	mu       sync.Mutex
 	canaries map[string]*driven
-	proms    map[string]*metrics.Batcher
+	proms    map[string]*promapi.Batcher
 }
 
 // driven is one canary being driven: its policy and its engine, which keeps the evidence and
@@ -53,7 +54,7 @@ func newController(d *Daemon) *controller {
 		listers:  map[string]appslisters.DeploymentLister{},
 		caches:   map[string]actuator.Listers{},
 		canaries: map[string]*driven{},
-		proms:    map[string]*metrics.Batcher{},
+		proms:    map[string]*promapi.Batcher{},
 	}
 }
 
@@ -257,7 +258,7 @@ func (c *controller) start(key string, p *policies.Policy) (*driven, error) {
 	var source analyzer.Observer
 	if p.Spec.Source == policies.SourcePods {
 		// No Prometheus: the daemon scrapes the canary's and the baseline's pods itself.
-		source = metrics.NewPods(c.d.client, p.Spec.Pods, logger)
+		source = scrape.NewPods(c.d.client, p.Spec.Pods, logger)
 	} else {
 		prom, err := c.prometheus(p)
 		if err != nil {
@@ -300,7 +301,7 @@ const batchDelay = 500 * time.Millisecond
 
 // prometheus returns a batching client per Prometheus configuration, shared by the policies
 // that use it: canaries of one policy across namespaces send one query per metric per tick.
-func (c *controller) prometheus(p *policies.Policy) (*metrics.Batcher, error) {
+func (c *controller) prometheus(p *policies.Policy) (*promapi.Batcher, error) {
 	url := p.Spec.Prometheus.URL
 	if c.d.opts.PrometheusURL != "" {
 		url = c.d.opts.PrometheusURL
@@ -318,12 +319,12 @@ func (c *controller) prometheus(p *policies.Policy) (*metrics.Batcher, error) {
 	if prom, ok := c.proms[id]; ok {
 		return prom, nil
 	}
-	prom, err := metrics.NewPrometheus(url, p.Spec.Prometheus, c.d.logger)
+	prom, err := promapi.New(url, p.Spec.Prometheus, c.d.logger)
 	if err != nil {
 		return nil, err
 	}
 	prom.OnQuery = c.d.metrics.query
-	b := metrics.NewBatcher(prom, batchDelay, c.d.logger)
+	b := promapi.NewBatcher(prom, batchDelay, c.d.logger)
 	c.proms[id] = b
 	return b, nil
 }

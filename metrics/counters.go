@@ -43,8 +43,8 @@ type Snapshot struct {
 	DroppedCanary int
 }
 
-// countable reports whether v can be a counter's value: finite and not negative.
-func countable(v float64) bool { return v >= 0 && !math.IsInf(v, 1) }
+// Countable reports whether v can be a counter's value: finite and not negative.
+func Countable(v float64) bool { return v >= 0 && !math.IsInf(v, 1) }
 
 // drop counts a series left out of the snapshot.
 func (s *Snapshot) drop(canary bool) {
@@ -122,7 +122,7 @@ func DecodeCounters(q Query, vec model.Vector, at time.Time) (Snapshot, error) {
 		hist := ""
 		switch q.Kind {
 		case policies.KindErrors:
-			smp.Part = string(s.Metric[partLabel])
+			smp.Part = string(s.Metric[PartLabel])
 			if smp.Part != "requests" && smp.Part != "errors" {
 				return snap, fmt.Errorf("%w: metric %q: series %s is neither requests nor errors", ErrUnexpectedSeries, q.Metric, s.Metric)
 			}
@@ -144,7 +144,7 @@ func DecodeCounters(q Query, vec model.Vector, at time.Time) (Snapshot, error) {
 			delete(m, model.BucketLabel)
 			hist = m.String()
 		}
-		if !countable(smp.Value) {
+		if !Countable(smp.Value) {
 			snap.drop(canary)
 			if hist != "" {
 				if bad == nil {
@@ -246,7 +246,7 @@ func (d *Deltas) Next(s Snapshot) (iv Interval, ok bool) {
 		if smp.Canary {
 			c, buckets = &iv.Canary, canary
 		}
-		if !countable(smp.Value) || math.IsNaN(smp.LE) {
+		if !Countable(smp.Value) || math.IsNaN(smp.LE) {
 			c.Dropped++ // as if absent: its last value stands
 			continue
 		}
@@ -313,7 +313,7 @@ func (d *Deltas) Next(s Snapshot) (iv Interval, ok bool) {
 // add adds an increase to a sum of increases when both stay finite counts; a sum of many
 // huge counters can overflow where none of them does.
 func add(sum *float64, inc float64) bool {
-	if !countable(inc) || !countable(*sum+inc) {
+	if !Countable(inc) || !Countable(*sum+inc) {
 		return false
 	}
 	*sum += inc

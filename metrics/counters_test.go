@@ -146,6 +146,15 @@ func TestInCanaryHalfSplitsEvenly(t *testing.T) {
 	}
 }
 
+func testPolicy(t testing.TB) *policies.Policy {
+	t.Helper()
+	ps, err := policies.LoadFile("../policies/examples/my-app-threshold.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps[0]
+}
+
 func counterQueryFor(t testing.TB, kind policies.MetricKind) Query {
 	t.Helper()
 	p := testPolicy(t)
@@ -184,7 +193,7 @@ func requireCounts(t *testing.T, iv Interval) {
 			}
 		}
 		for _, n := range nums {
-			if !countable(n) {
+			if !Countable(n) {
 				t.Fatalf("interval holds %g: %+v", n, c)
 			}
 		}
@@ -209,7 +218,7 @@ func TestDecodeCountersDropsWhatIsNotACount(t *testing.T) {
 		return in{series(v, "version", version, "pod", pod, "le", le), kept}
 	}
 	part := func(kept bool, v float64, version, pod, part string) in {
-		return in{series(v, "version", version, "pod", pod, partLabel, part), kept}
+		return in{series(v, "version", version, "pod", pod, PartLabel, part), kept}
 	}
 	tests := []struct {
 		name              string
@@ -299,7 +308,7 @@ func TestDecodeCountersDropsWhatIsNotACount(t *testing.T) {
 			}
 			var got []string
 			for _, s := range snap.Samples {
-				if !countable(s.Value) || math.IsNaN(s.LE) {
+				if !Countable(s.Value) || math.IsNaN(s.LE) {
 					t.Errorf("kept %+v", s)
 				}
 				got = append(got, s.Key)

@@ -113,7 +113,7 @@ func (q Query) side(m model.Metric) (canary bool, err error) {
 func (q Query) key(m model.Metric) (string, error) {
 	switch q.Kind {
 	case policies.KindErrors:
-		part := string(m[partLabel])
+		part := string(m[PartLabel])
 		if part != "requests" && part != "errors" {
 			return "", fmt.Errorf("%w: metric %q: series %s is neither requests nor errors", ErrUnexpectedSeries, q.Metric, m)
 		}

@@ -9,9 +9,9 @@ import (
 	"github.com/coalmine/coalmine/policies"
 )
 
-// partLabel tells the requests series of an errors query from its errors series. Both are asked
+// PartLabel tells the requests series of an errors query from its errors series. Both are asked
 // in one query, so they are evaluated at the same instant.
-const partLabel = "coalmine_part"
+const PartLabel = "coalmine_part"
 
 // Query is one metric's rendered PromQL and what is needed to read its answer.
 type Query struct {
@@ -49,9 +49,9 @@ func baseQuery(p *policies.Policy, m policies.Metric) (Query, error) {
 }
 
 // partsPromQL asks for an errors metric's requests and errors in one query, told apart by
-// partLabel, so that both are evaluated at the same instant.
+// PartLabel, so that both are evaluated at the same instant.
 func partsPromQL(requests, errors string) string {
-	return fmt.Sprintf("label_replace(%s, %q, \"requests\", \"\", \"\")\nor\nlabel_replace(%s, %q, \"errors\", \"\", \"\")", requests, partLabel, errors, partLabel)
+	return fmt.Sprintf("label_replace(%s, %q, \"requests\", \"\", \"\")\nor\nlabel_replace(%s, %q, \"errors\", \"\", \"\")", requests, PartLabel, errors, PartLabel)
 }
 
 // Part is one series selector of a pods-source query.

@@ -14,7 +14,8 @@ import (
 
 	"github.com/coalmine/coalmine/actuator"
 	"github.com/coalmine/coalmine/analyzer"
-	"github.com/coalmine/coalmine/metrics"
+	"github.com/coalmine/coalmine/metrics/promapi"
+	"github.com/coalmine/coalmine/metrics/scrape"
 	"github.com/coalmine/coalmine/policies"
 	"github.com/coalmine/coalmine/report"
 )
@@ -221,7 +222,7 @@ func setup(file, namespace, promURL string, kube *kubeFlags, logger zerolog.Logg
 		if err != nil {
 			return nil, nil, logger, err
 		}
-		return p, metrics.NewPods(client, p.Spec.Pods, logger), logger, nil
+		return p, scrape.NewPods(client, p.Spec.Pods, logger), logger, nil
 	}
 	url := p.Spec.Prometheus.URL
 	if promURL != "" {
@@ -230,7 +231,7 @@ func setup(file, namespace, promURL string, kube *kubeFlags, logger zerolog.Logg
 	if url == "" {
 		return nil, nil, logger, fmt.Errorf("no Prometheus URL: set spec.prometheus.url in %s or pass --prometheus-url", file)
 	}
-	prom, err := metrics.NewPrometheus(url, p.Spec.Prometheus, logger)
+	prom, err := promapi.New(url, p.Spec.Prometheus, logger)
 	if err != nil {
 		return nil, nil, logger, err
 	}

@@ -1,8 +1,10 @@
-package metrics
+package scrape
 
 import (
 	"context"
 	"errors"
+	"github.com/coalmine/coalmine/metrics"
+	"github.com/coalmine/coalmine/metrics/metricstest"
 	"math"
 	"net"
 	"net/http"
@@ -93,7 +95,7 @@ func podFor(t *testing.T, name, version string, addr string, ready bool) *corev1
 
 func podsPolicy(t *testing.T) *policies.Policy {
 	t.Helper()
-	ps, err := policies.LoadFile("../policies/testdata/pods.good.yaml")
+	ps, err := policies.LoadFile("../../policies/testdata/pods.good.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,17 +125,17 @@ func TestPodsSource(t *testing.T) {
 			scraped = append(scraped, pod)
 		}
 	}
-	errorsQ, err := NewCounterQuery(p, p.Spec.Metrics[0])
+	errorsQ, err := metrics.NewCounterQuery(p, p.Spec.Metrics[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	latencyQ, err := NewCounterQuery(p, p.Spec.Metrics[1])
+	latencyQ, err := metrics.NewCounterQuery(p, p.Spec.Metrics[1])
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	var de, dl Deltas
-	read := func(at time.Time) (Interval, Interval, bool) {
+	var de, dl metrics.Deltas
+	read := func(at time.Time) (metrics.Interval, metrics.Interval, bool) {
 		se, err := src.Counters(ctx, errorsQ, at)
 		if err != nil {
 			t.Fatal(err)
@@ -180,7 +182,7 @@ func TestPodsSource(t *testing.T) {
 	// A pod that stops answering makes the reading unavailable; it is never read as no traffic.
 	canary.srv.Close()
 	_, err = src.Counters(ctx, errorsQ, t0.Add(20*time.Second))
-	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "cart-v2-a (canary 1.5.0)") {
+	if !errors.Is(err, metrics.ErrUnavailable) || !strings.Contains(err.Error(), "cart-v2-a (canary 1.5.0)") {
 		t.Errorf("err = %v, want unavailable naming the canary pod", err)
 	}
 	if _, err := src.CountersRange(ctx, errorsQ, t0, t0, time.Second); !errors.Is(err, ErrNoHistory) {
@@ -194,7 +196,7 @@ func TestPodsSourceNeedsThePortAnnotation(t *testing.T) {
 	delete(pod.Annotations, "prometheus.io/port")
 	p := podsPolicy(t)
 	src := NewPods(fake.NewClientset(pod), p.Spec.Pods, zerolog.Nop())
-	q, _ := NewCounterQuery(p, p.Spec.Metrics[0])
+	q, _ := metrics.NewCounterQuery(p, p.Spec.Metrics[0])
 	_, err := src.Counters(context.Background(), q, time.Now())
 	if err == nil || !strings.Contains(err.Error(), "prometheus.io/port") {
 		t.Errorf("err = %v", err)
@@ -314,15 +316,15 @@ func TestPodsSourceDropsWhatIsNotACount(t *testing.T) {
 			defer srv.Close()
 			p := podsPolicy(t)
 			src := NewPods(fake.NewClientset(podFor(t, "cart-v2-a", "1.5.0", srv.URL, true)), p.Spec.Pods, zerolog.Nop())
-			errorsQ, err := NewCounterQuery(p, p.Spec.Metrics[0])
+			errorsQ, err := metrics.NewCounterQuery(p, p.Spec.Metrics[0])
 			if err != nil {
 				t.Fatal(err)
 			}
-			latencyQ, err := NewCounterQuery(p, p.Spec.Metrics[1])
+			latencyQ, err := metrics.NewCounterQuery(p, p.Spec.Metrics[1])
 			if err != nil {
 				t.Fatal(err)
 			}
-			var de, dl Deltas
+			var de, dl metrics.Deltas
 			for i, st := range tt.steps {
 				mu.Lock()
 				step = st
@@ -337,7 +339,7 @@ func TestPodsSourceDropsWhatIsNotACount(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, s := range append(se.Samples, sl.Samples...) {
-					if !countable(s.Value) || math.IsNaN(s.LE) {
+					if !metrics.Countable(s.Value) || math.IsNaN(s.LE) {
 						t.Fatalf("step %d: sample %+v kept", i, s)
 					}
 				}
@@ -349,8 +351,8 @@ func TestPodsSourceDropsWhatIsNotACount(t *testing.T) {
 				if !ok {
 					continue
 				}
-				requireCounts(t, ie)
-				requireCounts(t, il)
+				metricstest.RequireCounts(t, ie)
+				metricstest.RequireCounts(t, il)
 				slower, _ := il.Canary.Slower(0.5)
 				got := want{ie.Canary.Requests, ie.Canary.Errors, ie.Canary.Dropped, il.Canary.Requests, slower, il.Canary.Series, il.Canary.Dropped}
 				if got != tt.want[i-1] {

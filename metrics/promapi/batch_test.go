@@ -1,7 +1,9 @@
-package metrics
+package promapi
 
 import (
 	"context"
+	"github.com/coalmine/coalmine/metrics"
+	"github.com/coalmine/coalmine/metrics/metricstest"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,13 +19,13 @@ import (
 	"github.com/coalmine/coalmine/policies"
 )
 
-func queryIn(t testing.TB, ns string, kind policies.MetricKind) Query {
+func queryIn(t testing.TB, ns string, kind policies.MetricKind) metrics.Query {
 	t.Helper()
-	p := testPolicy(t)
+	p := metricstest.Policy(t)
 	p.Spec.Target.Namespace = ns
 	for _, m := range p.Spec.Metrics {
 		if m.Kind == kind {
-			q, err := NewQuery(p, m, 5*time.Minute)
+			q, err := metrics.NewQuery(p, m, 5*time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -31,7 +33,7 @@ func queryIn(t testing.TB, ns string, kind policies.MetricKind) Query {
 		}
 	}
 	t.Fatalf("no %s metric", kind)
-	return Query{}
+	return metrics.Query{}
 }
 
 func TestFamily(t *testing.T) {
@@ -110,22 +112,22 @@ func TestBatcherSendsOneQuery(t *testing.T) {
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(vector(
-			sample("1000", "namespace", "team-a", "version", "v1.0.0", partLabel, "requests"),
-			sample("100", "namespace", "team-a", "version", "v2.0.0", partLabel, "requests"),
-			sample("7", "namespace", "team-a", "version", "v2.0.0", partLabel, "errors"),
-			sample("2000", "namespace", "team-b", "version", "v1.0.0", partLabel, "requests"),
-			sample("200", "namespace", "team-b", "version", "v2.0.0", partLabel, "requests"),
+			sample("1000", "namespace", "team-a", "version", "v1.0.0", metrics.PartLabel, "requests"),
+			sample("100", "namespace", "team-a", "version", "v2.0.0", metrics.PartLabel, "requests"),
+			sample("7", "namespace", "team-a", "version", "v2.0.0", metrics.PartLabel, "errors"),
+			sample("2000", "namespace", "team-b", "version", "v1.0.0", metrics.PartLabel, "requests"),
+			sample("200", "namespace", "team-b", "version", "v2.0.0", metrics.PartLabel, "requests"),
 		)))
 	}))
 	defer srv.Close()
 	cfg := policies.Default().Spec.Prometheus
-	prom, err := NewPrometheus(srv.URL, cfg, zerolog.Nop())
+	prom, err := New(srv.URL, cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := NewBatcher(prom, 100*time.Millisecond, zerolog.Nop())
 	at := time.Unix(1_800_000_000, 0)
-	obs := map[string]Observation{}
+	obs := map[string]metrics.Observation{}
 	var wg sync.WaitGroup
 	for _, ns := range []string{"team-a", "team-b"} {
 		q := queryIn(t, ns, policies.KindErrors)

@@ -1,9 +1,10 @@
-package metrics
+package promapi
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/coalmine/coalmine/metrics"
 	"slices"
 	"time"
 
@@ -26,7 +27,7 @@ type Prometheus struct {
 }
 
 // NewPrometheus builds a client for the server at url with the policy's timeout, auth and TLS.
-func NewPrometheus(url string, cfg policies.Prometheus, logger zerolog.Logger) (*Prometheus, error) {
+func New(url string, cfg policies.Prometheus, logger zerolog.Logger) (*Prometheus, error) {
 	if err := policies.CheckPrometheusURL(url); err != nil {
 		return nil, fmt.Errorf("prometheus url: %w", err)
 	}
@@ -42,46 +43,46 @@ func NewPrometheus(url string, cfg policies.Prometheus, logger zerolog.Logger) (
 }
 
 // Observe runs one query at time at and decodes the answer.
-func (p *Prometheus) Observe(ctx context.Context, q Query, at time.Time) (Observation, error) {
+func (p *Prometheus) Observe(ctx context.Context, q metrics.Query, at time.Time) (metrics.Observation, error) {
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
 	start := time.Now()
 	v, warnings, err := p.query(ctx, q.PromQL, at)
 	p.logger.Debug().Str("metric", q.Metric).Dur("took", time.Since(start)).Err(err).Msg("prometheus query")
 	if err != nil {
-		return Observation{Metric: q.Metric, Kind: q.Kind, Query: q.PromQL, Time: at}, classify(q.Metric, err)
+		return metrics.Observation{Metric: q.Metric, Kind: q.Kind, Query: q.PromQL, Time: at}, classify(q.Metric, err)
 	}
-	obs, err := Decode(q, v)
+	obs, err := metrics.Decode(q, v)
 	obs.Time = at
 	obs.Warnings = warnings
 	return obs, err
 }
 
 // Counters reads a counter query's series at time at.
-func (p *Prometheus) Counters(ctx context.Context, q Query, at time.Time) (Snapshot, error) {
+func (p *Prometheus) Counters(ctx context.Context, q metrics.Query, at time.Time) (metrics.Snapshot, error) {
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
 	v, _, err := p.query(ctx, q.PromQL, at)
 	if err != nil {
-		return Snapshot{Time: at}, classify(q.Metric, err)
+		return metrics.Snapshot{Time: at}, classify(q.Metric, err)
 	}
 	vec, ok := v.(model.Vector)
 	if !ok {
-		return Snapshot{Time: at}, fmt.Errorf("%w: metric %q: the query returned %s, want an instant vector", ErrUnexpectedSeries, q.Metric, v.Type())
+		return metrics.Snapshot{Time: at}, fmt.Errorf("%w: metric %q: the query returned %s, want an instant vector", metrics.ErrUnexpectedSeries, q.Metric, v.Type())
 	}
-	return DecodeCounters(q, vec, at)
+	return metrics.DecodeCounters(q, vec, at)
 }
 
 // ObserveRange runs a windowed query at every step from start to end: the window's values as
 // they were at each step, for charts.
-func (p *Prometheus) ObserveRange(ctx context.Context, q Query, start, end time.Time, step time.Duration) ([]Observation, error) {
+func (p *Prometheus) ObserveRange(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Observation, error) {
 	vecs, err := p.rangeVectors(ctx, q, start, end, step)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Observation, 0, len(vecs))
+	out := make([]metrics.Observation, 0, len(vecs))
 	for _, tv := range vecs {
-		obs, err := Decode(q, tv.vec)
+		obs, err := metrics.Decode(q, tv.vec)
 		if err != nil {
 			return nil, err
 		}
@@ -93,14 +94,14 @@ func (p *Prometheus) ObserveRange(ctx context.Context, q Query, start, end time.
 
 // CountersRange reads a counter query's series at every step from start to end, as the
 // instant queries of a running canary would have seen them: a replay of the past.
-func (p *Prometheus) CountersRange(ctx context.Context, q Query, start, end time.Time, step time.Duration) ([]Snapshot, error) {
+func (p *Prometheus) CountersRange(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Snapshot, error) {
 	vecs, err := p.rangeVectors(ctx, q, start, end, step)
 	if err != nil {
 		return nil, err
 	}
-	snaps := make([]Snapshot, 0, len(vecs))
+	snaps := make([]metrics.Snapshot, 0, len(vecs))
 	for _, tv := range vecs {
-		s, err := DecodeCounters(q, tv.vec, tv.at)
+		s, err := metrics.DecodeCounters(q, tv.vec, tv.at)
 		if err != nil {
 			return nil, err
 		}
@@ -116,7 +117,7 @@ type timedVector struct {
 
 // rangeVectors runs q as a range query and regroups its answer, series by time, into one
 // vector per step, as instant queries at each step would have answered.
-func (p *Prometheus) rangeVectors(ctx context.Context, q Query, start, end time.Time, step time.Duration) ([]timedVector, error) {
+func (p *Prometheus) rangeVectors(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) ([]timedVector, error) {
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
 	begin := time.Now()
@@ -129,7 +130,7 @@ func (p *Prometheus) rangeVectors(ctx context.Context, q Query, start, end time.
 	}
 	m, ok := v.(model.Matrix)
 	if !ok {
-		return nil, fmt.Errorf("%w: metric %q: the range query returned %s, want a matrix", ErrUnexpectedSeries, q.Metric, v.Type())
+		return nil, fmt.Errorf("%w: metric %q: the range query returned %s, want a matrix", metrics.ErrUnexpectedSeries, q.Metric, v.Type())
 	}
 	var times []model.Time
 	byTime := map[model.Time]model.Vector{}
@@ -176,7 +177,7 @@ func (p *Prometheus) withTimeout(ctx context.Context) (context.Context, context.
 func classify(metric string, err error) error {
 	var apiErr *v1.Error
 	if errors.As(err, &apiErr) && (apiErr.Type == v1.ErrBadData || apiErr.Type == v1.ErrExec) {
-		return fmt.Errorf("%w: metric %q: %s", ErrQuery, metric, apiErr.Msg)
+		return fmt.Errorf("%w: metric %q: %s", metrics.ErrQuery, metric, apiErr.Msg)
 	}
-	return fmt.Errorf("%w: metric %q: %w", ErrUnavailable, metric, err)
+	return fmt.Errorf("%w: metric %q: %w", metrics.ErrUnavailable, metric, err)
 }

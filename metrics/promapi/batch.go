@@ -1,8 +1,9 @@
-package metrics
+package promapi
 
 import (
 	"context"
 	"fmt"
+	"github.com/coalmine/coalmine/metrics"
 	"regexp"
 	"slices"
 	"strings"
@@ -33,7 +34,7 @@ type Batcher struct {
 }
 
 type batch struct {
-	q          Query // the first member's query: the family's template
+	q          metrics.Query // the first member's query: the family's template
 	at         time.Time
 	namespaces []string
 	done       chan struct{}
@@ -48,39 +49,39 @@ func NewBatcher(p *Prometheus, delay time.Duration, logger zerolog.Logger) *Batc
 }
 
 // Observe answers q at time at, from a batch when q has a family.
-func (b *Batcher) Observe(ctx context.Context, q Query, at time.Time) (Observation, error) {
+func (b *Batcher) Observe(ctx context.Context, q metrics.Query, at time.Time) (metrics.Observation, error) {
 	vec, evalAt, warnings, batched, err := b.vector(ctx, q, at)
 	if !batched {
 		return b.prom.Observe(ctx, q, at)
 	}
 	if err != nil {
-		return Observation{Metric: q.Metric, Kind: q.Kind, Query: q.PromQL, Time: at}, err
+		return metrics.Observation{Metric: q.Metric, Kind: q.Kind, Query: q.PromQL, Time: at}, err
 	}
-	obs, err := Decode(q, vec)
+	obs, err := metrics.Decode(q, vec)
 	obs.Time, obs.Warnings = evalAt, warnings
 	return obs, err
 }
 
 // Counters answers a counter query at time at, from a batch when q has a family.
-func (b *Batcher) Counters(ctx context.Context, q Query, at time.Time) (Snapshot, error) {
+func (b *Batcher) Counters(ctx context.Context, q metrics.Query, at time.Time) (metrics.Snapshot, error) {
 	vec, evalAt, _, batched, err := b.vector(ctx, q, at)
 	if !batched {
 		return b.prom.Counters(ctx, q, at)
 	}
 	if err != nil {
-		return Snapshot{Time: at}, err
+		return metrics.Snapshot{Time: at}, err
 	}
-	return DecodeCounters(q, vec, evalAt)
+	return metrics.DecodeCounters(q, vec, evalAt)
 }
 
 // CountersRange is Prometheus.CountersRange: a replay is one query, never batched.
-func (b *Batcher) CountersRange(ctx context.Context, q Query, start, end time.Time, step time.Duration) ([]Snapshot, error) {
+func (b *Batcher) CountersRange(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Snapshot, error) {
 	return b.prom.CountersRange(ctx, q, start, end, step)
 }
 
 // vector answers q from its batch, split back to q's namespace; batched is false when q has no
 // family and must be asked alone.
-func (b *Batcher) vector(ctx context.Context, q Query, at time.Time) (vec model.Vector, evalAt time.Time, warnings []string, batched bool, err error) {
+func (b *Batcher) vector(ctx context.Context, q metrics.Query, at time.Time) (vec model.Vector, evalAt time.Time, warnings []string, batched bool, err error) {
 	fam, err := family(q)
 	if err != nil || fam == "" {
 		return nil, at, nil, false, nil
@@ -100,7 +101,7 @@ func (b *Batcher) vector(ctx context.Context, q Query, at time.Time) (vec model.
 	select {
 	case <-bt.done:
 	case <-ctx.Done():
-		return nil, at, nil, true, fmt.Errorf("%w: metric %q: %w", ErrUnavailable, q.Metric, ctx.Err())
+		return nil, at, nil, true, fmt.Errorf("%w: metric %q: %w", metrics.ErrUnavailable, q.Metric, ctx.Err())
 	}
 	if bt.err != nil {
 		return nil, at, nil, true, bt.err
@@ -141,7 +142,7 @@ func (b *Batcher) run(key string, bt *batch) {
 	}
 	vec, ok := v.(model.Vector)
 	if !ok {
-		bt.err = fmt.Errorf("%w: metric %q: the batched query returned %s, want an instant vector", ErrUnexpectedSeries, bt.q.Metric, v.Type())
+		bt.err = fmt.Errorf("%w: metric %q: the batched query returned %s, want an instant vector", metrics.ErrUnexpectedSeries, bt.q.Metric, v.Type())
 		return
 	}
 	bt.vec, bt.warnings = vec, warnings
@@ -150,7 +151,7 @@ func (b *Batcher) run(key string, bt *batch) {
 // family is q's PromQL with its namespace replaced by a sentinel and namespace added to its
 // groupings: the same for every query that differs only in the namespace. "" when q cannot be
 // batched: it selects no namespace, or more than one.
-func family(q Query) (string, error) {
+func family(q metrics.Query) (string, error) {
 	if q.Namespace == "" || q.NamespaceLabel == "" {
 		return "", nil
 	}
@@ -164,7 +165,7 @@ func family(q Query) (string, error) {
 }
 
 // batchPromQL is q's PromQL over every namespace in namespaces, grouped by namespace too.
-func batchPromQL(q Query, namespaces []string) (string, error) {
+func batchPromQL(q metrics.Query, namespaces []string) (string, error) {
 	quoted := make([]string, len(namespaces))
 	for i, ns := range namespaces {
 		quoted[i] = regexp.QuoteMeta(ns)
@@ -186,7 +187,7 @@ func batchPromQL(q Query, namespaces []string) (string, error) {
 // rewrite parses q's PromQL, replaces each namespace matcher with what replace gives, and keeps
 // the namespace through every aggregation and vector matching that keeps the version. It
 // returns nil when q has no namespace matcher or one for another namespace.
-func rewrite(q Query, replace func(*labels.Matcher) (*labels.Matcher, error)) (parser.Expr, error) {
+func rewrite(q metrics.Query, replace func(*labels.Matcher) (*labels.Matcher, error)) (parser.Expr, error) {
 	expr, err := parser.ParseExpr(q.PromQL)
 	if err != nil {
 		return nil, fmt.Errorf("metric %q: %w", q.Metric, err)

@@ -1,9 +1,10 @@
-package metrics
+package scrape
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/coalmine/coalmine/metrics"
 	"io"
 	"math"
 	"net"
@@ -89,28 +90,28 @@ func NewPods(client kubernetes.Interface, cfg policies.PodsSource, logger zerolo
 }
 
 // Observe implements the analyzer's Observer: the pods source has counters only.
-func (p *Pods) Observe(_ context.Context, q Query, at time.Time) (Observation, error) {
-	return Observation{Metric: q.Metric, Kind: q.Kind, Time: at}, fmt.Errorf("%w: metric %q: the pods source reads counters; value metrics need Prometheus", ErrQuery, q.Metric)
+func (p *Pods) Observe(_ context.Context, q metrics.Query, at time.Time) (metrics.Observation, error) {
+	return metrics.Observation{Metric: q.Metric, Kind: q.Kind, Time: at}, fmt.Errorf("%w: metric %q: the pods source reads counters; value metrics need Prometheus", metrics.ErrQuery, q.Metric)
 }
 
 // ErrNoHistory means a past range was asked of a source that keeps none.
 var ErrNoHistory = errors.New("the pods source keeps no history: replaying the past needs Prometheus")
 
 // CountersRange implements the analyzer's CounterReader: the pods hold only their present.
-func (p *Pods) CountersRange(context.Context, Query, time.Time, time.Time, time.Duration) ([]Snapshot, error) {
+func (p *Pods) CountersRange(context.Context, metrics.Query, time.Time, time.Time, time.Duration) ([]metrics.Snapshot, error) {
 	return nil, ErrNoHistory
 }
 
 // Counters scrapes the release's Ready pods (once per tick for all its metrics) and returns the
 // series of q; a series whose value is not a count is left out and counted, as in
-// DecodeCounters. A pod that cannot be scraped makes the reading fail as unavailable: a pod
+// metrics.DecodeCounters. A pod that cannot be scraped makes the reading fail as unavailable: a pod
 // that stops answering is never read as one that served nothing.
-func (p *Pods) Counters(ctx context.Context, q Query, at time.Time) (Snapshot, error) {
+func (p *Pods) Counters(ctx context.Context, q metrics.Query, at time.Time) (metrics.Snapshot, error) {
 	sc := p.scrape(ctx, q, at)
 	if sc.err != nil {
-		return Snapshot{Time: at}, sc.err
+		return metrics.Snapshot{Time: at}, sc.err
 	}
-	snap := Snapshot{Time: at}
+	snap := metrics.Snapshot{Time: at}
 	for _, pod := range sc.pods {
 		for _, part := range q.Parts {
 			samples, dropped := podSamples(pod, part)
@@ -125,7 +126,7 @@ func (p *Pods) Counters(ctx context.Context, q Query, at time.Time) (Snapshot, e
 }
 
 // scrape returns the scrape of q's release at at, shared by every metric of the tick.
-func (p *Pods) scrape(ctx context.Context, q Query, at time.Time) *podScrape {
+func (p *Pods) scrape(ctx context.Context, q metrics.Query, at time.Time) *podScrape {
 	key := fmt.Sprintf("%s\xff%s=%s\xff%s\xff%s\xff%s", q.Namespace, q.AppLabel, q.App, q.Baseline, q.Canary, at.Truncate(time.Millisecond).Format(time.RFC3339Nano))
 	p.mu.Lock()
 	if p.last != nil && p.last.key == key {
@@ -142,18 +143,18 @@ func (p *Pods) scrape(ctx context.Context, q Query, at time.Time) *podScrape {
 	return sc
 }
 
-func (p *Pods) scrapeRelease(ctx context.Context, q Query) ([]scrapedPod, error) {
+func (p *Pods) scrapeRelease(ctx context.Context, q metrics.Query) ([]scrapedPod, error) {
 	app, err := klabels.NewRequirement(q.AppLabel, selection.Equals, []string{q.App})
 	if err != nil {
-		return nil, fmt.Errorf("%w: pods of %s=%s: %w", ErrQuery, q.AppLabel, q.App, err)
+		return nil, fmt.Errorf("%w: pods of %s=%s: %w", metrics.ErrQuery, q.AppLabel, q.App, err)
 	}
 	versions, err := klabels.NewRequirement(q.VersionLabel, selection.In, []string{q.Baseline, q.Canary})
 	if err != nil {
-		return nil, fmt.Errorf("%w: pods of versions %s, %s: %w", ErrQuery, q.Baseline, q.Canary, err)
+		return nil, fmt.Errorf("%w: pods of versions %s, %s: %w", metrics.ErrQuery, q.Baseline, q.Canary, err)
 	}
 	list, err := p.client.CoreV1().Pods(q.Namespace).List(ctx, metav1.ListOptions{LabelSelector: klabels.NewSelector().Add(*app, *versions).String()})
 	if err != nil {
-		return nil, fmt.Errorf("%w: list the pods of %s/%s: %w", ErrUnavailable, q.Namespace, q.App, err)
+		return nil, fmt.Errorf("%w: list the pods of %s/%s: %w", metrics.ErrUnavailable, q.Namespace, q.App, err)
 	}
 	var targets []corev1.Pod
 	for _, pod := range list.Items {
@@ -187,7 +188,7 @@ func (p *Pods) scrapeRelease(ctx context.Context, q Query) ([]scrapedPod, error)
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", metrics.ErrUnavailable, err)
 	}
 	return out, nil
 }
@@ -268,9 +269,9 @@ func (c *countingReader) Read(b []byte) (int, error) {
 }
 
 // podSamples are one pod's series that match one part of a query, and how many were left out
-// for a value that is not a count (NaN, infinite, negative) or a NaN le. As in DecodeCounters,
+// for a value that is not a count (NaN, infinite, negative) or a NaN le. As in metrics.DecodeCounters,
 // a histogram with such a bucket is left out whole.
-func podSamples(pod scrapedPod, part Part) (out []Sample, dropped int) {
+func podSamples(pod scrapedPod, part metrics.Part) (out []metrics.Sample, dropped int) {
 	name := ""
 	for _, m := range part.Matchers {
 		if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
@@ -296,11 +297,11 @@ func podSamples(pod scrapedPod, part Part) (out []Sample, dropped int) {
 			default:
 				continue
 			}
-			if !countable(v) {
+			if !metrics.Countable(v) {
 				dropped++
 				continue
 			}
-			out = append(out, Sample{Key: pod.uid + "\xff" + part.Name + "\xff" + labelKey(m), Canary: pod.canary, Part: part.Name, Value: v})
+			out = append(out, metrics.Sample{Key: pod.uid + "\xff" + part.Name + "\xff" + labelKey(m), Canary: pod.canary, Part: part.Name, Value: v})
 		}
 	case "bucket":
 		mf := pod.families[strings.TrimSuffix(name, "_bucket")]
@@ -325,8 +326,8 @@ func podSamples(pod scrapedPod, part Part) (out []Sample, dropped int) {
 
 // histogramSamples are the bucket series of one histogram of a pod, whose labels are series.
 // Its +Inf bucket is the one the text formats write, else its count, as Prometheus reads it:
-// one series, never two that Deltas would read as one counter with two values.
-func histogramSamples(pod scrapedPod, series string, h *dto.Histogram) (out []Sample, dropped int) {
+// one series, never two that metrics.Deltas would read as one counter with two values.
+func histogramSamples(pod scrapedPod, series string, h *dto.Histogram) (out []metrics.Sample, dropped int) {
 	key := pod.uid + "\xff" + series + "\xff"
 	bad, inf := false, false
 	for _, b := range h.GetBucket() {
@@ -340,16 +341,16 @@ func histogramSamples(pod scrapedPod, series string, h *dto.Histogram) (out []Sa
 		if b.CumulativeCountFloat != nil {
 			c = b.GetCumulativeCountFloat()
 		}
-		bad = bad || !countable(c)
-		out = append(out, Sample{Key: key + strconv.FormatFloat(le, 'g', -1, 64), Canary: pod.canary, Part: "bucket", LE: le, Value: c})
+		bad = bad || !metrics.Countable(c)
+		out = append(out, metrics.Sample{Key: key + strconv.FormatFloat(le, 'g', -1, 64), Canary: pod.canary, Part: "bucket", LE: le, Value: c})
 	}
 	if !inf {
 		count := float64(h.GetSampleCount())
 		if h.SampleCountFloat != nil {
 			count = h.GetSampleCountFloat()
 		}
-		bad = bad || !countable(count)
-		out = append(out, Sample{Key: key + "+Inf", Canary: pod.canary, Part: "bucket", LE: math.Inf(1), Value: count})
+		bad = bad || !metrics.Countable(count)
+		out = append(out, metrics.Sample{Key: key + "+Inf", Canary: pod.canary, Part: "bucket", LE: math.Inf(1), Value: count})
 	}
 	if bad {
 		return nil, dropped + len(out)

@@ -1,9 +1,11 @@
-package metrics
+package promapi
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/coalmine/coalmine/metrics"
+	"github.com/coalmine/coalmine/metrics/metricstest"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -18,21 +20,12 @@ import (
 	"github.com/coalmine/coalmine/policies"
 )
 
-func testPolicy(t testing.TB) *policies.Policy {
+func queryFor(t testing.TB, kind policies.MetricKind) metrics.Query {
 	t.Helper()
-	ps, err := policies.LoadFile("../policies/examples/my-app-threshold.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ps[0]
-}
-
-func queryFor(t testing.TB, kind policies.MetricKind) Query {
-	t.Helper()
-	p := testPolicy(t)
+	p := metricstest.Policy(t)
 	for _, m := range p.Spec.Metrics {
 		if m.Kind == kind {
-			q, err := NewQuery(p, m, 5*time.Minute)
+			q, err := metrics.NewQuery(p, m, 5*time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,7 +33,7 @@ func queryFor(t testing.TB, kind policies.MetricKind) Query {
 		}
 	}
 	m := policies.Metric{Name: "cpu", Kind: policies.KindValue, Query: `sum by (version) (rate(cpu{ {{.Selector}} }[{{.Window}}]))`}
-	q, err := NewQuery(p, m, 5*time.Minute)
+	q, err := metrics.NewQuery(p, m, 5*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,11 +75,11 @@ func server(t testing.TB, status int, body string, delay time.Duration) (*httpte
 	return srv, &got
 }
 
-func observe(t testing.TB, url string, q Query, timeout time.Duration) (Observation, error) {
+func observe(t testing.TB, url string, q metrics.Query, timeout time.Duration) (metrics.Observation, error) {
 	t.Helper()
 	cfg := policies.Default().Spec.Prometheus
 	cfg.Timeout = model.Duration(timeout)
-	p, err := NewPrometheus(url, cfg, zerolog.Nop())
+	p, err := New(url, cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,60 +92,60 @@ func TestObserveErrors(t *testing.T) {
 		name             string
 		body             string
 		wantErr          error
-		baseline, canary Arm
+		baseline, canary metrics.Arm
 	}{
 		{
 			name: "both versions",
 			body: vector(
-				sample("1000", "version", "v1.0.0", partLabel, "requests"),
-				sample("10", "version", "v1.0.0", partLabel, "errors"),
-				sample("100", "version", "v2.0.0", partLabel, "requests"),
-				sample("5", "version", "v2.0.0", partLabel, "errors")),
-			baseline: Arm{Version: "v1.0.0", Present: true, Requests: 1000, Errors: 10},
-			canary:   Arm{Version: "v2.0.0", Present: true, Requests: 100, Errors: 5},
+				sample("1000", "version", "v1.0.0", metrics.PartLabel, "requests"),
+				sample("10", "version", "v1.0.0", metrics.PartLabel, "errors"),
+				sample("100", "version", "v2.0.0", metrics.PartLabel, "requests"),
+				sample("5", "version", "v2.0.0", metrics.PartLabel, "errors")),
+			baseline: metrics.Arm{Version: "v1.0.0", Present: true, Requests: 1000, Errors: 10},
+			canary:   metrics.Arm{Version: "v2.0.0", Present: true, Requests: 100, Errors: 5},
 		},
 		{
 			name: "no error series means no errors",
 			body: vector(
-				sample("1000", "version", "v1.0.0", partLabel, "requests"),
-				sample("100", "version", "v2.0.0", partLabel, "requests")),
-			baseline: Arm{Version: "v1.0.0", Present: true, Requests: 1000},
-			canary:   Arm{Version: "v2.0.0", Present: true, Requests: 100},
+				sample("1000", "version", "v1.0.0", metrics.PartLabel, "requests"),
+				sample("100", "version", "v2.0.0", metrics.PartLabel, "requests")),
+			baseline: metrics.Arm{Version: "v1.0.0", Present: true, Requests: 1000},
+			canary:   metrics.Arm{Version: "v2.0.0", Present: true, Requests: 100},
 		},
 		{
 			name:     "canary without series is no data",
-			body:     vector(sample("1000", "version", "v1.0.0", partLabel, "requests")),
-			baseline: Arm{Version: "v1.0.0", Present: true, Requests: 1000},
-			canary:   Arm{Version: "v2.0.0"},
+			body:     vector(sample("1000", "version", "v1.0.0", metrics.PartLabel, "requests")),
+			baseline: metrics.Arm{Version: "v1.0.0", Present: true, Requests: 1000},
+			canary:   metrics.Arm{Version: "v2.0.0"},
 		},
 		{
 			name:     "errors without requests are no data",
-			body:     vector(sample("3", "version", "v2.0.0", partLabel, "errors")),
-			baseline: Arm{Version: "v1.0.0"},
-			canary:   Arm{Version: "v2.0.0"},
+			body:     vector(sample("3", "version", "v2.0.0", metrics.PartLabel, "errors")),
+			baseline: metrics.Arm{Version: "v1.0.0"},
+			canary:   metrics.Arm{Version: "v2.0.0"},
 		},
 		{
 			name:     "empty answer",
 			body:     vector(),
-			baseline: Arm{Version: "v1.0.0"},
-			canary:   Arm{Version: "v2.0.0"},
+			baseline: metrics.Arm{Version: "v1.0.0"},
+			canary:   metrics.Arm{Version: "v2.0.0"},
 		},
 		{
 			name: "two series for one version is an error, not last-wins",
 			body: vector(
-				sample("1000", "version", "v1.0.0", partLabel, "requests", "pod", "a"),
-				sample("900", "version", "v1.0.0", partLabel, "requests", "pod", "b")),
-			wantErr: ErrMultipleSeries,
+				sample("1000", "version", "v1.0.0", metrics.PartLabel, "requests", "pod", "a"),
+				sample("900", "version", "v1.0.0", metrics.PartLabel, "requests", "pod", "b")),
+			wantErr: metrics.ErrMultipleSeries,
 		},
 		{
 			name:    "series without the version label",
-			body:    vector(sample("1000", partLabel, "requests")),
-			wantErr: ErrUnexpectedSeries,
+			body:    vector(sample("1000", metrics.PartLabel, "requests")),
+			wantErr: metrics.ErrUnexpectedSeries,
 		},
 		{
 			name:    "series of another version",
-			body:    vector(sample("1000", "version", "v0.9.0", partLabel, "requests")),
-			wantErr: ErrUnexpectedSeries,
+			body:    vector(sample("1000", "version", "v0.9.0", metrics.PartLabel, "requests")),
+			wantErr: metrics.ErrUnexpectedSeries,
 		},
 	}
 	for _, tt := range tests {
@@ -178,7 +171,7 @@ func TestObserveErrors(t *testing.T) {
 	}
 }
 
-func armEqual(a, b Arm) bool {
+func armEqual(a, b metrics.Arm) bool {
 	if a.Version != b.Version || a.Present != b.Present || a.Requests != b.Requests || a.Errors != b.Errors || len(a.Buckets) != len(b.Buckets) {
 		return false
 	}
@@ -199,10 +192,10 @@ func TestObserveLatencyAndValue(t *testing.T) {
 	inf := math.Inf(1)
 	tests := []struct {
 		name             string
-		q                Query
+		q                metrics.Query
 		body             string
 		wantErr          error
-		baseline, canary Arm
+		baseline, canary metrics.Arm
 	}{
 		{
 			name: "buckets sorted, count from +Inf",
@@ -213,39 +206,39 @@ func TestObserveLatencyAndValue(t *testing.T) {
 				sample("50", "version", "v1.0.0", "le", "0.25"),
 				sample("10", "version", "v2.0.0", "le", "+Inf"),
 				sample("2", "version", "v2.0.0", "le", "0.25")),
-			baseline: Arm{Version: "v1.0.0", Present: true, Requests: 100, Buckets: []Bucket{{0.25, 50}, {0.5, 90}, {inf, 100}}},
-			canary:   Arm{Version: "v2.0.0", Present: true, Requests: 10, Buckets: []Bucket{{0.25, 2}, {inf, 10}}},
+			baseline: metrics.Arm{Version: "v1.0.0", Present: true, Requests: 100, Buckets: []metrics.Bucket{{UpperBound: 0.25, Count: 50}, {UpperBound: 0.5, Count: 90}, {UpperBound: inf, Count: 100}}},
+			canary:   metrics.Arm{Version: "v2.0.0", Present: true, Requests: 10, Buckets: []metrics.Bucket{{UpperBound: 0.25, Count: 2}, {UpperBound: inf, Count: 10}}},
 		},
 		{
 			name:    "histogram without +Inf",
 			q:       lat,
 			body:    vector(sample("90", "version", "v1.0.0", "le", "0.5")),
-			wantErr: ErrUnexpectedSeries,
+			wantErr: metrics.ErrUnexpectedSeries,
 		},
 		{
 			name:    "bucket without le",
 			q:       lat,
 			body:    vector(sample("90", "version", "v1.0.0")),
-			wantErr: ErrUnexpectedSeries,
+			wantErr: metrics.ErrUnexpectedSeries,
 		},
 		{
 			name:    "duplicate bucket",
 			q:       lat,
 			body:    vector(sample("90", "version", "v1.0.0", "le", "0.5"), sample("91", "version", "v1.0.0", "le", "0.50")),
-			wantErr: ErrMultipleSeries,
+			wantErr: metrics.ErrMultipleSeries,
 		},
 		{
 			name:     "NaN and Inf values are passed on for the judge",
 			q:        val,
 			body:     vector(sample("NaN", "version", "v1.0.0"), sample("+Inf", "version", "v2.0.0")),
-			baseline: Arm{Version: "v1.0.0", Present: true, Value: math.NaN()},
-			canary:   Arm{Version: "v2.0.0", Present: true, Value: inf},
+			baseline: metrics.Arm{Version: "v1.0.0", Present: true, Value: math.NaN()},
+			canary:   metrics.Arm{Version: "v2.0.0", Present: true, Value: inf},
 		},
 		{
 			name:    "scalar answer",
 			q:       val,
 			body:    `{"status":"success","data":{"resultType":"scalar","result":[1700000000,"1"]}}`,
-			wantErr: ErrUnexpectedSeries,
+			wantErr: metrics.ErrUnexpectedSeries,
 		},
 	}
 	for _, tt := range tests {
@@ -277,16 +270,16 @@ func TestObserveFailures(t *testing.T) {
 		delay   time.Duration
 		wantErr error
 	}{
-		{"server error", http.StatusInternalServerError, "oops", 0, ErrUnavailable},
-		{"bad gateway", http.StatusBadGateway, "<html>proxy</html>", 0, ErrUnavailable},
-		{"not found: not a Prometheus", http.StatusNotFound, "404 page not found", 0, ErrUnavailable},
-		{"an HTML page", http.StatusOK, "<html><body>hello</body></html>", 0, ErrUnavailable},
-		{"JSON that is not Prometheus's", http.StatusOK, `{"hello":"world"}`, 0, ErrUnavailable},
-		{"truncated answer", http.StatusOK, `{"status":"success","data":{"resultType":"vec`, 0, ErrUnavailable},
-		{"timeout", http.StatusOK, vector(), 2 * time.Second, ErrUnavailable},
-		{"bad query", http.StatusBadRequest, `{"status":"error","errorType":"bad_data","error":"parse error"}`, 0, ErrQuery},
-		{"execution error", http.StatusUnprocessableEntity, `{"status":"error","errorType":"execution","error":"many-to-many matching not allowed"}`, 0, ErrQuery},
-		{"prometheus overloaded", http.StatusServiceUnavailable, `{"status":"error","errorType":"unavailable","error":"too many queries"}`, 0, ErrUnavailable},
+		{"server error", http.StatusInternalServerError, "oops", 0, metrics.ErrUnavailable},
+		{"bad gateway", http.StatusBadGateway, "<html>proxy</html>", 0, metrics.ErrUnavailable},
+		{"not found: not a Prometheus", http.StatusNotFound, "404 page not found", 0, metrics.ErrUnavailable},
+		{"an HTML page", http.StatusOK, "<html><body>hello</body></html>", 0, metrics.ErrUnavailable},
+		{"JSON that is not Prometheus's", http.StatusOK, `{"hello":"world"}`, 0, metrics.ErrUnavailable},
+		{"truncated answer", http.StatusOK, `{"status":"success","data":{"resultType":"vec`, 0, metrics.ErrUnavailable},
+		{"timeout", http.StatusOK, vector(), 2 * time.Second, metrics.ErrUnavailable},
+		{"bad query", http.StatusBadRequest, `{"status":"error","errorType":"bad_data","error":"parse error"}`, 0, metrics.ErrQuery},
+		{"execution error", http.StatusUnprocessableEntity, `{"status":"error","errorType":"execution","error":"many-to-many matching not allowed"}`, 0, metrics.ErrQuery},
+		{"prometheus overloaded", http.StatusServiceUnavailable, `{"status":"error","errorType":"unavailable","error":"too many queries"}`, 0, metrics.ErrUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -305,8 +298,8 @@ func TestObserveFailures(t *testing.T) {
 		srv := httptest.NewServer(http.NotFoundHandler())
 		url := srv.URL
 		srv.Close()
-		if _, err := observe(t, url, q, time.Second); !errors.Is(err, ErrUnavailable) {
-			t.Fatalf("err = %v, want ErrUnavailable", err)
+		if _, err := observe(t, url, q, time.Second); !errors.Is(err, metrics.ErrUnavailable) {
+			t.Fatalf("err = %v, want metrics.ErrUnavailable", err)
 		}
 	})
 }
@@ -322,9 +315,9 @@ label_replace(sum by (version) (increase(http_requests_total{ namespace="default
 	if err := policies.CheckPromQL(q.PromQL); err != nil {
 		t.Error(err)
 	}
-	p := testPolicy(t)
+	p := metricstest.Policy(t)
 	p.Spec.Target.Canary.Version = ""
-	if _, err := NewQuery(p, p.Spec.Metrics[0], time.Minute); err == nil {
+	if _, err := metrics.NewQuery(p, p.Spec.Metrics[0], time.Minute); err == nil {
 		t.Error("NewQuery without a canary version: want an error")
 	}
 }
@@ -333,9 +326,9 @@ label_replace(sum by (version) (increase(http_requests_total{ namespace="default
 // panic, and what they accept must be consistent; a snapshot holds only counts, finite and not
 // negative, and so does every interval made of it.
 func FuzzDecode(f *testing.F) {
-	f.Add(vector(sample("1000", "version", "v1.0.0", partLabel, "requests"), sample("5", "version", "v2.0.0", partLabel, "errors")))
-	f.Add(vector(sample("NaN", "version", "v1.0.0", partLabel, "requests")))
-	f.Add(vector(sample("+Inf", "version", "v2.0.0", partLabel, "requests"), sample("-1", "version", "v2.0.0", partLabel, "errors")))
+	f.Add(vector(sample("1000", "version", "v1.0.0", metrics.PartLabel, "requests"), sample("5", "version", "v2.0.0", metrics.PartLabel, "errors")))
+	f.Add(vector(sample("NaN", "version", "v1.0.0", metrics.PartLabel, "requests")))
+	f.Add(vector(sample("+Inf", "version", "v2.0.0", metrics.PartLabel, "requests"), sample("-1", "version", "v2.0.0", metrics.PartLabel, "errors")))
 	f.Add(vector(sample("3", "version", "v2.0.0", "le", "0.5"), sample("+Inf", "version", "v2.0.0", "le", "+Inf"), sample("1", "version", "v1.0.0", "le", "NaN")))
 	f.Add(`{"status":"success","data":{"resultType":"matrix","result":[]}}`)
 	f.Add(`{"status":"error","errorType":"bad_data","error":"x"}`)
@@ -346,12 +339,12 @@ func FuzzDecode(f *testing.F) {
 	}))
 	defer srv.Close()
 	cfg := policies.Default().Spec.Prometheus
-	prom, err := NewPrometheus(srv.URL, cfg, zerolog.Nop())
+	prom, err := New(srv.URL, cfg, zerolog.Nop())
 	if err != nil {
 		f.Fatal(err)
 	}
-	queries := []Query{queryFor(f, policies.KindErrors), queryFor(f, policies.KindLatency), queryFor(f, policies.KindValue)}
-	counterQueries := []Query{counterQueryFor(f, policies.KindErrors), counterQueryFor(f, policies.KindLatency)}
+	queries := []metrics.Query{queryFor(f, policies.KindErrors), queryFor(f, policies.KindLatency), queryFor(f, policies.KindValue)}
+	counterQueries := []metrics.Query{metricstest.CounterQuery(f, policies.KindErrors), metricstest.CounterQuery(f, policies.KindLatency)}
 	f.Fuzz(func(t *testing.T, answer string) {
 		body = answer
 		for _, q := range counterQueries {
@@ -360,7 +353,7 @@ func FuzzDecode(f *testing.F) {
 				continue
 			}
 			for _, s := range snap.Samples {
-				if !countable(s.Value) || math.IsNaN(s.LE) {
+				if !metrics.Countable(s.Value) || math.IsNaN(s.LE) {
 					t.Fatalf("snapshot holds %+v", s)
 				}
 			}
@@ -368,14 +361,14 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("dropped %d, of which the canary's %d", snap.Dropped, snap.DroppedCanary)
 			}
 			// From zero, every value is an increase: sums of huge ones must not overflow.
-			zero := Snapshot{Samples: slices.Clone(snap.Samples)}
+			zero := metrics.Snapshot{Samples: slices.Clone(snap.Samples)}
 			for i := range zero.Samples {
 				zero.Samples[i].Value = 0
 			}
-			var d Deltas
+			var d metrics.Deltas
 			d.Next(zero)
 			iv, _ := d.Next(snap)
-			requireCounts(t, iv)
+			metricstest.RequireCounts(t, iv)
 		}
 		for _, q := range queries {
 			obs, err := prom.Observe(context.Background(), q, time.Unix(1700000000, 0))
@@ -385,7 +378,7 @@ func FuzzDecode(f *testing.F) {
 			if obs.Baseline.Version != q.Baseline || obs.Canary.Version != q.Canary {
 				t.Fatalf("arms mixed up: %+v", obs)
 			}
-			for _, a := range []Arm{obs.Baseline, obs.Canary} {
+			for _, a := range []metrics.Arm{obs.Baseline, obs.Canary} {
 				if q.Kind == policies.KindLatency && a.Present && !math.IsInf(a.Buckets[len(a.Buckets)-1].UpperBound, 1) {
 					t.Fatalf("latency arm without +Inf accepted: %+v", a)
 				}

@@ -1,7 +1,8 @@
-package metrics
+package scrape
 
 import (
 	"context"
+	"github.com/coalmine/coalmine/metrics"
 	"sync"
 	"testing"
 	"time"
@@ -40,8 +41,8 @@ func BenchmarkPodScrape(b *testing.B) {
 					scrapes++
 				}
 			}
-			qe, _ := NewCounterQuery(p, p.Spec.Metrics[0])
-			ql, _ := NewCounterQuery(p, p.Spec.Metrics[1])
+			qe, _ := metrics.NewCounterQuery(p, p.Spec.Metrics[0])
+			ql, _ := metrics.NewCounterQuery(p, p.Spec.Metrics[1])
 			ctx := context.Background()
 			at := time.Unix(0, 0)
 			b.ReportAllocs()
