@@ -410,7 +410,8 @@ func rolloutAtRevision3() []runtime.Object {
 // held.
 func heldAtStep(objs []runtime.Object) []runtime.Object {
 	d := objs[0].(*appsv1.Deployment)
-	d.Spec.Paused, d.Spec.MinReadySeconds = true, holdSeconds
+	d.Spec.Paused = true
+	hold(d)
 	return objs
 }
 
@@ -420,7 +421,8 @@ func pauseMidCanary(t *testing.T, c *fake.Clientset) {
 	d := get(t, c, "my-app")
 	surge, zero := intstr.FromInt32(1), intstr.FromInt32(0)
 	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &zero}}
-	d.Spec.Paused, d.Spec.MinReadySeconds = true, holdSeconds
+	d.Spec.Paused = true
+	hold(d)
 	if _, err := c.AppsV1().Deployments(ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -614,7 +616,7 @@ func TestRolloutStepHeld(t *testing.T) {
 				t.Fatal(err)
 			}
 			d := get(t, c, "my-app")
-			if !d.Spec.Paused || d.Spec.MinReadySeconds != holdSeconds {
+			if !d.Spec.Paused || !held(d) {
 				t.Errorf("after a tick: paused=%t minReadySeconds=%d, want paused and held", d.Spec.Paused, d.Spec.MinReadySeconds)
 			}
 			evs, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
@@ -649,13 +651,13 @@ func TestRolloutStepSetsTheHold(t *testing.T) {
 	if err := r.SetStep(ctx, 0, state); err != nil {
 		t.Fatal(err)
 	}
-	if d := get(t, c, "my-app"); !d.Spec.Paused || d.Spec.MinReadySeconds != holdSeconds {
+	if d := get(t, c, "my-app"); !d.Spec.Paused || !held(d) {
 		t.Fatalf("after the step: paused=%t minReadySeconds=%d, want paused and held", d.Spec.Paused, d.Spec.MinReadySeconds)
 	}
 	if _, err := r.Promote(ctx, state); err != nil {
 		t.Fatal(err)
 	}
-	if d := get(t, c, "my-app"); d.Spec.Paused || d.Spec.MinReadySeconds != 7 {
-		t.Errorf("after promotion: paused=%t minReadySeconds=%d, want resumed with 7", d.Spec.Paused, d.Spec.MinReadySeconds)
+	if d := get(t, c, "my-app"); d.Spec.Paused || d.Spec.MinReadySeconds != 7 || d.Spec.ProgressDeadlineSeconds == nil || *d.Spec.ProgressDeadlineSeconds != defaultProgressDeadline {
+		t.Errorf("after promotion: paused=%t minReadySeconds=%d progressDeadlineSeconds=%v, want resumed with 7 and 600", d.Spec.Paused, d.Spec.MinReadySeconds, d.Spec.ProgressDeadlineSeconds)
 	}
 }

@@ -23,6 +23,8 @@ const (
 	stateOriginalStrategy = "originalStrategy"
 	// stateOriginalMinReady is the rollout's minReadySeconds before a step's hold.
 	stateOriginalMinReady = "originalMinReadySeconds"
+	// stateOriginalDeadline is the rollout's progressDeadlineSeconds before a step's hold.
+	stateOriginalDeadline = "originalProgressDeadlineSeconds"
 	// stateServiceVersion is the version a bluegreen Service selected before the switch.
 	stateServiceVersion = "serviceVersion"
 )

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -85,13 +86,17 @@ func (r *rollout) prepare(ctx context.Context) (map[string]string, error) {
 	if best == 0 {
 		return nil, fmt.Errorf("deployment %s/%s has no revision running the baseline version %q to roll back to", r.k.ns, r.name, r.p.Spec.Target.Baseline.Version)
 	}
-	minReady := d.Spec.MinReadySeconds
-	if minReady == holdSeconds {
-		minReady = 0 // an earlier canary's hold, not the Deployment's own
+	minReady, deadline := d.Spec.MinReadySeconds, int32(defaultProgressDeadline)
+	if d.Spec.ProgressDeadlineSeconds != nil {
+		deadline = *d.Spec.ProgressDeadlineSeconds
+	}
+	if held(d) {
+		// An earlier canary's hold, not the Deployment's own.
+		minReady, deadline = 0, defaultProgressDeadline
 	}
 	return map[string]string{
 		stateOriginalStrategy: string(strategy), stateLastGoodRevision: strconv.FormatInt(best, 10),
-		stateOriginalMinReady: strconv.Itoa(int(minReady)),
+		stateOriginalMinReady: strconv.Itoa(int(minReady)), stateOriginalDeadline: strconv.Itoa(int(deadline)),
 	}, nil
 }
 
@@ -121,6 +126,25 @@ func (r *rollout) newReplicas(ctx context.Context, d *appsv1.Deployment, fresh b
 // Deployment's own value is restored with its strategy.
 const holdSeconds = 24 * 60 * 60
 
+// The API server wants progressDeadlineSeconds above minReadySeconds: during the hold it is
+// set to the most it can be (the controller checks no progress on a paused Deployment anyway),
+// and restored with minReadySeconds.
+const (
+	holdDeadline            = math.MaxInt32
+	defaultProgressDeadline = 600
+)
+
+// hold sets the step's hold on a Deployment.
+func hold(d *appsv1.Deployment) {
+	deadline := int32(holdDeadline)
+	d.Spec.MinReadySeconds, d.Spec.ProgressDeadlineSeconds = holdSeconds, &deadline
+}
+
+// held reports whether a Deployment carries the step's hold.
+func held(d *appsv1.Deployment) bool {
+	return d.Spec.MinReadySeconds == holdSeconds && d.Spec.ProgressDeadlineSeconds != nil && *d.Spec.ProgressDeadlineSeconds == holdDeadline
+}
+
 func (r *rollout) setStep(ctx context.Context, i int, _ map[string]string) error {
 	d, err := r.k.deployment(ctx, r.name, true)
 	if err != nil {
@@ -145,7 +169,7 @@ func (r *rollout) setStep(ctx context.Context, i int, _ map[string]string) error
 				Type:          appsv1.RollingUpdateDeploymentStrategyType,
 				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &zero},
 			}
-			d.Spec.MinReadySeconds = holdSeconds
+			hold(d)
 			d.Spec.Paused = false
 			return true, nil
 		})
@@ -178,10 +202,11 @@ func (r *rollout) stepSize(d *appsv1.Deployment, i int) (int32, error) {
 // pause pauses the Deployment, keeping the step's hold.
 func (r *rollout) pause(ctx context.Context) error {
 	return r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
-		if d.Spec.Paused && d.Spec.MinReadySeconds == holdSeconds {
+		if d.Spec.Paused && held(d) {
 			return false, nil
 		}
-		d.Spec.Paused, d.Spec.MinReadySeconds = true, holdSeconds
+		hold(d)
+		d.Spec.Paused = true
 		return true, nil
 	})
 }
@@ -211,14 +236,20 @@ func (r *rollout) resume(ctx context.Context, state map[string]string, template 
 	if _, ok := state[stateOriginalMinReady]; ok && err != nil {
 		return err
 	}
+	deadline, err := stateInt32(state, stateOriginalDeadline)
+	if _, ok := state[stateOriginalDeadline]; ok && err != nil {
+		return err
+	} else if !ok {
+		deadline = defaultProgressDeadline
+	}
 	return r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
 		changed := false
 		if restore && !apiequality.Semantic.DeepEqual(s, d.Spec.Strategy) {
 			d.Spec.Strategy = s
 			changed = true
 		}
-		if d.Spec.MinReadySeconds == holdSeconds && d.Spec.MinReadySeconds != minReady {
-			d.Spec.MinReadySeconds = minReady
+		if d.Spec.MinReadySeconds == holdSeconds || (d.Spec.ProgressDeadlineSeconds != nil && *d.Spec.ProgressDeadlineSeconds == holdDeadline) {
+			d.Spec.MinReadySeconds, d.Spec.ProgressDeadlineSeconds = minReady, &deadline
 			changed = true
 		}
 		if template != nil && !apiequality.Semantic.DeepEqual(*template, d.Spec.Template) {
@@ -330,7 +361,7 @@ func (r *rollout) holdStep(ctx context.Context, d *appsv1.Deployment, i int, wan
 	if err != nil {
 		return err
 	}
-	if d.Spec.Paused && d.Spec.MinReadySeconds == holdSeconds && n <= want {
+	if d.Spec.Paused && held(d) && n <= want {
 		return nil
 	}
 	msg := fmt.Sprintf("the rollout of %s is past step %d (%s): %d new pods for %d, paused=%t; coalmine paused it where it is and judges the %d pods of %s that serve",

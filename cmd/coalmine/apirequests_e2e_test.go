@@ -27,7 +27,7 @@ import (
 // Deployments or LISTs pods outside a watch, nor writes a Deployment's spec or metadata.
 var (
 	readKeys  = []string{"GET deployments", "LIST pods"}
-	writeKeys = []string{"PATCH deployments", "UPDATE deployments", "PATCH deployments/scale", "UPDATE deployments/scale"}
+	writeKeys = []string{"PATCH deployments", "PUT deployments", "PATCH deployments/scale", "PUT deployments/scale"}
 )
 
 // apiRequests is apiserver_request_total summed by "VERB resource[/subresource]".
