@@ -22,17 +22,6 @@ import (
 	"github.com/coalmine/coalmine/policies"
 )
 
-// knownBug handles a check that fails while a bug in the code under test is there: while
-// err is set the test is skipped, naming the bug; once it is fixed the test fails, so that the
-// mark is removed with the fix and the check guards against the bug coming back.
-func knownBug(t *testing.T, bug string, err error) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("fixed: %s; remove the knownBug mark", bug)
-	}
-	t.Skipf("known bug: %s: %v", bug, err)
-}
-
 // seedBuckets are the seed app's request_duration_seconds bounds (simulator/pod.go).
 var seedBuckets = []float64{.25, .5, 1, 2.5, 5, 10}
 
@@ -191,7 +180,6 @@ func TestRecordRoundTrip(t *testing.T) {
 		// want is the overall verdict the evidence must reach while it is fed on, so that the
 		// comparison covers a decisive verdict too.
 		want Verdict
-		bug  string
 	}{
 		{name: "healthy canary, sequential", judge: policies.JudgeSequential, tr: traffic{rps: 20, pb: 0.01, pc: 0.01}, want: Pass},
 		{name: "2x errors, sequential", judge: policies.JudgeSequential, tr: traffic{rps: 20, pb: 0.01, pc: 0.02}, want: Fail},
@@ -203,9 +191,6 @@ func TestRecordRoundTrip(t *testing.T) {
 			p := recordPolicy(t)
 			p.Spec.Analysis.Judge = tt.judge
 			err := roundTrip(p, tt.tr, start, tt.want)
-			if tt.bug != "" {
-				knownBug(t, tt.bug, err)
-			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -270,7 +255,6 @@ func TestRecordKeepsTheHistoryItsJudgeReadsAcrossRestarts(t *testing.T) {
 	tests := []struct {
 		name    string
 		metrics func(p *policies.Policy) []policies.Metric
-		bug     string
 	}{
 		{name: "latency only", metrics: func(p *policies.Policy) []policies.Metric { return p.Spec.Metrics[1:] }},
 		{name: "errors and latency", metrics: func(p *policies.Policy) []policies.Metric { return p.Spec.Metrics }},
@@ -281,9 +265,6 @@ func TestRecordKeepsTheHistoryItsJudgeReadsAcrossRestarts(t *testing.T) {
 			p.Spec.Analysis.Judge = policies.JudgeMannWhitney
 			p.Spec.Metrics = tt.metrics(p)
 			err := restartTwice(p, start)
-			if tt.bug != "" {
-				knownBug(t, tt.bug, err)
-			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -432,7 +413,6 @@ func TestDecodeProgressRefuses(t *testing.T) {
 		raw  string
 		// want is a piece of the error: which check refused the record.
 		want string
-		bug  string
 	}{
 		{name: "phase edited by hand to promoting", raw: strings.Replace(valid, `"phase":"progressing"`, `"phase":"promoting"`, 1), want: "checksum"},
 		{name: "step edited by hand", raw: strings.Replace(valid, `"step":2`, `"step":1`, 1), want: "checksum"},
@@ -527,20 +507,11 @@ func TestDecodeProgressRefuses(t *testing.T) {
 			name string
 			raw  string
 			want string
-			bug  string
 		}{name: fmt.Sprintf("garbage %d", i), raw: g})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec, err := DecodeProgress(tt.raw, p)
-			if tt.bug != "" {
-				if err == nil {
-					err = fmt.Errorf("accepted as %v", rec)
-				} else {
-					err = nil
-				}
-				knownBug(t, tt.bug, err)
-			}
 			if !errors.Is(err, ErrUntrusted) || rec != nil {
 				t.Fatalf("got %v, %v; want it refused as untrusted", rec, err)
 			}
@@ -686,7 +657,6 @@ func BenchmarkRecordSize(b *testing.B) {
 		name  string
 		p     *policies.Policy
 		edges map[string][]float64
-		bug   string
 	}{
 		{name: "example", p: recordPolicy(b)},
 		{name: "10x25-buckets", p: many, edges: edges},
@@ -701,12 +671,8 @@ func BenchmarkRecordSize(b *testing.B) {
 				size, readBack = recordSize(b, bb.p, bb.edges, dayOfIntervals)
 			}
 			switch {
-			case readBack != nil && bb.bug != "":
-				b.Logf("known bug: %s: %v", bb.bug, readBack)
 			case readBack != nil:
 				b.Fatalf("the record does not read back: %v", readBack)
-			case bb.bug != "":
-				b.Fatalf("fixed: %s; remove the mark", bb.bug)
 			}
 			b.ReportMetric(float64(size), "record-bytes")
 			b.ReportMetric(float64(size)/1024, "record-KiB")
@@ -729,7 +695,6 @@ func TestRecordSize(t *testing.T) {
 		max int
 		// want is the size the record is meant to keep to.
 		want int
-		bug  string
 	}{
 		{name: "example policy", p: recordPolicy(t), max: 16 << 10, want: 16 << 10},
 		{
@@ -745,13 +710,6 @@ func TestRecordSize(t *testing.T) {
 			t.Logf("record after 2 hours: %d bytes", size)
 			if size > tt.max {
 				t.Fatalf("record is %d bytes, want at most %d", size, tt.max)
-			}
-			if tt.bug != "" {
-				var err error
-				if size > tt.want {
-					err = fmt.Errorf("%d bytes, more than %d", size, tt.want)
-				}
-				knownBug(t, tt.bug, err)
 			}
 			if size > tt.want {
 				t.Errorf("record is %d bytes, want at most %d", size, tt.want)
