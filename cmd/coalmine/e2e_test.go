@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,6 +118,39 @@ func scrapedSimulator(t *testing.T, dir string, sc simulator.Scenario) *sandbox.
 	return prom
 }
 
+// waitForCanaryRequests waits until the canary (v2.0.0) of each namespace has served at least min
+// requests within the last window, as Prometheus sees them.
+func waitForCanaryRequests(t *testing.T, prom *sandbox.Prometheus, window time.Duration, min float64, namespaces ...string) {
+	t.Helper()
+	query := fmt.Sprintf(`sum by (namespace) (increase(request_duration_seconds_count{version="v2.0.0"}[%s]))`, model.Duration(window))
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		v, _, err := prom.API().Query(ctx, query, time.Now())
+		cancel()
+		got := map[string]float64{}
+		if vec, ok := v.(model.Vector); ok && err == nil {
+			for _, s := range vec {
+				got[string(s.Metric["namespace"])] = float64(s.Value)
+			}
+		}
+		short := ""
+		for _, ns := range namespaces {
+			if got[ns] < min {
+				short = fmt.Sprintf("%s: %.0f requests in %s (err %v)", ns, got[ns], window, err)
+				break
+			}
+		}
+		if short == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the canaries' windows never filled: %s", short)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
 type jsonReport struct {
 	Verdict string `json:"verdict"`
 	Metrics []struct {
@@ -139,6 +173,10 @@ func TestReportAgainstRealPrometheus(t *testing.T) {
 	prom := scrapedSimulator(t, dir, releases())
 	const window = 20 * time.Second
 	time.Sleep(window + 2*time.Second) // let the window fill with scrapes
+	// A p99 from a few hundred requests is noise against a 1.5x threshold: on a loaded machine the
+	// simulator and the scrapes lag, so wait until every canary's window holds what the scenario
+	// means it to (100 requests/s for 20 s; 1,500 is three quarters of it).
+	waitForCanaryRequests(t, prom, window, 1500, "healthy", "errors-5x", "slow-3x")
 
 	policy := "../../policies/examples/my-app-threshold.yaml"
 	tests := []struct {
