@@ -2,12 +2,14 @@ package actuator
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -100,7 +102,7 @@ func TestScaleStrategy(t *testing.T) {
 		wantCanary int32
 	}{{0, 1}, {1, 5}, {2, 10}}
 	for _, s := range steps {
-		if err := r.SetStep(ctx, s.step, state); err != nil {
+		if _, err := r.SetStep(ctx, s.step, state); err != nil {
 			t.Fatal(err)
 		}
 		if got := replicas(get(t, c, "my-app-v2")); got != s.wantCanary {
@@ -111,7 +113,7 @@ func TestScaleStrategy(t *testing.T) {
 		}
 	}
 	before := writes(c)
-	if err := r.SetStep(ctx, 2, state); err != nil {
+	if _, err := r.SetStep(ctx, 2, state); err != nil {
 		t.Fatal(err)
 	}
 	if writes(c) != before {
@@ -151,7 +153,7 @@ func TestScaleWithoutState(t *testing.T) {
 		state map[string]string
 		act   func(r *Release, state map[string]string) error
 	}{
-		{"step, no record", nil, func(r *Release, s map[string]string) error { return r.SetStep(ctx, 0, s) }},
+		{"step, no record", nil, func(r *Release, s map[string]string) error { _, err := r.SetStep(ctx, 0, s); return err }},
 		{"rollback, no record", nil, func(r *Release, s map[string]string) error { _, err := r.Rollback(ctx, s); return err }},
 		{"promote, garbage", map[string]string{stateBaselineReplicas: "ten"}, func(r *Release, s map[string]string) error { _, err := r.Promote(ctx, s); return err }},
 	}
@@ -177,7 +179,7 @@ func TestScaleRollbackAndShift(t *testing.T) {
 		c := fake.NewClientset(deployment("my-app-v1", "v1.0.0", 10, 10), deployment("my-app-v2", "v2.0.0", 1, 1))
 		r, _ := NewRelease(c, p, zerolog.Nop())
 		state := prepare(t, r)
-		if err := r.SetStep(ctx, 0, state); err != nil {
+		if _, err := r.SetStep(ctx, 0, state); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := r.Rollback(ctx, state); err != nil {
@@ -196,7 +198,7 @@ func TestScaleRollbackAndShift(t *testing.T) {
 		r, _ := NewRelease(c, p, zerolog.Nop())
 		state := prepare(t, r)
 		for i, want := range []int32{1, 2, 5, 10} {
-			if err := r.SetStep(ctx, i, state); err != nil {
+			if _, err := r.SetStep(ctx, i, state); err != nil {
 				t.Fatal(err)
 			}
 			v1, v2 := replicas(get(t, c, "my-app-v1")), replicas(get(t, c, "my-app-v2"))
@@ -219,7 +221,7 @@ func TestScaleRollbackAndShift(t *testing.T) {
 
 		// The first try: baseline 4, one step, rolled back.
 		first := prepare(t, r)
-		if err := r.SetStep(ctx, 0, first); err != nil {
+		if _, err := r.SetStep(ctx, 0, first); err != nil {
 			t.Fatal(err)
 		}
 		if v1 := replicas(get(t, c, "my-app-v1")); v1 != 3 {
@@ -235,13 +237,13 @@ func TestScaleRollbackAndShift(t *testing.T) {
 		// Between the tries the baseline is scaled up for traffic; the retry is a new canary.
 		scaleTo(t, c, "my-app-v1", 10)
 		second := prepare(t, r)
-		if err := r.SetStep(ctx, 0, second); err != nil {
+		if _, err := r.SetStep(ctx, 0, second); err != nil {
 			t.Fatal(err)
 		}
 		if v1, v2 := replicas(get(t, c, "my-app-v1")), replicas(get(t, c, "my-app-v2")); v1 != 9 || v2 != 1 {
 			t.Errorf("retry, step 1: v1=%d v2=%d, want 9 and 1 (the baseline cut to 3 means the first try's size was reused)", v1, v2)
 		}
-		if err := r.SetStep(ctx, 1, second); err != nil {
+		if _, err := r.SetStep(ctx, 1, second); err != nil {
 			t.Fatal(err)
 		}
 		if v1, v2 := replicas(get(t, c, "my-app-v1")), replicas(get(t, c, "my-app-v2")); v1 != 5 || v2 != 5 {
@@ -281,6 +283,20 @@ func TestBlueGreen(t *testing.T) {
 		}
 		return s.Spec.Selector["version"]
 	}
+	// runPods gives a Deployment its replicas as Ready pods of its template, as kubelets would.
+	runPods := func(t *testing.T, c *fake.Clientset, name string, ready int) {
+		t.Helper()
+		d := get(t, c, name)
+		for i := range ready {
+			p := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%s-%d", name, d.Spec.Template.Labels["version"], i), Namespace: ns, Labels: d.Spec.Template.Labels},
+				Status:     corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+			}
+			if _, err := c.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
+		}
+	}
 	// policy is the example with the roles given to Deployments and versions.
 	policy := func(t *testing.T, baseline, baselineVersion, canary, canaryVersion string) *policies.Policy {
 		t.Helper()
@@ -292,13 +308,14 @@ func TestBlueGreen(t *testing.T) {
 
 	t.Run("rollback switches back and leaves both scaled", func(t *testing.T) {
 		c := fake.NewClientset(deployment("my-app-v1", "v1.0.0", 10, 10), deployment("my-app-v2", "v2.0.0", 10, 10), service("v1.0.0"))
+		runPods(t, c, "my-app-v2", 10)
 		r, _ := NewRelease(c, loadPolicy(t, "my-app-bluegreen.yaml"), zerolog.Nop())
 		state := prepare(t, r)
 		if got := state[stateServiceVersion]; got != "v1.0.0" {
 			t.Errorf("remembered the Service selecting %q, want v1.0.0", got)
 		}
-		if err := r.SetStep(ctx, 0, state); err != nil {
-			t.Fatal(err)
+		if done, err := r.SetStep(ctx, 0, state); err != nil || !done {
+			t.Fatalf("switch with every canary pod Ready: done=%t err=%v", done, err)
 		}
 		if got := selector(t, c); got != "v2.0.0" {
 			t.Fatalf("selector after the switch: %q", got)
@@ -314,6 +331,33 @@ func TestBlueGreen(t *testing.T) {
 		}
 	})
 
+	t.Run("the switch waits for every canary pod of the canary's version to be Ready", func(t *testing.T) {
+		// green rolls from v1.9.0 to the canary v2.0.0: its old pods are Ready, its new ones not yet.
+		c := fake.NewClientset(colour("blue", "v1.0.0", 10), colour("green", "v1.9.0", 10), service("v1.0.0"))
+		runPods(t, c, "green", 10)
+		green := get(t, c, "green")
+		green.Spec.Template.Labels["version"] = "v2.0.0"
+		if _, err := c.AppsV1().Deployments(ns).Update(ctx, green, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		r, _ := NewRelease(c, policy(t, "blue", "v1.0.0", "green", "v2.0.0"), zerolog.Nop())
+		state := prepare(t, r)
+		runPods(t, c, "green", 9)
+		if done, err := r.SetStep(ctx, 0, state); err != nil || done {
+			t.Fatalf("9 of 10 canary pods Ready (and 10 of the version before): done=%t err=%v, want not done", done, err)
+		}
+		if got := selector(t, c); got != "v1.0.0" {
+			t.Fatalf("the Service was switched to %q before the canary's pods were Ready", got)
+		}
+		runPods(t, c, "green", 10)
+		if done, err := r.SetStep(ctx, 0, state); err != nil || !done {
+			t.Fatalf("every canary pod Ready: done=%t err=%v", done, err)
+		}
+		if got := selector(t, c); got != "v2.0.0" {
+			t.Errorf("after the switch the Service selects %q, want v2.0.0", got)
+		}
+	})
+
 	t.Run("blue/green, two Deployments alternating roles over three releases, the third rolled back", func(t *testing.T) {
 		c := fake.NewClientset(colour("blue", "v1.0.0", 10), colour("green", "v2.0.0", 10), service("v1.0.0"))
 		// release runs one canary to its end and returns the selector it left.
@@ -324,8 +368,9 @@ func TestBlueGreen(t *testing.T) {
 				t.Fatal(err)
 			}
 			state := prepare(t, r)
-			if err := r.SetStep(ctx, 0, state); err != nil {
-				t.Fatal(err)
+			runPods(t, c, p.Spec.Target.Canary.Deployment, 10)
+			if done, err := r.SetStep(ctx, 0, state); err != nil || !done {
+				t.Fatalf("canary %s: switch done=%t err=%v", p.Spec.Target.Canary.Version, done, err)
 			}
 			if got, want := selector(t, c), p.Spec.Target.Canary.Version; got != want {
 				t.Fatalf("canary %s: Service selects %q, want %q", want, got, want)
@@ -567,7 +612,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 	if err != nil || state[stateBaselineReplicas] != "10" {
 		t.Fatalf("dry-run prepare: %v, %v", state, err)
 	}
-	_ = d.SetStep(ctx, 1, state)
+	_, _ = d.SetStep(ctx, 1, state)
 	_, _ = d.Promote(ctx, state)
 	_, _ = d.Rollback(ctx, state)
 	_ = d.SaveProgress(ctx, `{"phase":"progressing"}`)
@@ -648,7 +693,7 @@ func TestRolloutStepSetsTheHold(t *testing.T) {
 		t.Fatalf("prepare remembered minReadySeconds %q, want 7", state[stateOriginalMinReady])
 	}
 	// The fake has no controller: step 0 asks for 1 new pod, which revision 3 already has.
-	if err := r.SetStep(ctx, 0, state); err != nil {
+	if _, err := r.SetStep(ctx, 0, state); err != nil {
 		t.Fatal(err)
 	}
 	if d := get(t, c, "my-app"); !d.Spec.Paused || !held(d) {
@@ -659,5 +704,50 @@ func TestRolloutStepSetsTheHold(t *testing.T) {
 	}
 	if d := get(t, c, "my-app"); d.Spec.Paused || d.Spec.MinReadySeconds != 7 || d.Spec.ProgressDeadlineSeconds == nil || *d.Spec.ProgressDeadlineSeconds != defaultProgressDeadline {
 		t.Errorf("after promotion: paused=%t minReadySeconds=%d progressDeadlineSeconds=%v, want resumed with 7 and 600", d.Spec.Paused, d.Spec.MinReadySeconds, d.Spec.ProgressDeadlineSeconds)
+	}
+}
+
+// TestRolloutStepNeverWaitsInATick shows a step bigger than the new ReplicaSet: the first call
+// resumes the rollout, held, and returns at once; calls while the controller creates the pods
+// write nothing; the call that finds them pauses and reports the step in place.
+func TestRolloutStepNeverWaitsInATick(t *testing.T) {
+	ctx := context.Background()
+	p := loadPolicy(t, "my-app-rollout.yaml")
+	p.Spec.Strategy.Steps = []string{"1", "50%"}
+	objs := heldAtStep(rolloutAtRevision3())
+	c := fake.NewClientset(objs...)
+	r, err := NewRelease(c, p, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := prepare(t, r)
+	if done, err := r.SetStep(ctx, 1, state); err != nil || done {
+		t.Fatalf("step 2 (5 new pods, 1 there): done=%t err=%v, want not done", done, err)
+	}
+	d := get(t, c, "my-app")
+	if d.Spec.Paused || !held(d) || d.Spec.Strategy.RollingUpdate == nil || d.Spec.Strategy.RollingUpdate.MaxSurge.IntValue() != 5 || d.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 {
+		t.Fatalf("resumed for the step: paused=%t held=%t strategy=%+v, want resumed, held, maxSurge 5, maxUnavailable 0", d.Spec.Paused, held(d), d.Spec.Strategy.RollingUpdate)
+	}
+	before := writes(c)
+	if done, err := r.SetStep(ctx, 1, state); err != nil || done {
+		t.Fatalf("again before the pods are there: done=%t err=%v", done, err)
+	}
+	if n := writes(c) - before; n != 0 {
+		t.Errorf("a call while the controller works wrote %d times, want 0", n)
+	}
+	rs, err := c.AppsV1().ReplicaSets(ns).Get(ctx, "my-app-3", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	five := int32(5)
+	rs.Spec.Replicas = &five
+	if _, err := c.AppsV1().ReplicaSets(ns).Update(ctx, rs, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := r.SetStep(ctx, 1, state); err != nil || !done {
+		t.Fatalf("the step's pods created: done=%t err=%v, want done", done, err)
+	}
+	if d := get(t, c, "my-app"); !d.Spec.Paused || !held(d) {
+		t.Errorf("after the step: paused=%t held=%t, want paused and held", d.Spec.Paused, held(d))
 	}
 }

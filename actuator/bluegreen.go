@@ -69,8 +69,19 @@ func (b *blueGreen) prepare(ctx context.Context) (map[string]string, error) {
 	return map[string]string{stateServiceVersion: was}, nil
 }
 
-func (b *blueGreen) setStep(ctx context.Context, _ int, _ map[string]string) error {
-	return b.selectVersion(ctx, b.p.Spec.Target.Canary.Version)
+// setStep is the switch. The Service moves to the canary only once every canary pod is Ready:
+// switched earlier, it would send all the traffic to pods that cannot serve it.
+func (b *blueGreen) setStep(ctx context.Context, i int, state map[string]string) (bool, error) {
+	ready, problem, err := b.health(ctx, i, state)
+	if err != nil || !ready || problem != "" {
+		// A problem is the next tick's to judge: the canary is rolled back at readyTimeout
+		// without ever having served.
+		if err == nil {
+			b.k.logger.Debug().Str("deployment", b.p.Spec.Target.Canary.Deployment).Str("problem", problem).Msg("waiting for the canary pods to be Ready before the switch")
+		}
+		return false, err
+	}
+	return true, b.selectVersion(ctx, b.p.Spec.Target.Canary.Version)
 }
 
 func (b *blueGreen) promote(ctx context.Context, _ map[string]string) (bool, error) {
@@ -104,7 +115,10 @@ func (b *blueGreen) health(ctx context.Context, _ int, _ map[string]string) (boo
 	if p := stalled(c); p != "" {
 		return false, p, nil
 	}
-	h, err := b.k.pods(ctx, c, nil, false)
+	// Only the canary version's pods count: the Service will select by version, and a
+	// Deployment rolling to the canary still has Ready pods of the version before.
+	t := b.p.Spec.Target
+	h, err := b.k.pods(ctx, c, map[string]string{t.Labels.Version: t.Canary.Version}, false)
 	if err != nil {
 		return false, "", err
 	}
@@ -112,7 +126,7 @@ func (b *blueGreen) health(ctx context.Context, _ int, _ map[string]string) (boo
 		return false, p, nil
 	}
 	n := replicas(c)
-	return n > 0 && c.Status.ReadyReplicas >= n && h.ready >= int(n), "", nil
+	return n > 0 && c.Status.ReadyReplicas >= n && c.Status.UpdatedReplicas >= n && h.ready >= int(n), "", nil
 }
 
 func (b *blueGreen) fingerprint(ctx context.Context, fresh bool) (string, error) {

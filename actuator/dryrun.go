@@ -27,9 +27,9 @@ func (d *DryRun) Steps() int { return d.r.Steps() }
 func (d *DryRun) Prepare(ctx context.Context) (map[string]string, error) { return d.r.Prepare(ctx) }
 
 // SetStep logs the step it would apply.
-func (d *DryRun) SetStep(_ context.Context, i int, _ map[string]string) error {
+func (d *DryRun) SetStep(_ context.Context, i int, _ map[string]string) (bool, error) {
 	d.logger.Info().Int("step", i+1).Str("size", d.r.policy.Spec.Strategy.Steps[i]).Msg("would set the canary step")
-	return nil
+	return true, nil
 }
 
 // Promote logs the promotion it would make.

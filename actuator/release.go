@@ -17,8 +17,9 @@ import (
 type strategy interface {
 	// prepare reads what the strategy must remember for one canary: called once, when it starts.
 	prepare(ctx context.Context) (map[string]string, error)
-	// setStep makes the canary the size of step i. Idempotent.
-	setStep(ctx context.Context, i int, state map[string]string) error
+	// setStep makes the canary the size of step i, a bit more each call, and reports done once
+	// the step is in place. Idempotent.
+	setStep(ctx context.Context, i int, state map[string]string) (done bool, err error)
 	// promote moves the release all the way to the canary, a bit more each call; it reports
 	// done once nothing is left to do.
 	promote(ctx context.Context, state map[string]string) (done bool, err error)
@@ -79,8 +80,8 @@ func (r *Release) Prepare(ctx context.Context) (map[string]string, error) {
 	return r.strategy.prepare(ctx)
 }
 
-// SetStep makes the canary the size of step i (0-based).
-func (r *Release) SetStep(ctx context.Context, i int, state map[string]string) error {
+// SetStep makes the canary the size of step i (0-based); call it until it reports done.
+func (r *Release) SetStep(ctx context.Context, i int, state map[string]string) (bool, error) {
 	return r.strategy.setStep(ctx, i, state)
 }
 

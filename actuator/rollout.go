@@ -3,20 +3,17 @@ package actuator
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
 	"slices"
 	"strconv"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/coalmine/coalmine/policies"
 )
@@ -31,9 +28,6 @@ type rollout struct {
 	p    *policies.Policy
 	name string
 }
-
-// pollInterval is how often a step watches the new ReplicaSet grow before pausing.
-const pollInterval = 50 * time.Millisecond
 
 // revisions lists the Deployment's ReplicaSets by revision.
 func (r *rollout) revisions(ctx context.Context, d *appsv1.Deployment, fresh bool) (map[int64]*appsv1.ReplicaSet, error) {
@@ -145,52 +139,52 @@ func held(d *appsv1.Deployment) bool {
 	return d.Spec.MinReadySeconds == holdSeconds && d.Spec.ProgressDeadlineSeconds != nil && *d.Spec.ProgressDeadlineSeconds == holdDeadline
 }
 
-func (r *rollout) setStep(ctx context.Context, i int, _ map[string]string) error {
+// setStep lets the rollout create step i's new pods, held, and pauses it once they are there.
+// It never waits in a tick: the hold keeps the controller at the step, paused or not, until a
+// later call finds the pods created and pauses.
+func (r *rollout) setStep(ctx context.Context, i int, _ map[string]string) (bool, error) {
 	d, err := r.k.deployment(ctx, r.name, true)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if v := r.versionOf(&d.Spec.Template); v != r.p.Spec.Target.Canary.Version {
-		return fmt.Errorf("deployment %s/%s runs version %q, not the canary %q: update its pod template first", r.k.ns, r.name, v, r.p.Spec.Target.Canary.Version)
+		return false, fmt.Errorf("deployment %s/%s runs version %q, not the canary %q: update its pod template first", r.k.ns, r.name, v, r.p.Spec.Target.Canary.Version)
 	}
 	want, err := r.stepSize(d, i)
 	if err != nil {
-		return err
+		return false, err
 	}
 	have, err := r.newReplicas(ctx, d, true)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if have < want {
-		surge := intstr.FromInt32(want)
-		zero := intstr.FromInt32(0)
-		err := r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
-			d.Spec.Strategy = appsv1.DeploymentStrategy{
-				Type:          appsv1.RollingUpdateDeploymentStrategyType,
-				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &zero},
-			}
-			hold(d)
-			d.Spec.Paused = false
-			return true, nil
-		})
-		if err != nil {
-			return err
+	if have >= want {
+		return true, r.pause(ctx)
+	}
+	surge := intstr.FromInt32(want)
+	zero := intstr.FromInt32(0)
+	resumed := false
+	err = r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
+		ru := d.Spec.Strategy.RollingUpdate
+		if !d.Spec.Paused && held(d) && ru != nil && ru.MaxSurge != nil && *ru.MaxSurge == surge && ru.MaxUnavailable != nil && *ru.MaxUnavailable == zero {
+			return false, nil // resumed by an earlier call; the controller is creating the pods
 		}
+		d.Spec.Strategy = appsv1.DeploymentStrategy{
+			Type:          appsv1.RollingUpdateDeploymentStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &zero},
+		}
+		hold(d)
+		d.Spec.Paused = false
+		resumed = true
+		return true, nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if resumed {
 		r.k.logger.Info().Str("deployment", r.name).Int32("new_pods", want).Msg("rollout resumed for the canary step")
-		err = wait.PollUntilContextTimeout(ctx, pollInterval, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-			d, err := r.k.deployment(ctx, r.name, true)
-			if err != nil {
-				return false, err
-			}
-			n, err := r.newReplicas(ctx, d, true)
-			return n >= want, err
-		})
-		if err != nil {
-			// The hold keeps the step where it is; pause anyway, and say what went wrong.
-			return errors.Join(fmt.Errorf("wait for %d new pods of %s/%s: %w", want, r.k.ns, r.name, err), r.pause(ctx))
-		}
 	}
-	return r.pause(ctx)
+	return false, nil
 }
 
 // stepSize is how many new pods step i asks for: never more than the Deployment's replicas.

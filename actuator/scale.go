@@ -34,26 +34,29 @@ func (s *scale) prepare(ctx context.Context) (map[string]string, error) {
 	return map[string]string{stateBaselineReplicas: strconv.Itoa(int(n))}, nil
 }
 
-func (s *scale) setStep(ctx context.Context, i int, state map[string]string) error {
+func (s *scale) setStep(ctx context.Context, i int, state map[string]string) (bool, error) {
 	base, err := stateInt32(state, stateBaselineReplicas)
 	if err != nil {
-		return err
+		return false, err
 	}
 	n, err := stepReplicas(s.p, i, base)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if n > base {
 		n = base
 	}
 	t := s.p.Spec.Target
 	if err := s.k.scale(ctx, t.Canary.Deployment, n); err != nil {
-		return err
+		return false, err
 	}
 	if s.shift {
-		return s.k.scale(ctx, t.Baseline.Deployment, base-n)
+		if err := s.k.scale(ctx, t.Baseline.Deployment, base-n); err != nil {
+			return false, err
+		}
 	}
-	return nil
+	// The step is the replica counts; its pods becoming Ready is the health check's to see.
+	return true, nil
 }
 
 func (s *scale) promote(ctx context.Context, state map[string]string) (bool, error) {

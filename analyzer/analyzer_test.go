@@ -99,7 +99,7 @@ func TestDecide(t *testing.T) {
 	// rec is a canary at step (0-based) of three, decided at stepStarted.
 	rec := func(step int, stepStarted time.Time) *Progress {
 		r := NewProgress(gatePolicy(t), t0)
-		r.Done("fp")
+		r.Done("fp", r.StepStarted)
 		r.Step, r.StepStarted = step, stepStarted
 		return r
 	}
@@ -203,8 +203,18 @@ func TestDecide(t *testing.T) {
 				r.InFlight = &InFlight{Action: Advance, Step: 1, Cause: CauseVerdict, Since: t0}
 				return r
 			}(),
-			obs: ready, res: result(Fail), now: t0.Add(time.Hour),
+			obs: ready, res: result(Fail), now: t0.Add(time.Minute),
 			want: Decision{Action: Advance, Step: 1, Cause: CauseVerdict},
+		},
+		{
+			name: "an advance not in place within readyTimeout becomes a rollback",
+			rec: func() *Progress {
+				r := rec(0, t0)
+				r.InFlight = &InFlight{Action: Advance, Step: 1, Cause: CauseVerdict, Since: t0}
+				return r
+			}(),
+			obs: ready, res: result(Pass), now: t0.Add(time.Hour),
+			want: Decision{Action: Rollback, Cause: CauseReadyTimeout}, wantReason: "step 2/3 not in place within readyTimeout",
 		},
 		{
 			name: "a promotion in flight within actionTimeout is carried on",

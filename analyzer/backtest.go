@@ -118,7 +118,7 @@ func (a *Analyzer) backtestRun(ctx context.Context, p *policies.Policy, start, e
 func (a *Analyzer) Simulate(ctx context.Context, p *policies.Policy, start, end time.Time) (BacktestRun, error) {
 	deadline := start.Add(time.Duration(p.Spec.Analysis.MaxDuration))
 	rec := NewProgress(p, start)
-	rec.Done("")
+	rec.Done("", start)
 	run := BacktestRun{Start: start}
 	finish := func(res Result, d Decision, at time.Time, ticks int) BacktestRun {
 		run.End, run.After, run.Ticks, run.Result, run.Decision = at, at.Sub(start), ticks, res, d
@@ -161,7 +161,7 @@ func (a *Analyzer) Simulate(ctx context.Context, p *policies.Policy, start, end 
 		rec.Apply(d, &res, r.Time)
 		switch d.Action {
 		case Advance:
-			rec.Done("")
+			rec.Done("", r.Time)
 		case Promote, Rollback, Stop:
 			run, ended = finish(res, d, r.Time, ticks), true
 		}

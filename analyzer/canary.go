@@ -16,7 +16,8 @@ type Release interface {
 	// action, so nothing one canary remembered is reused by the next.
 	Prepare(ctx context.Context) (map[string]string, error)
 	// SetStep makes the canary the size of step i (0-based).
-	SetStep(ctx context.Context, i int, state map[string]string) error
+	// It reports done once the step is in place; until then it is called again.
+	SetStep(ctx context.Context, i int, state map[string]string) (done bool, err error)
 	// Promote and Rollback move the release a bit further each call, until done.
 	Promote(ctx context.Context, state map[string]string) (done bool, err error)
 	Rollback(ctx context.Context, state map[string]string) (done bool, err error)

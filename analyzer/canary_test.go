@@ -32,6 +32,10 @@ type fakeRelease struct {
 	events    []string
 	messages  []string
 	ready     func(step int) bool
+	// inPlace says whether step i is in place at SetStep's calls-th call for it (nil: at once),
+	// as blue/green's switch waits for every canary pod to be Ready.
+	inPlace   func(step, calls int) bool
+	stepCalls map[int]int
 	problem   string
 	outsideFP string // set to simulate a change made by someone else
 	promoteAt int    // Promote reports done on this call (1 = at once)
@@ -63,11 +67,18 @@ func (f *fakeRelease) checkState(state map[string]string) {
 	}
 }
 
-func (f *fakeRelease) SetStep(_ context.Context, i int, state map[string]string) error {
+func (f *fakeRelease) SetStep(_ context.Context, i int, state map[string]string) (bool, error) {
 	f.checkState(state)
+	if f.stepCalls == nil {
+		f.stepCalls = map[int]int{}
+	}
+	f.stepCalls[i]++
+	if f.inPlace != nil && !f.inPlace(i, f.stepCalls[i]) {
+		return false, nil
+	}
 	f.setSteps = append(f.setSteps, i)
 	f.step = i
-	return nil
+	return true, nil
 }
 func (f *fakeRelease) Promote(_ context.Context, state map[string]string) (bool, error) {
 	f.checkState(state)
@@ -216,6 +227,13 @@ func TestCanaryRun(t *testing.T) {
 			want: OutcomeRolledBack, wantSteps: []int{0}, wantRollbacks: true,
 		},
 		{
+			name: "a step never in place (blue/green's canary pods never all Ready): rolled back at readyTimeout, never switched",
+			rel:  &fakeRelease{steps: 3, inPlace: func(int, int) bool { return false }},
+			obs:  func(q metrics.Query, _ time.Time) (metrics.Observation, error) { return healthyObs(q), nil },
+			want: OutcomeRolledBack, wantSteps: []int{}, wantRollbacks: true,
+			wantEvents: []string{"CanaryRolledBack"},
+		},
+		{
 			name: "a stalled rollout fails whatever the metrics say",
 			rel:  &fakeRelease{steps: 3, problem: "Deployment my-app: ProgressDeadlineExceeded"},
 			obs:  func(q metrics.Query, _ time.Time) (metrics.Observation, error) { return healthyObs(q), nil },
@@ -311,6 +329,32 @@ func TestCanaryRun(t *testing.T) {
 	}
 }
 
+// TestStepTimeStartsWhenInPlace shows a step that takes 90 s to be put in place (blue/green
+// waiting for its canary pods): nothing is judged before, its stepDuration counts from then, and
+// the readiness wait does not count against it.
+func TestStepTimeStartsWhenInPlace(t *testing.T) {
+	rel := &fakeRelease{steps: 3, step: -1, inPlace: func(step, calls int) bool { return step != 0 || calls > 90 }}
+	p := gatePolicy(t)
+	c, clk := newCanary(t, p, rel, func(q metrics.Query, _ time.Time) (metrics.Observation, error) { return healthyObs(q), nil })
+	var ticks []Tick
+	c.OnTick = func(t Tick) { ticks = append(ticks, t) }
+	rep, err := c.Run(context.Background(), clk.now().Add(time.Hour))
+	if err != nil || rep.Outcome != OutcomePromoted {
+		t.Fatalf("outcome %s (%s), err %v; want promoted", rep.Outcome, rep.Reason, err)
+	}
+	if len(ticks) == 0 || ticks[0].Elapsed < 90*time.Second || ticks[0].StepElapsed > time.Second {
+		t.Fatalf("first judged tick %+v: want it after the 90 s the step took, at the step's start", ticks)
+	}
+	for _, tk := range ticks {
+		if tk.Decision.Action == Advance {
+			if tk.Step != 0 || tk.StepElapsed < time.Duration(p.Spec.Strategy.StepDuration) || tk.Elapsed < 90*time.Second+time.Duration(p.Spec.Strategy.StepDuration) {
+				t.Errorf("advanced from step %d after %s of it, %s in: want step 1's full %s after it was in place", tk.Step+1, tk.StepElapsed, tk.Elapsed, p.Spec.Strategy.StepDuration)
+			}
+			break
+		}
+	}
+}
+
 func TestCanaryResumes(t *testing.T) {
 	healthy := func(q metrics.Query, _ time.Time) (metrics.Observation, error) { return healthyObs(q), nil }
 	started := time.Date(2026, 11, 22, 2, 59, 0, 0, time.UTC)
@@ -373,7 +417,7 @@ func TestCanaryResumes(t *testing.T) {
 			p := gatePolicy(t)
 			prog := NewProgress(p, started)
 			prog.Release = maps.Clone(state)
-			prog.Done("step=0 promoted=false rolledback=false")
+			prog.Done("step=0 promoted=false rolledback=false", prog.StepStarted)
 			tt.edit(prog)
 			raw, err := EncodeProgress(prog)
 			if err != nil {

@@ -91,7 +91,13 @@ func decide(p *policies.Policy, rec *Progress, obs Observed, res *Result, now, d
 		return Decision{Action: Stop, Final: rec.Phase, Reason: "already " + string(rec.Phase) + ": " + rec.Reason}
 	}
 	if f := rec.InFlight; f != nil {
-		if f.Action != Advance && now.Sub(f.Since) > actionTimeout(p) {
+		switch ready := time.Duration(p.Spec.Health.ReadyTimeout); {
+		case f.Action == Advance && now.Sub(f.Since) > ready:
+			// A step that cannot be put in place (blue/green waits for every canary pod to be
+			// Ready before it switches) is a canary that never became Ready.
+			return Decision{Action: Rollback, Cause: CauseReadyTimeout,
+				Reason: fmt.Sprintf("step %d/%d not in place within readyTimeout %s", f.Step+1, rec.Steps, p.Spec.Health.ReadyTimeout)}
+		case f.Action != Advance && now.Sub(f.Since) > actionTimeout(p):
 			return Decision{Action: Stop, Cause: CauseActionTimeout, Final: PhaseStopped,
 				Reason: fmt.Sprintf("%s did not complete within %s; coalmine stopped acting on the release", f.Action, actionTimeout(p))}
 		}
@@ -236,7 +242,9 @@ func (rec *Progress) Apply(d Decision, res *Result, now time.Time) bool {
 			changed = true
 		}
 	case Promote, Rollback:
-		if rec.InFlight == nil {
+		// A rollback may replace an advance that could not be made; nothing replaces a promotion
+		// or a rollback in flight.
+		if rec.InFlight == nil || d.Action == Rollback && rec.InFlight.Action == Advance {
 			rec.InFlight = &InFlight{Action: d.Action, Cause: d.Cause, Since: now}
 			rec.Phase, rec.Reason, rec.Cause = PhasePromoting, clip(d.Reason), d.Cause
 			if d.Action == Rollback {
@@ -253,9 +261,9 @@ func (rec *Progress) Apply(d Decision, res *Result, now time.Time) bool {
 	return changed
 }
 
-// Done records that the action in flight has been carried out, leaving the release with
-// fingerprint fp.
-func (rec *Progress) Done(fp string) {
+// Done records that the action in flight has been carried out at now, leaving the release with
+// fingerprint fp. A step's time starts when it is in place, not when it was decided.
+func (rec *Progress) Done(fp string, now time.Time) {
 	f := rec.InFlight
 	if f == nil {
 		return
@@ -264,6 +272,9 @@ func (rec *Progress) Done(fp string) {
 	switch f.Action {
 	case Advance:
 		rec.Step = f.Step
+		if now.After(rec.StepStarted) {
+			rec.StepStarted = now
+		}
 	case Promote:
 		rec.Phase = PhasePromoted
 	case Rollback:

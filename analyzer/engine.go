@@ -229,16 +229,28 @@ func (c *Canary) carryOut(ctx context.Context, deadline time.Time) (StepResult, 
 	rec := c.rec
 	now := c.now()
 	d := Decide(c.Policy, rec, Observed{}, nil, now, deadline)
-	if d.Action == Stop {
+	switch {
+	case d.Action == Stop:
 		rec.Apply(d, nil, now)
 		c.end(ctx, rec, d)
 		return StepResult{Outcome: OutcomeStopped, Reason: d.Reason}, c.save(ctx)
+	case d.Action != rec.InFlight.Action:
+		// An advance not in place within readyTimeout becomes a rollback: recorded first, made
+		// even when the record cannot be written.
+		rec.Apply(d, nil, now)
+		if err := c.save(ctx); err != nil {
+			c.Logger.Error().Err(err).Msg("record not written; rolling back anyway")
+		}
 	}
 	f := rec.InFlight
 	switch f.Action {
 	case Advance:
-		if err := c.Release.SetStep(ctx, f.Step, rec.Release); err != nil {
+		done, err := c.Release.SetStep(ctx, f.Step, rec.Release)
+		if err != nil {
 			return StepResult{}, err
+		}
+		if !done {
+			return StepResult{Next: actionRetry}, nil
 		}
 	case Promote, Rollback:
 		act := c.Release.Promote
@@ -257,7 +269,7 @@ func (c *Canary) carryOut(ctx context.Context, deadline time.Time) (StepResult, 
 	if err != nil {
 		return StepResult{}, err
 	}
-	rec.Done(fp)
+	rec.Done(fp, c.now())
 	dd := Decision{Action: f.Action, Step: f.Step, Cause: f.Cause, Reason: rec.Reason}
 	c.end(ctx, rec, dd)
 	if f.Action == Advance {

@@ -209,7 +209,7 @@ func roundTrip(p *policies.Policy, tr traffic, start time.Time, want Verdict) er
 
 	rec := NewProgress(p, start)
 	rec.Release = map[string]string{"base": "10"}
-	rec.Done("step=0")
+	rec.Done("step=0", rec.StepStarted)
 	rec.Evidence = ev
 	res := Result{}
 	res.Verdict, res.Reason = Overall(JudgeStream(p, ev, StreamJudgeFor(p)))
@@ -279,7 +279,7 @@ func restartTwice(p *policies.Policy, start time.Time) error {
 	ev.KeepHistory = keepHistory(p)
 	addIntervals(ev, p, ivs)
 	rec := NewProgress(p, start)
-	rec.Done("fp")
+	rec.Done("fp", rec.StepStarted)
 	rec.Evidence = ev
 	for restart := 1; restart <= 2; restart++ {
 		raw, err := EncodeProgress(rec)
@@ -383,7 +383,7 @@ func forgeable(t *testing.T, p *policies.Policy, edit func(rec *Progress)) strin
 	ev := NewEvidence()
 	addIntervals(ev, p, traffic{rps: 20, pb: 0.01, pc: 0.01}.intervals(rand.New(rand.NewPCG(8, 9)), p, nil, start, 12))
 	rec := NewProgress(p, start)
-	rec.Done("fp")
+	rec.Done("fp", rec.StepStarted)
 	rec.Step, rec.Evidence = 2, ev
 	if edit != nil {
 		edit(rec)
@@ -572,7 +572,7 @@ func FuzzDecodeProgress(f *testing.F) {
 	if raw, err := EncodeProgress(rec); err == nil {
 		f.Add(raw)
 	}
-	rec.Done("fp")
+	rec.Done("fp", rec.StepStarted)
 	rec.Evidence = ev
 	rec.Verdicts = []StepVerdict{{Step: 0, Verdict: Inconclusive, Reason: "not yet"}}
 	raw, err := EncodeProgress(rec)
@@ -628,7 +628,7 @@ func recordSize(tb testing.TB, p *policies.Policy, edges map[string][]float64, n
 	addIntervals(ev, p, traffic{rps: 100, pb: 0.01, pc: 0.01}.intervals(rand.New(rand.NewPCG(21, 22)), p, edges, start, n))
 	rec := NewProgress(p, start)
 	rec.Release = map[string]string{"baselineReplicas": "10", "service": "my-app"}
-	rec.Done("my-app-v1=5 my-app-v2=5")
+	rec.Done("my-app-v1=5 my-app-v2=5", rec.StepStarted)
 	rec.Step = 2
 	rec.Evidence = ev
 	res := Result{}

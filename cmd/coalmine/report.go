@@ -115,7 +115,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		start := time.Now()
 		if res, err = an.Watch(ctx, p, window); err == nil {
 			rec := analyzer.NewProgress(p, start)
-			rec.Done("")
+			rec.Done("", start)
 			decision = analyzer.Decide(p, rec, analyzer.Observed{Ready: true}, &res, res.Time, start.Add(time.Duration(p.Spec.Analysis.MaxDuration)))
 		}
 	} else {
