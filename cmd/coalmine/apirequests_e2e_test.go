@@ -149,10 +149,12 @@ func (l tickLog) waitPass(t *testing.T, timeout time.Duration) int {
 }
 
 // quietWindow measures coalmine's API requests over quiet ticks: it scrapes the counters just
-// after a tick is out and again just after the tick n later, so the window holds exactly the
-// requests of those n ticks (ticks are an interval apart; a scrape takes milliseconds). Every
-// tick in the window must be a passing hold: a tick that changes anything may write.
-func quietWindow(t *testing.T, e *env, ns string, l tickLog, n int, interval time.Duration) (before, after apiRequests, recBefore, recAfter string) {
+// after a tick is out and again just after the tick at least n later, so the window holds
+// exactly the requests of its ticks (ticks are an interval apart; a scrape takes milliseconds).
+// A scrape that comes late (a loaded machine) may count the next tick's requests before its
+// line is out: the window then grows by that tick. It returns the ticks in the window. Every
+// tick in it must be a passing hold: a tick that changes anything may write.
+func quietWindow(t *testing.T, e *env, ns string, l tickLog, n int, interval time.Duration) (before, after apiRequests, recBefore, recAfter string, ticks int) {
 	t.Helper()
 	start := l.waitPass(t, 2*time.Minute)
 	// The canary is at its step and Ready (it judged) and its verdict is pass: the record
@@ -162,9 +164,10 @@ func quietWindow(t *testing.T, e *env, ns string, l tickLog, n int, interval tim
 	for {
 		// The record is read here and after the window, not during it: the test's own GET
 		// would count.
+		seen := time.Now()
 		recBefore = record(t, e.client, ns)
 		before = scrapeAPIRequests(t, e.client)
-		if all, _ := l.ticks(); len(all) == start {
+		if all, _ := l.ticks(); len(all) == start && time.Since(seen) < interval/2 {
 			break
 		}
 		start = l.waitTicks(t, start+1, 4*interval) // a tick slipped in: start again after it
@@ -172,8 +175,9 @@ func quietWindow(t *testing.T, e *env, ns string, l tickLog, n int, interval tim
 	end := start + n
 	for {
 		end = l.waitTicks(t, end, time.Duration(n+4)*interval)
+		seen := time.Now()
 		after = scrapeAPIRequests(t, e.client)
-		if all, _ := l.ticks(); len(all) == end {
+		if all, _ := l.ticks(); len(all) == end && time.Since(seen) < interval/2 {
 			break
 		}
 		end++
@@ -185,7 +189,7 @@ func quietWindow(t *testing.T, e *env, ns string, l tickLog, n int, interval tim
 			t.Fatalf("a tick in the window was not a passing hold, the window was not quiet: %s\nticks:\n%s", line, strings.Join(all, "\n"))
 		}
 	}
-	return before, after, recBefore, recAfter
+	return before, after, recBefore, recAfter, end - start
 }
 
 // record is the canary Deployment's resourceVersion and coalmine's record on it.
@@ -252,7 +256,7 @@ func TestAPIRequestsPerTick(t *testing.T) {
 		l := tickLog{out: stdout, tick: func(line string) (bool, bool) {
 			return progressLine.MatchString(line), strings.Contains(line, "=> pass")
 		}}
-		before, after, recBefore, recAfter := quietWindow(t, e, "req-gate", l, ticks, interval)
+		before, after, recBefore, recAfter, ticks := quietWindow(t, e, "req-gate", l, ticks, interval)
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		// The counters see coalmine's writes: the gate wrote its record as it started the
@@ -262,8 +266,8 @@ func TestAPIRequestsPerTick(t *testing.T) {
 		}
 		t.Logf("gate: %.0f Deployment writes while the canary started, before the window", before.delta(startup, writeKeys...))
 		t.Log(requestTable("gate", before, after, ticks))
-		reads := after.delta(before, readKeys...) / ticks
-		t.Logf("gate: %.2f reads (GET deployments + LIST pods) and %.2f writes per quiet tick", reads, after.delta(before, writeKeys...)/ticks)
+		reads := after.delta(before, readKeys...) / float64(ticks)
+		t.Logf("gate: %.2f reads (GET deployments + LIST pods) and %.2f writes per quiet tick", reads, after.delta(before, writeKeys...)/float64(ticks))
 		checkNoWrites(t, "gate", before, after, recBefore, recAfter)
 		// Per tick the gate reads both Deployments (is the release where coalmine left it?)
 		// and the canary's Deployment and pods (is it Ready and healthy?).
@@ -292,14 +296,14 @@ func TestAPIRequestsPerTick(t *testing.T) {
 			}
 			return true, entry.Verdict == "pass"
 		}}
-		before, after, recBefore, recAfter := quietWindow(t, e, "req-daemon", l, ticks, interval)
+		before, after, recBefore, recAfter, ticks := quietWindow(t, e, "req-daemon", l, ticks, interval)
 		if n := before.delta(startup, writeKeys...); n < 1 {
 			t.Errorf("no Deployment write counted while the daemon started the canary: the counting cannot see coalmine\n%s", lastLines(d.stderr.String(), 10))
 		}
 		t.Logf("daemon: %.0f Deployment writes while the canary started, before the window", before.delta(startup, writeKeys...))
 		t.Log(requestTable("daemon", before, after, ticks))
 		t.Logf("daemon: %.2f reads (GET deployments + LIST pods) and %.2f writes per quiet tick",
-			after.delta(before, readKeys...)/ticks, after.delta(before, writeKeys...)/ticks)
+			after.delta(before, readKeys...)/float64(ticks), after.delta(before, writeKeys...)/float64(ticks))
 		checkNoWrites(t, "daemon", before, after, recBefore, recAfter)
 		// Its reads come from the informers' caches, kept up to date by watches.
 		for _, k := range readKeys {
