@@ -92,7 +92,7 @@ bench-daemon: deps
 # bench-judge: every judge (sequential, threshold, mannwhitney and the oracle SPRT) fed the same
 # simulated canaries with fixed seeds, printed as a table per judge: false rollbacks on healthy
 # canaries, time to catch regressions, time to promote; then the sequential judge against its
-# targets. About 3 minutes on 2 cores; BENCH_JUDGE_FLAGS='-format markdown' for the README.
+# targets. About 5 minutes on 2 cores; BENCH_JUDGE_FLAGS='-format markdown' for the README.
 bench-judge:
 	@$(GO) run ./cmd/coalmine-judgebench $(BENCH_JUDGE_FLAGS)
 

@@ -150,6 +150,9 @@ func (a *Analyzer) Simulate(ctx context.Context, p *policies.Policy, start, end 
 	)
 	ticks := 0
 	for _, r := range readings {
+		if ev != nil {
+			ev.WarmUntil = warmUntil(p, rec)
+		}
 		if res, err = a.Judge(p, r, ev); err != nil {
 			return run, err
 		}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/coalmine/coalmine/policies"
 )
 
@@ -120,6 +122,9 @@ func decide(p *policies.Policy, rec *Progress, obs Observed, res *Result, now, d
 		d = Decision{Action: Wait, Reason: "waiting for the canary pods to be Ready"}
 	case obs.Unavailable != "":
 		d = Decision{Action: Hold, Reason: "metrics unavailable; neither promoting nor rolling back: " + obs.Unavailable}
+	case warming(p, rec, now) && (res == nil || res.Verdict != Fail):
+		d = Decision{Action: Hold, Reason: fmt.Sprintf("warming up: step %d/%d's first %s are left out of the evidence (warmup)",
+			rec.Step+1, rec.Steps, model.Duration(p.Spec.Analysis.WarmUp()))}
 	case res == nil:
 		d = Decision{Action: Hold, Reason: "nothing judged yet"}
 	case res.Verdict == Fail:
@@ -151,6 +156,16 @@ func decide(p *policies.Policy, rec *Progress, obs Observed, res *Result, now, d
 		return Decision{Action: Rollback, Cause: CauseDeadline, Reason: reason}
 	}
 	return Decision{Action: Stop, Cause: CauseDeadline, Final: PhaseHeld, Reason: reason}
+}
+
+// warming reports whether the current step is in its warm-up at now: its evidence is left out.
+func warming(p *policies.Policy, rec *Progress, now time.Time) bool {
+	return now.Before(warmUntil(p, rec))
+}
+
+// warmUntil is the end of the current step's warm-up.
+func warmUntil(p *policies.Policy, rec *Progress) time.Time {
+	return rec.StepStarted.Add(p.Spec.Analysis.WarmUp())
 }
 
 // Decisive reports whether a decision moves or ends the canary.

@@ -318,11 +318,15 @@ func (c *Canary) look(ctx context.Context, t *Tick) (Observed, *Result, error) {
 		// After the switch the baseline serves nothing: judge against it as it was before.
 		baselineAt = rec.Started
 	}
+	if !p.Spec.Analysis.Judge.Streams() && warming(p, rec, t.Time) {
+		return obs, nil, nil // a windowed judge has nothing to keep up to date: nothing read
+	}
 	if p.Spec.Analysis.Judge.Streams() && rec.Evidence == nil {
 		rec.Evidence = NewEvidence()
 	}
 	if rec.Evidence != nil {
 		rec.Evidence.KeepHistory = c.keepHistory()
+		rec.Evidence.WarmUntil = warmUntil(p, rec)
 	}
 	var res Result
 	r, err := c.Analyzer.Read(ctx, p, t.Time, baselineAt)

@@ -28,6 +28,9 @@ type Evidence struct {
 	// reads of the history (the Mann-Whitney window); the rest is for charts, which are read
 	// again from the source.
 	KeepHistory int `json:"keepHistory,omitempty"`
+	// WarmUntil is the end of the current step's warm-up: an interval that ends by then is left
+	// out. The engine sets it from the record and the policy before each reading.
+	WarmUntil time.Time `json:"-"`
 
 	deltas map[string]*metrics.Deltas
 }

@@ -83,30 +83,44 @@ func (t *countTest) tolRatio(j int) float64 {
 	return t.Tol / math.Exp2(float64(failSteps[j-1])/gridPerOctave)
 }
 
-// The caps on what one interval can add to a ratio's log-likelihood ratio. Capping from above
-// keeps every accumulated ratio at or below the true likelihood ratio, so the test keeps its
-// alpha; it keeps errors that come in bursts from passing for a regression. During the first
-// warmUpIntervals of the canary one interval can add at most warmUpCap, so no single burst
-// fails a canary before the dispersion can be seen; after that, an interval in which the canary
-// has far more events than its recent intervals predict (more than 3 standard deviations and one
-// event above
-// the expected count, at the canary's recent rate) adds at most burstCap.
+// The caps on what one interval can add to a ratio's log-likelihood ratio. An interval adds
+// the smaller of its (tempered) log-likelihood ratio x and max(cap, x/capDispersion): at most
+// x, so every accumulated ratio stays at or below the true likelihood ratio and the test keeps
+// its alpha; at least a share of x, so the evidence still grows with the data. The cap keeps
+// errors that come in bursts from passing for a regression: during the first warmUpIntervals
+// of the canary, before the dispersion can be seen, the cap is warmUpCap; after that, an
+// interval in which the canary has far more events than its recent intervals predict (more
+// than 3 standard deviations and one event above the expected count, at the canary's recent
+// rate) is capped at burstCap. What passes a cap counts as if the events were capDispersion
+// times more dispersed than the binomial's: a burst that size on its own is a regression,
+// however briefly it lasts, and a report over one interval holding thousands of requests can
+// decide.
 const (
 	warmUpIntervals = 3
 	warmUpCap       = 1.5
 	burstCap        = 0.5
+	capDispersion   = 20
 	recentIntervals = 3
 )
 
 // add accumulates one interval, with its likelihood raised to the smaller of power (the
-// policy's tempering) and the tempering that the dispersion seen so far calls for. Both are
-// fixed before the interval is seen, so each ratio's accumulated likelihood stays a
-// supermartingale under the null (E[LR^k] <= 1 for k <= 1) and the mixture keeps its alpha.
+// policy's tempering) and the tempering that the dispersion seen so far calls for (each side
+// its own, see dispersion). Both are fixed before the interval is seen, so each ratio's
+// accumulated likelihood stays a supermartingale under the null (E[LR^k] <= 1 for k <= 1) and
+// the mixtures keep their alpha; the caps only lower what the fail side gathers.
 func (t *countTest) add(nc, nb, yc, yb, power float64) {
 	if nc < 0 || nb < 0 || yc < 0 || yb < 0 || nc+nb <= 0 {
 		return
 	}
-	k := math.Min(power, 1/t.dispersion())
+	low, seen := t.dispersion()
+	k := math.Min(power, 1/low)
+	// The promote side is tempered by the dispersion as seen, not less its allowance for
+	// chance: errors in clumps must not buy a promotion before the allowance is used up. Until
+	// the dispersion can be seen at all it gathers nothing.
+	kp := 0.0
+	if seen > 0 {
+		kp = math.Min(power, 1/seen)
+	}
 	limit := t.cap(nc, yc, nc+nb, yc+yb)
 	t.remember(nc, yc)
 	t.Power = k
@@ -127,12 +141,17 @@ func (t *countTest) add(nc, nb, yc, yb, power float64) {
 		return // no events: no evidence either way
 	}
 	rho := nc / (nc + nb)
-	inc := func(r float64) float64 { return math.Min(limit, k*(yc*math.Log(r)-s*math.Log1p(rho*(r-1)))) }
+	llr := func(r float64) float64 { return k * (yc*math.Log(r) - s*math.Log1p(rho*(r-1))) }
 	for i := range t.L {
-		t.L[i] += inc(gridRatio(i))
+		x := llr(gridRatio(i))
+		t.L[i] += math.Min(x, math.Max(limit, x/capDispersion))
 	}
+	// The promote side takes every interval in full. A cap there would throw away what a
+	// burst says against the canary (its null, the tolerance, would gain less than the ratios
+	// below it), so that a canary whose errors come in clumps would be promoted on its quiet
+	// intervals.
 	for j := range t.T {
-		t.T[j] += inc(t.tolRatio(j))
+		t.T[j] += kp / k * llr(t.tolRatio(j))
 	}
 }
 
@@ -175,10 +194,16 @@ func (t *countTest) remember(nc, yc float64) {
 
 // dispersion estimates how much more the events vary from interval to interval than the
 // binomial model says, from each version's own counts (Pearson's statistic over its intervals,
-// pooled): about 1 for independent errors, several times that for errors in bursts. The
-// allowance for chance (three standard deviations of the statistic) is taken off first, so
-// that clean traffic is almost never tempered; never below 1.
-func (t *countTest) dispersion() float64 {
+// pooled): about 1 for independent errors, several times that for errors in bursts.
+//
+// Each side of the test is protected by its own reading of it. low, for the fail side, takes
+// an allowance for chance (two standard deviations of the statistic) off first, so that clean
+// traffic is rarely tempered and regressions are caught at full speed. seen, for the promote
+// side, is the estimate as it is: errors in clumps make a canary's quiet intervals look like
+// strong evidence that it is fine, and the allowance would let that evidence through for the
+// minutes the estimate needs to rise. Both are at least 1; seen is 0 until there are enough
+// intervals to see anything.
+func (t *countTest) dispersion() (low, seen float64) {
 	var x2 float64
 	dof := 0
 	for _, v := range []struct {
@@ -194,10 +219,10 @@ func (t *countTest) dispersion() float64 {
 		dof += v.k - 1
 	}
 	if dof < 4 {
-		return 1
+		return 1, 0
 	}
-	d := x2/float64(dof) - 3*math.Sqrt(2/float64(dof))
-	return math.Max(1, d)
+	d := x2 / float64(dof)
+	return math.Max(1, d-2*math.Sqrt(2/float64(dof))), math.Max(1, d)
 }
 
 // lnFail is the log of the mixture likelihood ratio against "the canary is no worse".

@@ -251,3 +251,30 @@ func TestCountTestStaysASupermartingale(t *testing.T) {
 		}
 	}
 }
+
+func TestCountTestEvidenceInProportionToData(t *testing.T) {
+	// One 30 s interval of a report: 15,000 requests per version. A canary with 4x the
+	// baseline's 1% errors must fail on it alone; the caps that keep one burst from deciding
+	// are not a ceiling on what thousands of requests can show.
+	tests := []struct {
+		name     string
+		n, pb    float64
+		ratio    float64
+		wantFail bool
+	}{
+		{"4x errors over 15,000 requests", 15000, 0.01, 4, true},
+		{"10x errors over 3,000 requests", 3000, 0.01, 10, true},
+		{"a burst: 1.7x over 3,000 requests", 3000, 0.01, 1.7, false},
+		{"2x over 300 requests", 300, 0.01, 2, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tst := newCountTest(1.5)
+			tst.add(tt.n, tt.n, math.Round(tt.n*tt.pb*tt.ratio), math.Round(tt.n*tt.pb), 1)
+			tst.update()
+			if failed := tst.PFail <= 0.05; failed != tt.wantFail {
+				t.Errorf("p = %.4g after one interval: failed %t, want %t", tst.PFail, failed, tt.wantFail)
+			}
+		})
+	}
+}

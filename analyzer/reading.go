@@ -140,8 +140,7 @@ func (a *Analyzer) Judge(p *policies.Policy, r Reading, ev *Evidence) (Result, e
 			if !streams(p, m) || !ok {
 				continue
 			}
-			if iv, ok := ev.next(m.Name, snap); ok {
-				ev.Add(judge, p, m, iv)
+			if iv, ok := ev.next(m.Name, snap); ok && ev.Add(judge, p, m, iv) {
 				added = true
 			}
 		}

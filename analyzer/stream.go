@@ -46,11 +46,16 @@ func (a *Analyzer) Replay(ctx context.Context, p *policies.Policy, start, end ti
 	return res, ev, nil
 }
 
-// Add folds one interval of metric m into the evidence and into judge's tests. Step and
-// Replay call it with what they read; the benchmark, with what it simulates.
-func (e *Evidence) Add(judge StreamJudge, p *policies.Policy, m policies.Metric, iv metrics.Interval) {
+// Add folds one interval of metric m into the evidence and into judge's tests, and reports
+// whether it did: an interval that ends within the warm-up (WarmUntil), or whose counts are
+// not counts, is left out. Step and Replay call it with what they read; the benchmark, with
+// what it simulates.
+func (e *Evidence) Add(judge StreamJudge, p *policies.Policy, m policies.Metric, iv metrics.Interval) bool {
+	if !iv.End.After(e.WarmUntil) {
+		return false
+	}
 	if !finiteCounts(iv.Baseline) || !finiteCounts(iv.Canary) {
-		return // hostile or broken counters: no data, never evidence (the source drops them first)
+		return false // hostile or broken counters: no data, never evidence (the source drops them first)
 	}
 	if e.Start.IsZero() || iv.Start.Before(e.Start) {
 		e.Start = iv.Start
@@ -62,6 +67,7 @@ func (e *Evidence) Add(judge StreamJudge, p *policies.Policy, m policies.Metric,
 	me.CanaryDropped += iv.Canary.Dropped
 	me.add(m, iv)
 	judge.Add(me, m, p.Spec.Analysis, iv)
+	return true
 }
 
 // maxIntervalCount bounds a count in one interval: far above any real service (a million

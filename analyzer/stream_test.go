@@ -28,6 +28,9 @@ type counterSim struct {
 	buckets   [2][3]float64 // le 0.25, 1, +Inf
 	down      func(at time.Time) bool
 	resetAt   time.Time // the canary restarts then: its counters drop to 0
+	// warmUntil: the canary's errors are at warmPC until then (new pods warming up).
+	warmUntil time.Time
+	warmPC    float64
 	wasReset  bool
 	// past keeps the counters at every time read, so that a second metric's range query
 	// over the same times sees the same history.
@@ -59,7 +62,11 @@ func (s *counterSim) at(at time.Time) simState {
 		s.wasReset = true
 		s.req[1], s.errs[1], s.buckets[1] = 0, 0, [3]float64{}
 	}
-	for v, p := range []float64{s.pb, s.pc} {
+	pc := s.pc
+	if at.Before(s.warmUntil) {
+		pc = s.warmPC
+	}
+	for v, p := range []float64{s.pb, pc} {
 		n := binomial(s.rng, 1e9, s.rps*dt/1e9)
 		s.req[v] += n
 		s.errs[v] += binomial(s.rng, n, p)
@@ -141,10 +148,21 @@ func TestCanaryRunSequential(t *testing.T) {
 		wantSteps int
 		maxTime   time.Duration
 		minTime   time.Duration
+		warm      time.Duration // the policy's warm-up: 0 the default (one interval), -1 none
 	}{
 		{name: "2x errors are rolled back", sim: &counterSim{rps: 50, pb: 0.01, pc: 0.02}, want: OutcomeRolledBack, wantSteps: 1, maxTime: 10 * time.Minute},
 		{name: "a healthy canary is promoted", sim: &counterSim{rps: 50, pb: 0.02, pc: 0.02}, want: OutcomePromoted, wantSteps: 3, maxTime: 25 * time.Minute},
 		{name: "a canary restarted mid-analysis is not failed for it", sim: &counterSim{rps: 50, pb: 0.02, pc: 0.02, resetAt: start.Add(3 * time.Minute)}, want: OutcomePromoted, wantSteps: 3, maxTime: 25 * time.Minute},
+		{
+			name: "10x errors in a warm-up of 1m: left out, promoted",
+			sim:  &counterSim{rps: 50, pb: 0.02, pc: 0.02, warmUntil: start.Add(time.Minute), warmPC: 0.2},
+			warm: time.Minute, want: OutcomePromoted, wantSteps: 3, maxTime: 25 * time.Minute,
+		},
+		{
+			name: "10x errors in the first minute with no warm-up: rolled back",
+			sim:  &counterSim{rps: 50, pb: 0.02, pc: 0.02, warmUntil: start.Add(time.Minute), warmPC: 0.2},
+			warm: -1, want: OutcomeRolledBack, wantSteps: 1, maxTime: 2 * time.Minute,
+		},
 		{
 			name: "Prometheus down for five minutes: no verdict meanwhile, then carries on",
 			sim: &counterSim{rps: 50, pb: 0.01, pc: 0.05, down: func(at time.Time) bool {
@@ -157,6 +175,10 @@ func TestCanaryRunSequential(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.sim.rng = rand.New(rand.NewPCG(11, 12))
 			p := sequentialPolicy(t)
+			if tt.warm != 0 {
+				w := model.Duration(max(tt.warm, 0))
+				p.Spec.Analysis.Warmup = &w
+			}
 			rel := &fakeRelease{steps: 3, step: -1}
 			clk := &clock{t: start}
 			c := &Canary{Policy: p, Release: rel, Analyzer: New(tt.sim, zerolog.Nop()), Logger: zerolog.Nop(), Now: clk.now, Sleep: clk.sleep}

@@ -33,6 +33,8 @@ type Cell struct {
 	// ThresholdErrorRate is the baseline error rate a Flagger user would see on a dashboard and
 	// set the threshold judge's max from (twice it).
 	ThresholdErrorRate float64
+	// Warmup is the policy's warm-up on this cell; 0 leaves nothing out.
+	Warmup time.Duration
 }
 
 // Healthy reports whether the canary is as good as the baseline: every failure is a false
@@ -115,8 +117,35 @@ func Grid() []Cell {
 		add(Cell{Name: "lat healthy @" + perSecond(rate), Headline: true, Metric: policies.KindLatency,
 			Scenario: with(func(sc *Scenario) { sc.Rate = rate })})
 	}
+	// Real traffic, beyond the grid: clumpy errors, warm-up, the day's load, noise both
+	// versions share, a canary with a tiny share of the traffic. Added last, so that the
+	// cells before keep their indexes and streams.
+	for _, c := range []struct {
+		d, rate float64
+	}{{3, 10}, {6, 10}, {3, 100}} {
+		for _, ratio := range []float64{1, 1.5, 2} {
+			add(Cell{Name: fmt.Sprintf("clumpy x%g %s", c.d, ErrorCellName(0.01, ratio, c.rate)), Headline: true,
+				Scenario: with(func(sc *Scenario) { sc.Rate, sc.ErrorRatio, sc.Dispersion = c.rate, ratio, c.d })})
+		}
+	}
+	add(Cell{Name: WarmUpCell, Headline: true, Metric: policies.KindLatency, Warmup: 2 * time.Minute,
+		Scenario: with(func(sc *Scenario) { sc.WarmUp = WarmUp{For: 2 * time.Minute, Factor: 1.5} })})
+	for _, ratio := range []float64{1, 2} {
+		add(Cell{Name: "load 2->20/s " + ErrorCellName(0.01, ratio, 10), Headline: true,
+			Scenario: with(func(sc *Scenario) { sc.ErrorRatio, sc.Load = ratio, []float64{0.2, 0.5, 1, 2} })})
+	}
+	add(Cell{Name: "shared noise x5 err 1% @10/s", Headline: true,
+		Scenario: with(func(sc *Scenario) { sc.SharedNoise = 5 })})
+	for _, ratio := range []float64{1, 5} {
+		add(Cell{Name: "canary 1% of traffic " + ErrorCellName(0.01, ratio, 100), Headline: true,
+			Scenario: with(func(sc *Scenario) { sc.Rate, sc.ErrorRatio, sc.Ramp = 100, ratio, []float64{0.01} })})
+	}
 	return cells
 }
+
+// WarmUpCell is the cell whose canary pods are slow for their first two minutes, judged with a
+// policy that leaves them out.
+const WarmUpCell = "warm-up: new pods 1.5x slower for 2m, warmup 2m, lat @10/s"
 
 // RunsFor is how many runs a cell gets when the benchmark is asked for n: all of them for the
 // healthy cells (false-rollback rates need them, and never fewer than MinHealthyRuns), the

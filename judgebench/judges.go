@@ -78,6 +78,10 @@ func NewPolicy(j policies.Judge, c Cell) *policies.Policy {
 	a.Window = model.Duration(5 * time.Minute)
 	a.MaxDuration = model.Duration(Horizon)
 	a.Alpha, a.Tolerance, a.Tempering, a.MinRequests = Alpha, Tolerance, Tempering, MinRequests
+	// The grid measures the judge: nothing is left out but on the cell about warm-up. The
+	// default warm-up (one interval) would add that interval to every time to decide.
+	w := model.Duration(c.Warmup)
+	a.Warmup = &w
 	errs := policies.Metric{Name: "error-rate", Kind: policies.KindErrors,
 		Requests: `http_requests_total{ {{.Selector}} }`,
 		Errors:   `http_requests_total{ {{.Selector}}, code=~"5.." }`}
@@ -92,9 +96,17 @@ func NewPolicy(j policies.Judge, c Cell) *policies.Policy {
 	return &p
 }
 
+// newEvidence is a judge's evidence at the start of a run: the policy's warm-up left out, as
+// the engine leaves out each step's.
+func newEvidence(p *policies.Policy) *analyzer.Evidence {
+	ev := analyzer.NewEvidence()
+	ev.WarmUntil = start.Add(p.Spec.Analysis.WarmUp())
+	return ev
+}
+
 func runSequential(p *policies.Policy, _ Cell, s Stream) Outcome {
 	judge := analyzer.SequentialJudge{}
-	ev := analyzer.NewEvidence()
+	ev := newEvidence(p)
 	for i := range s.Errors {
 		addInterval(ev, judge, p, s, i)
 		switch v, _ := analyzer.Overall(analyzer.JudgeStream(p, ev, judge)); v {
@@ -109,7 +121,7 @@ func runSequential(p *policies.Policy, _ Cell, s Stream) Outcome {
 
 func runMannWhitney(p *policies.Policy, _ Cell, s Stream) Outcome {
 	judge := analyzer.MannWhitneyJudge{}
-	ev := analyzer.NewEvidence()
+	ev := newEvidence(p)
 	passed := 0
 	for i := range s.Errors {
 		addInterval(ev, judge, p, s, i)
@@ -140,6 +152,9 @@ func runThreshold(p *policies.Policy, _ Cell, s Stream) Outcome {
 	errs, lat := p.Spec.Metrics[0], p.Spec.Metrics[1]
 	passed := 0
 	for end := CheckEvery; end <= len(s.Errors); end += CheckEvery {
+		if time.Duration(end)*Interval <= p.Spec.Analysis.WarmUp() {
+			continue // as the engine: no check in the warm-up
+		}
 		rs := []analyzer.MetricResult{
 			judge.Judge(errs, p.Spec.Analysis.MinRequests, observe(p, errs, s.Errors[end-CheckEvery:end])),
 			judge.Judge(lat, p.Spec.Analysis.MinRequests, observe(p, lat, s.Latency[end-CheckEvery:end])),

@@ -11,7 +11,7 @@ import (
 
 func TestGrid(t *testing.T) {
 	cells := Grid()
-	if want := len(BaseErrorRates)*len(Rates)*len(Ratios) + 7; len(cells) != want {
+	if want := len(BaseErrorRates)*len(Rates)*len(Ratios) + 7 + 15; len(cells) != want {
 		t.Errorf("%d cells, want %d", len(cells), want)
 	}
 	names := map[string]bool{}

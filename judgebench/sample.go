@@ -22,6 +22,31 @@ func poisson(r *rand.Rand, lambda float64) float64 {
 		func(k float64) float64 { return k / lambda })
 }
 
+// gamma draws from a gamma distribution with the given shape and scale 1 (Marsaglia and
+// Tsang's method; a shape below 1 is boosted by one and scaled back by U^(1/shape)).
+func gamma(r *rand.Rand, shape float64) float64 {
+	if !(shape > 0) {
+		return 0
+	}
+	if shape < 1 {
+		return gamma(r, shape+1) * math.Pow(r.Float64(), 1/shape)
+	}
+	d := shape - 1.0/3
+	c := 1 / math.Sqrt(9*d)
+	for {
+		x := r.NormFloat64()
+		v := 1 + c*x
+		if v <= 0 {
+			continue
+		}
+		v = v * v * v
+		u := r.Float64()
+		if math.Log(u) < 0.5*x*x+d-d*v+d*math.Log(v) {
+			return d * v
+		}
+	}
+}
+
 // binomial draws from a binomial distribution: successes in n trials of probability p.
 func binomial(r *rand.Rand, n, p float64) float64 {
 	switch {

@@ -71,10 +71,20 @@ type Burst struct {
 	Prob, Factor float64
 }
 
+// WarmUp makes the canary's new pods slower for their first For: both its median and its p99
+// latency are Factor times its own (JIT, caches, connection pools).
+type WarmUp struct {
+	For    time.Duration
+	Factor float64
+}
+
 // Scenario is what the baseline and the canary do over a simulated analysis.
 type Scenario struct {
 	// Rate is the baseline's requests per second.
 	Rate float64
+	// Load multiplies both versions' traffic, in equal steps over the horizon (the day's load
+	// rising or falling); nil is 1 throughout.
+	Load []float64
 	// Ramp is the canary's traffic as a share of the baseline's, in equal steps over the
 	// horizon; nil is the same traffic as the baseline's throughout.
 	Ramp []float64
@@ -83,16 +93,49 @@ type Scenario struct {
 	ErrorRate, ErrorRatio float64
 	Incident              Incident
 	Burst                 Burst
+	// Dispersion makes each version's errors clumpy: in each interval its error rate is
+	// multiplied by its own gamma-distributed factor of mean 1, so that the variance of its
+	// errors per interval is about Dispersion times the binomial's. 0 or 1 is none.
+	Dispersion float64
+	// SharedNoise is Dispersion with one factor for both versions in each interval: noise
+	// that is no fault of the canary (a flaky dependency both call).
+	SharedNoise float64
+	WarmUp      WarmUp
 	// Baseline and Canary are the versions' latencies.
 	Baseline, Canary Latency
 }
 
 // canaryShare is the canary's traffic over the baseline's during the step-th interval.
-func (sc Scenario) canaryShare(step int) float64 {
-	if len(sc.Ramp) == 0 {
+func (sc Scenario) canaryShare(step int) float64 { return stepped(sc.Ramp, step) }
+
+// load is what the day's load multiplies both versions' traffic by during the step-th interval.
+func (sc Scenario) load(step int) float64 { return stepped(sc.Load, step) }
+
+// stepped is the value of equal steps over the horizon at the step-th interval; 1 when none.
+func stepped(xs []float64, step int) float64 {
+	if len(xs) == 0 {
 		return 1
 	}
-	return sc.Ramp[min(step*len(sc.Ramp)/Steps, len(sc.Ramp)-1)]
+	return xs[min(step*len(xs)/Steps, len(xs)-1)]
+}
+
+// canaryLatency is the canary's latency during the step-th interval, warm-up included.
+func (sc Scenario) canaryLatency(step int) Latency {
+	if time.Duration(step)*Interval < sc.WarmUp.For && sc.WarmUp.Factor > 0 {
+		return Latency{Median: sc.Canary.Median * sc.WarmUp.Factor, P99: sc.Canary.P99 * sc.WarmUp.Factor}
+	}
+	return sc.Canary
+}
+
+// clump draws the factor a version's error rate is multiplied by in one interval so that its
+// errors vary d times as much as the binomial's: gamma with mean 1 and shape mean/(d-1), for
+// an expected mean errors (a gamma-Poisson mixture's variance is mean + mean^2/shape).
+func clump(r *rand.Rand, d, mean float64) float64 {
+	if d <= 1 || mean <= 0 {
+		return 1
+	}
+	shape := mean / (d - 1)
+	return gamma(r, shape) / shape
 }
 
 // errorFactor is what the incident multiplies the error rates by during the step-th interval.
@@ -116,12 +159,27 @@ type Stream struct {
 func Generate(sc Scenario, r *rand.Rand) Stream {
 	s := Stream{Errors: make([]metrics.Interval, Steps), Latency: make([]metrics.Interval, Steps)}
 	sharesB, sharesC := sc.Baseline.shares(), sc.Canary.shares()
+	warm := sc.canaryLatency(0).shares()
 	secs := Interval.Seconds()
 	for i := range Steps {
 		iv := metrics.Interval{Start: start.Add(time.Duration(i) * Interval), End: start.Add(time.Duration(i+1) * Interval)}
-		f := sc.errorFactor(i)
-		eb, lb := simulate(r, sc.Rate*secs, f*sc.ErrorRate, sc.Burst, sharesB)
-		ec, lc := simulate(r, sc.canaryShare(i)*sc.Rate*secs, f*sc.ErrorRate*sc.ErrorRatio, sc.Burst, sharesC)
+		nb := sc.load(i) * sc.Rate * secs
+		nc := sc.canaryShare(i) * nb
+		rb, rc := sc.errorFactor(i)*sc.ErrorRate, sc.errorFactor(i)*sc.ErrorRate*sc.ErrorRatio
+		if sc.SharedNoise > 1 {
+			f := clump(r, sc.SharedNoise, (nb+nc)*rb)
+			rb, rc = rb*f, rc*f
+		}
+		if sc.Dispersion > 1 {
+			rb *= clump(r, sc.Dispersion, nb*rb)
+			rc *= clump(r, sc.Dispersion, nc*rc)
+		}
+		shares := sharesC
+		if sc.canaryLatency(i) != sc.Canary {
+			shares = warm
+		}
+		eb, lb := simulate(r, nb, rb, sc.Burst, sharesB)
+		ec, lc := simulate(r, nc, rc, sc.Burst, shares)
 		s.Errors[i], s.Latency[i] = iv, iv
 		s.Errors[i].Baseline, s.Errors[i].Canary = eb, ec
 		s.Latency[i].Baseline, s.Latency[i].Canary = lb, lc

@@ -239,6 +239,71 @@ func TestGenerateSpecialCells(t *testing.T) {
 			t.Errorf("error rate during the incident %.1fx the rest's, want 10x", got)
 		}
 	})
+	t.Run("clumpy errors", func(t *testing.T) {
+		// Variance over mean of each version's errors per interval: the cell's dispersion, for
+		// the canary too, and the error rates kept.
+		for _, name := range []string{"clumpy x3 err 1%->1% @10/s", "clumpy x6 err 1%->2% @10/s", "clumpy x3 err 1%->1.5% @100/s"} {
+			c := cells[name]
+			var yb, yc, nb, nc []float64
+			for _, s := range streams(c.Scenario, 40) {
+				for _, iv := range s.Errors {
+					yb, yc = append(yb, iv.Baseline.Errors), append(yc, iv.Canary.Errors)
+					nb, nc = append(nb, iv.Baseline.Requests), append(nc, iv.Canary.Requests)
+				}
+			}
+			for _, v := range []struct {
+				arm   string
+				y, n  []float64
+				ratio float64
+			}{{"baseline", yb, nb, 1}, {"canary", yc, nc, c.ErrorRatio}} {
+				i := 0
+				mean, variance := moments(len(v.y), func() float64 { i++; return v.y[i-1] })
+				var n float64
+				for _, x := range v.n {
+					n += x
+				}
+				p := mean * float64(len(v.y)) / n
+				if want := c.ErrorRate * v.ratio; math.Abs(p-want) > 0.1*want {
+					t.Errorf("%s, %s: error rate %.4f, want %.4f", name, v.arm, p, want)
+				}
+				// The Poisson request count adds its own share: about 1 + the mean's, at most.
+				if d := variance / mean; d < 0.8*c.Dispersion || d > 1.3*c.Dispersion+0.2 {
+					t.Errorf("%s, %s: dispersion %.2f, want about %g", name, v.arm, d, c.Dispersion)
+				}
+			}
+		}
+	})
+	t.Run("warm-up", func(t *testing.T) {
+		c := cells[WarmUpCell]
+		var warm, later, nWarm, nLater float64
+		for _, s := range streams(c.Scenario, 20) {
+			for i, iv := range s.Latency {
+				slow, _ := iv.Canary.Slower(0.5)
+				if time.Duration(i)*Interval < 2*time.Minute {
+					warm, nWarm = warm+slow, nWarm+iv.Canary.Requests
+				} else {
+					later, nLater = later+slow, nLater+iv.Canary.Requests
+				}
+			}
+		}
+		if w, l := warm/nWarm, later/nLater; w < 3*l {
+			t.Errorf("share slower than 0.5s: %.4f in the warm-up, %.4f after; want the warm-up far slower", w, l)
+		}
+	})
+	t.Run("load and share", func(t *testing.T) {
+		load, tiny := cells["load 2->20/s err 1%->1% @10/s"], cells["canary 1% of traffic err 1%->1% @100/s"]
+		s := streams(load.Scenario, 1)[0]
+		if first, last := s.Errors[0].Baseline.Requests+s.Errors[0].Canary.Requests, s.Errors[Steps-1].Baseline.Requests+s.Errors[Steps-1].Canary.Requests; first > 100 || last < 300 {
+			t.Errorf("load: %g requests in the first interval, %g in the last; want about 40 and 400", first, last)
+		}
+		var b, c float64
+		for _, iv := range streams(tiny.Scenario, 1)[0].Errors {
+			b, c = b+iv.Baseline.Requests, c+iv.Canary.Requests
+		}
+		if r := c / b; r < 0.008 || r > 0.012 {
+			t.Errorf("tiny share: canary/baseline traffic %.4f, want 0.01", r)
+		}
+	})
 	t.Run("bursts", func(t *testing.T) {
 		// Dispersion of per-interval baseline errors, variance over mean: about 1 for
 		// binomial errors, far more with a bad pod in 1 interval in 10.

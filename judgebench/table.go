@@ -35,9 +35,12 @@ func Print(w io.Writer, rep *Report, format string) error {
 	p.list([]string{
 		fmt.Sprintf("Streams: per arm Poisson requests at the cell's rate, Binomial errors, log-normal latency (median %gs, p99 %gs on the baseline) bucketed into Prometheus's default buckets by sequential binomials; the latency and error-rate metrics count the same requests. Error cells keep latency healthy; latency cells keep errors at 1%%.",
 			BaselineLatency.Median, BaselineLatency.P99),
-		fmt.Sprintf("Policy: both metrics critical, alpha %g (split between them by the counter-reading judges), tolerance %g, tempering %g, minRequests %d, interval %s, window 5m (mannwhitney), 1m (threshold).",
+		fmt.Sprintf("Policy: both metrics critical, alpha %g (split between them by the counter-reading judges), tolerance %g, tempering %g, minRequests %d, interval %s, window 5m (mannwhitney), 1m (threshold), warmup 0s (2m on the warm-up cell: the grid measures the judge; the default warm-up of one interval would add it to every time).",
 			Alpha, Tolerance, float64(Tempering), MinRequests, Interval),
-		"Special cells (healthy unless named a regression): ramp, canary traffic 10%, 50%, then 100% of the baseline's for 10 min each; incident, both arms' error rates x10 from 12.5 to 17.5 min (a judge that promoted before never sees it); bursty, each arm independently has 10x the error rate in a random 1 in 10 intervals (threshold max set from the long-run 1.9%); latency +20% whole distribution (median and p99 x1.2) and tail only (p99 x1.2, median kept).",
+		"Special cells (healthy unless named a regression): ramp, canary traffic 10%, 50%, then 100% of the baseline's for 10 min each; incident, both arms' error rates x10 from 12.5 to 17.5 min (a judge that promoted before never sees it); bursty, each arm independently has 10x the error rate in a random 1 in 10 intervals (threshold max set from the long-run 1.9%); latency +20% whole distribution (median and p99 x1.2) and tail only (p99 x1.2, median kept); " +
+			"clumpy xD, each arm's error rate multiplied in each interval by its own gamma factor of mean 1, so that its errors per interval vary D times as much as the binomial's; " +
+			"warm-up, the canary's latency x1.5 for its first 2 min, judged with a 2 min warm-up; load, both arms' traffic 0.2, 0.5, 1 then 2 times the rate, 7.5 min each; " +
+			"shared noise, one gamma factor (dispersion 5) on both arms' error rates in each interval; canary 1% of traffic, the canary served 1% of the baseline's requests.",
 		"Threshold judge: a check whose window has no data for the canary is inconclusive, and counted as a failed check, as Flagger counts no data.",
 		fmt.Sprintf("Oracle: on latency cells it tests only the share slower than %gs, the edge nearest the baseline's p99, so it is the floor for that one edge; a judge that reads every edge can beat it (ratio below 1) when a whole-distribution shift shows more at lower edges.",
 			OracleEdge(BaselineLatency)),

@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/coalmine/coalmine/policies"
 )
 
 // Status is how a measured number stands against its target.
@@ -72,6 +74,30 @@ func Targets(rep *Report) []Check {
 		detail += "; over 5%: " + strings.Join(over, ", ")
 	}
 	atMost(fmt.Sprintf("false rollbacks <= 5%% in every healthy cell (%d cells)", healthy), worst, 0.05, healthy > 0, detail)
+
+	// Wrong promotions: the worst errors cell regressed by 1.5x or more, and every one over.
+	worst, worstName, regressed := -1.0, "", 0
+	over = nil
+	for _, cr := range rep.Cells {
+		c := cr.Cell
+		if c.Healthy() || c.Metric != policies.KindErrors || c.ErrorRatio < 1.5 {
+			continue
+		}
+		regressed++
+		s := cr.Summary(Sequential.Name)
+		if s.PromoteRate > worst {
+			lo, hi := Wilson(s.Promotes, s.Runs, Z95)
+			worst, worstName = s.PromoteRate, fmt.Sprintf("%s: %s [%.1f, %.1f]", c.Name, percentage(s.PromoteRate), 100*lo, 100*hi)
+		}
+		if s.PromoteRate > 0.025 {
+			over = append(over, fmt.Sprintf("%s %s", c.Name, percentage(s.PromoteRate)))
+		}
+	}
+	detail = "worst " + worstName
+	if len(over) > 0 {
+		detail += "; over 2.5%: " + strings.Join(over, ", ")
+	}
+	atMost(fmt.Sprintf("wrong promotions <= 2.5%% in every errors cell regressed 1.5x or more (%d cells)", regressed), worst, 0.025, regressed > 0, detail)
 
 	timed := func(cell, what string, pick func(Summary) float64, limit float64) {
 		s, ok := summary(cell)

@@ -5,6 +5,8 @@
 package policies
 
 import (
+	"time"
+
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 )
@@ -183,6 +185,18 @@ type Analysis struct {
 	Tempering float64 `yaml:"tempering" json:"tempering"`
 	// OnInconclusive is what to do when MaxDuration passes without a decisive verdict.
 	OnInconclusive InconclusiveAction `yaml:"onInconclusive" json:"onInconclusive"`
+	// Warmup is how long after each step is in place its evidence is left out: new pods
+	// warming up (JIT, caches, connection pools) are slow or fail for reasons that pass.
+	// Unset, it is one interval; 0 leaves nothing out. Use WarmUp for the value in force.
+	Warmup *model.Duration `yaml:"warmup,omitempty" json:"warmup,omitempty"`
+}
+
+// WarmUp is the warm-up in force: Warmup, or one interval when it is unset.
+func (a Analysis) WarmUp() time.Duration {
+	if a.Warmup == nil {
+		return time.Duration(a.Interval)
+	}
+	return time.Duration(*a.Warmup)
 }
 
 // Prometheus is how to reach the Prometheus server that holds the metrics.

@@ -122,6 +122,10 @@ func (p *Policy) validateAnalysis(v *validator) {
 	if !(a.Tempering > 0 && a.Tempering <= 1) {
 		v.errorf("spec.analysis.tempering", "must be in (0, 1], got %g", a.Tempering)
 	}
+	// A negative duration is refused as it is read.
+	if w, s := a.Warmup, p.Spec.Strategy.StepDuration; w != nil && s > 0 && *w >= s {
+		v.errorf("spec.analysis.warmup", "must be shorter than spec.strategy.stepDuration (%s): a step would have nothing left to judge", s)
+	}
 	switch a.OnInconclusive {
 	case InconclusiveHold, InconclusiveRollback:
 	default:

@@ -144,13 +144,33 @@ func waitScraped(t *testing.T, e *env, ns string, versions ...string) {
 // policyFile writes a gate policy for the seed app in ns, with short steps.
 func policyFile(t *testing.T, ns, strategy, target, extra string) string {
 	t.Helper()
-	if target == "" {
-		target = `baseline: {deployment: my-app-v1, version: v1.0.0}
-    canary: {deployment: my-app-v2, version: v2.0.0}`
-	}
 	if extra == "" {
 		extra = `steps: ["1", "50%", "100%"]
     stepDuration: 6s`
+	}
+	return seedPolicy{ns: ns, strategy: strategy, target: target, strategyBlock: extra,
+		interval: 2 * time.Second, maxDuration: "3m", readyTimeout: "12s"}.write(t)
+}
+
+// seedPolicy is a gate policy for the seed app, judged by the threshold judge over 10s.
+type seedPolicy struct {
+	ns, strategy string
+	// target is the policy's baseline and canary lines; empty is the seed's two Deployments.
+	target string
+	// strategyBlock is the strategy's lines after its type.
+	strategyBlock string
+	interval      time.Duration
+	maxDuration   string
+	readyTimeout  string
+}
+
+// write writes the policy to a file and returns its path.
+func (sp seedPolicy) write(t *testing.T) string {
+	t.Helper()
+	target := sp.target
+	if target == "" {
+		target = `baseline: {deployment: my-app-v1, version: v1.0.0}
+    canary: {deployment: my-app-v2, version: v2.0.0}`
 	}
 	policy := fmt.Sprintf(`apiVersion: coalmine.dev/v1alpha1
 kind: CanaryPolicy
@@ -160,7 +180,7 @@ spec:
     namespace: %s
     app: my-app
     %s
-  analysis: {judge: threshold, interval: 2s, window: 10s, minRequests: 50, maxDuration: 3m}
+  analysis: {judge: threshold, interval: %s, window: 10s, minRequests: 50, maxDuration: %s}
   metrics:
     - name: error-rate
       kind: errors
@@ -171,12 +191,12 @@ spec:
       kind: latency
       buckets: sum by ({{.VersionLabel}}, le) (increase(request_duration_seconds_bucket{ {{.Selector}} }[{{.Window}}]))
       thresholds: {maxRatio: 1.5}
-  health: {readyTimeout: 12s}
+  health: {readyTimeout: %s}
   strategy:
     type: %s
     %s
-`, ns, target, strategy, extra)
-	path := filepath.Join(t.TempDir(), ns+".yaml")
+`, sp.ns, target, model.Duration(sp.interval), sp.maxDuration, sp.readyTimeout, sp.strategy, sp.strategyBlock)
+	path := filepath.Join(t.TempDir(), sp.ns+".yaml")
 	if err := os.WriteFile(path, []byte(policy), 0o644); err != nil {
 		t.Fatal(err)
 	}

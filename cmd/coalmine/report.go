@@ -99,6 +99,10 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		window = time.Duration(f.window)
 		p.Spec.Analysis.Window = f.window
 	}
+	// The window is judged whole: the warm-up is for the start of a step, which a window
+	// chosen after the fact need not hold (backtest, whose runs start canaries, keeps it).
+	noWarmup := model.Duration(0)
+	p.Spec.Analysis.Warmup = &noWarmup
 
 	an := analyzer.New(prom, logger)
 	var (

@@ -509,39 +509,8 @@ func lineOf(t *testing.T, path, key string) int {
 // threshold judge, with a readyTimeout the seed's readiness delay fits in.
 func holdPolicy(t *testing.T, ns, strategy, target, steps, maxDuration string) string {
 	t.Helper()
-	if target == "" {
-		target = `baseline: {deployment: my-app-v1, version: v1.0.0}
-    canary: {deployment: my-app-v2, version: v2.0.0}`
-	}
-	policy := fmt.Sprintf(`apiVersion: coalmine.dev/v1alpha1
-kind: CanaryPolicy
-metadata: {name: my-app}
-spec:
-  target:
-    namespace: %s
-    app: my-app
-    %s
-  analysis: {judge: threshold, interval: %s, window: 10s, minRequests: 50, maxDuration: %s}
-  metrics:
-    - name: error-rate
-      kind: errors
-      requests: sum by ({{.VersionLabel}}) (increase(http_requests_total{ {{.Selector}} }[{{.Window}}]))
-      errors: sum by ({{.VersionLabel}}) (increase(http_requests_total{ {{.Selector}}, code=~"5.." }[{{.Window}}]))
-      thresholds: {maxRatio: 2}
-    - name: latency-p99
-      kind: latency
-      buckets: sum by ({{.VersionLabel}}, le) (increase(request_duration_seconds_bucket{ {{.Selector}} }[{{.Window}}]))
-      thresholds: {maxRatio: 1.5}
-  health: {readyTimeout: 45s}
-  strategy:
-    type: %s
-    %s
-`, ns, target, model.Duration(holdInterval), maxDuration, strategy, steps)
-	path := filepath.Join(t.TempDir(), ns+".yaml")
-	if err := os.WriteFile(path, []byte(policy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return seedPolicy{ns: ns, strategy: strategy, target: target, strategyBlock: steps,
+		interval: holdInterval, maxDuration: maxDuration, readyTimeout: "45s"}.write(t)
 }
 
 // blueGreenExample is policies/examples/my-app-bluegreen.yaml as shipped (its metrics, its
