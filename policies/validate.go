@@ -11,7 +11,15 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
+
+// labelValueRule words what a Kubernetes label value may be.
+const labelValueRule = "at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+
+// minInterval is the shortest analysis interval and window: Prometheus and the pods are not
+// read more often than this.
+const minInterval = model.Duration(time.Second)
 
 var (
 	labelNameRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
@@ -62,9 +70,13 @@ func (p *Policy) validateTarget(v *validator) {
 	t := p.Spec.Target
 	if t.Namespace == "" {
 		v.errorf("spec.target.namespace", "is required")
+	} else if len(validation.IsDNS1123Label(t.Namespace)) > 0 {
+		v.errorf("spec.target.namespace", "must be a namespace name (at most 63 lowercase letters, digits and '-'), got %q", t.Namespace)
 	}
 	if t.App == "" {
 		v.errorf("spec.target.app", "is required")
+	} else if len(validation.IsValidLabelValue(t.App)) > 0 {
+		v.errorf("spec.target.app", "must be a label value (%s), got %q", labelValueRule, t.App)
 	}
 	for _, arm := range []struct {
 		name string
@@ -74,8 +86,13 @@ func (p *Policy) validateTarget(v *validator) {
 		if arm.arm.Deployment == "" && arm.arm.Version == "" {
 			v.errorf(f, "needs a deployment or a version")
 		}
-		if d := arm.arm.Deployment; d != "" && !dns1123RE.MatchString(d) {
+		if d := arm.arm.Deployment; d != "" && len(validation.IsDNS1123Subdomain(d)) > 0 {
 			v.errorf(f+".deployment", "must be a DNS-1123 name, got %q", d)
+		}
+		if ver := arm.arm.Version; ver != "" {
+			if len(validation.IsValidLabelValue(ver)) > 0 {
+				v.errorf(f+".version", "must be a label value (%s), got %q", labelValueRule, ver)
+			}
 		}
 	}
 	if t.Baseline.Version != "" && t.Baseline.Version == t.Canary.Version {
@@ -94,11 +111,11 @@ func (p *Policy) validateTarget(v *validator) {
 
 func (p *Policy) validateAnalysis(v *validator) {
 	a := p.Spec.Analysis
-	if a.Interval <= 0 {
-		v.errorf("spec.analysis.interval", "must be > 0")
+	if a.Interval < minInterval {
+		v.errorf("spec.analysis.interval", "must be at least %s, got %s", minInterval, a.Interval)
 	}
-	if a.Window <= 0 {
-		v.errorf("spec.analysis.window", "must be > 0")
+	if a.Window < minInterval {
+		v.errorf("spec.analysis.window", "must be at least %s, got %s", minInterval, a.Window)
 	}
 	if a.MaxDuration <= 0 {
 		v.errorf("spec.analysis.maxDuration", "must be > 0")
@@ -250,7 +267,7 @@ func (p *Policy) validateMetrics(v *validator) {
 				v.errorf(f+"."+w, "is required for %s metrics", m.Kind)
 			}
 		}
-		if m.Kind == KindLatency && (m.Quantile <= 0 || m.Quantile >= 1) {
+		if m.Kind == KindLatency && !(m.Quantile > 0 && m.Quantile < 1) {
 			v.errorf(f+".quantile", "must be between 0 and 1 (exclusive), got %g", m.Quantile)
 		}
 		if m.Kind != KindLatency && m.Quantile != 0 {
@@ -281,9 +298,7 @@ func (p *Policy) validateMetricThresholds(v *validator, f string, m Metric) {
 		if t.Min != nil || t.Max != nil || t.MaxDifference != nil {
 			v.errorf(f, "the mannwhitney judge uses only maxRatio (the allowed increase of the mean)")
 		}
-		if t.MaxRatio != nil && *t.MaxRatio <= 0 {
-			v.errorf(f+".maxRatio", "must be > 0, got %g", *t.MaxRatio)
-		}
+		finiteThresholds(v, f, t)
 		return
 	}
 	validateThresholds(v, f, t)
@@ -297,12 +312,33 @@ func validateThresholds(v *validator, f string, t Thresholds) {
 	if t.Min != nil && t.Max != nil && *t.Min > *t.Max {
 		v.errorf(f+".min", "must be <= max (%g), got %g", *t.Max, *t.Min)
 	}
-	if t.MaxRatio != nil && *t.MaxRatio <= 0 {
-		v.errorf(f+".maxRatio", "must be > 0, got %g", *t.MaxRatio)
+	finiteThresholds(v, f, t)
+}
+
+// finiteThresholds reports whether every bound set is a finite number in its range: a NaN
+// compares false with everything, so a canary checked against it would pass whatever it does.
+func finiteThresholds(v *validator, f string, t Thresholds) bool {
+	ok := true
+	for _, b := range []struct {
+		field    string
+		x        *float64
+		positive bool // > 0, or else >= 0 (maxDifference) or any finite number (min, max)
+		nonNeg   bool
+	}{{"min", t.Min, false, false}, {"max", t.Max, false, false}, {"maxRatio", t.MaxRatio, true, false}, {"maxDifference", t.MaxDifference, false, true}} {
+		switch x := b.x; {
+		case x == nil:
+		case math.IsNaN(*x) || math.IsInf(*x, 0):
+			v.errorf(f+"."+b.field, "must be a finite number, got %g", *x)
+			ok = false
+		case b.positive && *x <= 0:
+			v.errorf(f+"."+b.field, "must be > 0, got %g", *x)
+			ok = false
+		case b.nonNeg && *x < 0:
+			v.errorf(f+"."+b.field, "must be >= 0, got %g", *x)
+			ok = false
+		}
 	}
-	if t.MaxDifference != nil && *t.MaxDifference < 0 {
-		v.errorf(f+".maxDifference", "must be >= 0, got %g", *t.MaxDifference)
-	}
+	return ok
 }
 
 // placeholderVars are the template variables used to check templates at load time; a target
@@ -348,6 +384,8 @@ func (p *Policy) validateStrategy(v *validator) {
 		}
 		if s.Service == "" {
 			v.errorf("spec.strategy.service", "is required for bluegreen")
+		} else if len(validation.IsDNS1123Label(s.Service)) > 0 {
+			v.errorf("spec.strategy.service", "must be a Service name (at most 63 lowercase letters, digits and '-'), got %q", s.Service)
 		}
 	default:
 		v.errorf("spec.strategy.type", "must be one of [scale rollout shift bluegreen], got %q", s.Type)
@@ -448,8 +486,8 @@ func ParseStep(s string) (Step, error) {
 	if err != nil {
 		return Step{}, fmt.Errorf("must be a replica count like 3 or a percentage like 25%%, got %q", s)
 	}
-	if n <= 0 || (pct && n > 100) {
-		return Step{}, fmt.Errorf("must be a replica count > 0 or a percentage in 1%%..100%%, got %q", s)
+	if n <= 0 || (pct && n > 100) || n > math.MaxInt32 {
+		return Step{}, fmt.Errorf("must be a replica count in 1..%d or a percentage in 1%%..100%%, got %q", math.MaxInt32, s)
 	}
 	return Step{Value: n, Percent: pct}, nil
 }
