@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/informers"
@@ -309,11 +308,10 @@ func (c *controller) prometheus(p *policies.Policy) (*promapi.Batcher, error) {
 	if url == "" {
 		return nil, fmt.Errorf("policy %s names no Prometheus URL", Key(p))
 	}
-	httpCfg, err := yamlString(p.Spec.Prometheus.HTTP)
+	id, err := clientKey(url, p.Spec.Prometheus)
 	if err != nil {
 		return nil, err
 	}
-	id := fmt.Sprintf("%s|%s|%s", url, p.Spec.Prometheus.Timeout, httpCfg)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if prom, ok := c.proms[id]; ok {
@@ -327,14 +325,4 @@ func (c *controller) prometheus(p *policies.Policy) (*promapi.Batcher, error) {
 	b := promapi.NewBatcher(prom, batchDelay, c.d.logger)
 	c.proms[id] = b
 	return b, nil
-}
-
-// stop cancels every runner and waits for them: each leaves its canary resumable.
-// yamlString renders a configuration value, to tell equal settings from different ones.
-func yamlString(v any) (string, error) {
-	b, err := yaml.Marshal(v)
-	if err != nil {
-		return "", fmt.Errorf("prometheus http settings: %w", err)
-	}
-	return string(b), nil
 }

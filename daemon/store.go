@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -31,6 +32,9 @@ type Store struct {
 	byKey        map[string]*policies.Policy
 	all          []*policies.Policy
 	byDeployment map[string][]string // "namespace/deployment" -> policy keys
+	// owner is the file each key's policy comes from: when two files define one key, the one
+	// in force keeps it (or, for a new key, the first file by name) and the other is refused.
+	owner map[string]string
 }
 
 type fileState struct {
@@ -92,7 +96,7 @@ func (s *Store) Reload() (changed []string, problems error) {
 			s.logger.Info().Str("file", f).Msg("policy file removed")
 		}
 	}
-	s.indexLocked()
+	errs = append(errs, s.indexLocked()...)
 	after := s.keysLocked()
 	for k, sum := range after {
 		if before[k] != sum {
@@ -111,25 +115,45 @@ func (s *Store) Reload() (changed []string, problems error) {
 // keysLocked maps each policy's key to a fingerprint of the file version it came from.
 func (s *Store) keysLocked() map[string][32]byte {
 	out := map[string][32]byte{}
-	for _, st := range s.files {
-		for _, p := range st.policies {
-			out[Key(p)] = st.goodSum
-		}
+	for k, f := range s.owner {
+		out[k] = s.files[f].goodSum
 	}
 	return out
 }
 
-// indexLocked rebuilds the lookups derived from files.
-func (s *Store) indexLocked() {
+// indexLocked rebuilds the lookups derived from files, and returns a problem for each policy
+// refused because another file already defines its key.
+func (s *Store) indexLocked() []error {
+	files := slices.Sorted(maps.Keys(s.files))
+	// A file that still defines the key it owned keeps it, so that adding a second file for a
+	// running canary cannot take it over.
+	owner := map[string]string{}
+	for k, f := range s.owner {
+		for _, p := range s.files[f].policies {
+			if Key(p) == k {
+				owner[k] = f
+			}
+		}
+	}
+	var problems []error
 	s.byKey = map[string]*policies.Policy{}
 	s.byDeployment = map[string][]string{}
 	s.all = s.all[:0]
-	for _, st := range s.files {
-		for _, p := range st.policies {
-			s.byKey[Key(p)] = p
+	for _, f := range files {
+		for _, p := range s.files[f].policies {
+			k := Key(p)
+			if o, ok := owner[k]; ok && o != f {
+				err := fmt.Errorf("%s: policy %s is already defined in %s, which stays in force; this one is ignored", f, k, o)
+				problems = append(problems, err)
+				s.logger.Error().Err(err).Str("file", f).Str("policy", k).Msg("duplicate policy ignored")
+				continue
+			}
+			owner[k] = f
+			s.byKey[k] = p
 			s.all = append(s.all, p)
 		}
 	}
+	s.owner = owner
 	sort.Slice(s.all, func(i, j int) bool { return Key(s.all[i]) < Key(s.all[j]) })
 	for _, p := range s.all {
 		t := p.Spec.Target
@@ -143,6 +167,7 @@ func (s *Store) indexLocked() {
 			}
 		}
 	}
+	return problems
 }
 
 // Get returns the policy with a key.

@@ -89,3 +89,49 @@ func TestStoreReload(t *testing.T) {
 		t.Errorf("policies naming an unknown Deployment: %v", got)
 	}
 }
+
+// TestStoreDuplicatePolicies shows two files defining one namespace/name: the one in force keeps
+// it on every reload (it once changed at random, restarting the canary), the other is refused
+// with an error naming both, and it takes over only when the first goes away.
+func TestStoreDuplicatePolicies(t *testing.T) {
+	dir := t.TempDir()
+	good := example(t)
+	write := func(name, s string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tolerance := func(s *Store) float64 {
+		p, ok := s.Get("default/my-app")
+		if !ok {
+			t.Fatal("no policy default/my-app")
+		}
+		return p.Spec.Analysis.Tolerance
+	}
+	write("b.yaml", good)
+	s := NewStore(dir, zerolog.Nop())
+	if _, err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	write("a.yaml", strings.Replace(good, "tolerance: 1.5 ", "tolerance: 2 ", 1))
+	for i := range 50 {
+		changed, err := s.Reload()
+		if err == nil || !strings.Contains(err.Error(), "a.yaml: policy default/my-app is already defined in "+filepath.Join(dir, "b.yaml")) {
+			t.Fatalf("reload %d: err %v, want the duplicate named", i, err)
+		}
+		if len(changed) != 0 || tolerance(s) != 1.5 || len(s.All()) != 1 {
+			t.Fatalf("reload %d: changed %v, tolerance %v, %d policies: want b.yaml's alone, unchanged", i, changed, tolerance(s), len(s.All()))
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, "b.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := s.Reload(); err != nil || strings.Join(changed, ",") != "default/my-app" || tolerance(s) != 2 {
+		t.Fatalf("b.yaml gone: changed %v, err %v, tolerance %v; want a.yaml's in force", changed, err, tolerance(s))
+	}
+	write("c.yaml", good)
+	fresh := NewStore(dir, zerolog.Nop())
+	if _, err := fresh.Reload(); err == nil || tolerance(fresh) != 2 {
+		t.Errorf("a new store: err %v, tolerance %v; want the first file by name in force and the other refused", err, tolerance(fresh))
+	}
+}

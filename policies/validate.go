@@ -190,6 +190,15 @@ func (p *Policy) validateSource(v *validator) {
 	}
 }
 
+// RedactedURL is a URL as it may be shown: a password in it replaced by "xxxxx".
+func RedactedURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}
+
 // CheckPrometheusURL reports whether s can be the base URL of a Prometheus server.
 func CheckPrometheusURL(s string) error {
 	u, err := url.Parse(s)

@@ -81,3 +81,24 @@ func TestJUnitCounts(t *testing.T) {
 		t.Errorf("case 3: %+v", s.Cases[3])
 	}
 }
+
+// TestMarkdownShowsHostileTextAsText checks that what others wrote (a metric's name, a reason
+// quoting Prometheus or a series) cannot add HTML, links or images to a CI summary.
+func TestMarkdownShowsHostileTextAsText(t *testing.T) {
+	rep := sampleGate()
+	hostile := `<img src=https://evil.example/p.png> ![x](https://evil.example/i.png) [click](https://evil.example) ` + "`code`" + ` a|b <details><summary>x</summary>`
+	rep.Reason = hostile
+	var md bytes.Buffer
+	if err := WriteGateMarkdown(&md, "my-app", rep); err != nil {
+		t.Fatal(err)
+	}
+	out := md.String()
+	for _, bad := range []string{"<img", "![x](", "[click](", "<details><summary>x", "`code`"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("the summary carries %q as markup:\n%s", bad, out)
+		}
+	}
+	if !strings.Contains(out, "&lt;img src=https://evil.example/p.png&gt;") {
+		t.Errorf("the hostile text is not shown as text:\n%s", out)
+	}
+}

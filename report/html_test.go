@@ -215,9 +215,13 @@ func markdownCells(md string) [][]string {
 	return out
 }
 
-// cellTexts is what must appear in the HTML for a Markdown cell: the two halves of a
-// "baseline / canary" pair, a verdict without its sign, a name without "(advisory)".
+// mdUnescaper undoes mdEscape: what a Markdown cell shows once rendered.
+var mdUnescaper = strings.NewReplacer(`\|`, "|", "&amp;", "&", "&lt;", "<", "&gt;", ">", `\\`, `\`, `\[`, "[", `\]`, "]", "\\`", "`", `\!`, "!")
+
+// cellTexts is what must appear in the HTML for a Markdown cell, as it renders: the two halves
+// of a "baseline / canary" pair, a verdict without its sign, a name without "(advisory)".
 func cellTexts(cell string) []string {
+	cell = mdUnescaper.Replace(cell)
 	switch {
 	case strings.HasSuffix(cell, " (advisory)"):
 		return []string{strings.TrimSuffix(cell, " (advisory)"), "advisory"}

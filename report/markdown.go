@@ -48,7 +48,13 @@ func writeMarkdown(w io.Writer, r Report) error {
 	return err
 }
 
-// mdEscape keeps a value inside one table cell.
-func mdEscape(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
-}
+// mdEscape keeps a value inside one table cell and shows it as text. Values come from others
+// (metric names, Prometheus's errors, the canary's series): HTML and Markdown links in them
+// would render in a CI summary, an image there loads from wherever its author likes.
+var mdEscaper = strings.NewReplacer(
+	"|", `\|`, "\n", " ", "\r", " ",
+	"&", "&amp;", "<", "&lt;", ">", "&gt;",
+	`\`, `\\`, "[", `\[`, "]", `\]`, "`", "\\`", "!", `\!`,
+)
+
+func mdEscape(s string) string { return mdEscaper.Replace(s) }

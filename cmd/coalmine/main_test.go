@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,7 +40,7 @@ func TestValidate(t *testing.T) {
 		},
 		{
 			"one line per problem across files", []string{"validate", "-f", "../../policies/testdata/wrong-api.bad.yaml", "../../policies/testdata/zero-interval.bad.yaml"}, exitUsage,
-			[]string{"wrong-api.bad.yaml:1: apiVersion", "wrong-api.bad.yaml:2: kind", "zero-interval.bad.yaml:13: spec.analysis.interval must be > 0"},
+			[]string{"wrong-api.bad.yaml:1: apiVersion", "wrong-api.bad.yaml:2: kind", "zero-interval.bad.yaml:13: spec.analysis.interval must be at least 1s"},
 		},
 		{"no file", []string{"validate"}, exitUsage, []string{"no policy file given"}},
 		{"missing file", []string{"validate", "-f", "nope.yaml"}, exitUsage, []string{"nope.yaml: cannot read"}},
@@ -90,5 +91,26 @@ func TestHelpAndUsage(t *testing.T) {
 				t.Errorf("exit %d, want %d with %q; output:\n%s%s", code, tt.wantCode, tt.want, stdout, stderr)
 			}
 		})
+	}
+}
+
+// TestValidateHidesPasswords checks that validate never prints a password written into the
+// Prometheus URL.
+func TestValidateHidesPasswords(t *testing.T) {
+	b, err := os.ReadFile("../../policies/examples/my-app.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(t.TempDir(), "p.yaml")
+	doc := strings.Replace(string(b), "url: http://prometheus.monitoring.svc:9090", "url: http://admin:hunter2@prometheus.monitoring.svc:9090", 1)
+	if doc == string(b) {
+		t.Fatal("the example's Prometheus URL moved; update the test")
+	}
+	if err := os.WriteFile(policy, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runArgs("validate", "-f", policy)
+	if code != exitPass || strings.Contains(stdout+stderr, "hunter2") || !strings.Contains(stdout, "http://admin:xxxxx@prometheus.monitoring.svc:9090") {
+		t.Errorf("exit %d; the password shows, or the URL does not:\n%s%s", code, stdout, stderr)
 	}
 }

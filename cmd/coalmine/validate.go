@@ -74,7 +74,7 @@ func sourcing(p *policies.Policy) string {
 		return fmt.Sprintf("source pods: no Prometheus; scrapes the Ready pods of %s labelled %s=%s, %s in (%s, %s) at their prometheus.io/port (and /path, /scheme) annotations, needs get/list on pods",
 			t.Namespace, t.Labels.App, t.App, t.Labels.Version, t.Baseline.Version, t.Canary.Version)
 	}
-	url := p.Spec.Prometheus.URL
+	url := policies.RedactedURL(p.Spec.Prometheus.URL)
 	if url == "" {
 		url = "--prometheus-url"
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/coalmine/coalmine/metrics"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
@@ -121,9 +122,12 @@ func (p *Prometheus) rangeVectors(ctx context.Context, q metrics.Query, start, e
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
 	begin := time.Now()
-	v, _, err := p.api.QueryRange(ctx, q.PromQL, v1.Range{Start: start, End: end, Step: step}, v1.WithTimeout(p.timeout))
+	v, warnings, err := p.api.QueryRange(ctx, q.PromQL, v1.Range{Start: start, End: end, Step: step}, v1.WithTimeout(p.timeout))
 	if p.OnQuery != nil {
 		p.OnQuery(time.Since(begin), err)
+	}
+	if err == nil {
+		err = partial(warnings)
 	}
 	if err != nil {
 		return nil, classify(q.Metric, err)
@@ -162,7 +166,35 @@ func (p *Prometheus) query(ctx context.Context, promql string, at time.Time) (mo
 	if p.OnQuery != nil {
 		p.OnQuery(time.Since(start), err)
 	}
+	if err == nil {
+		err = partial(warnings)
+	}
 	return v, warnings, err
+}
+
+// maxWarningText bounds what an answer's warnings add to an error: they are written by others.
+const maxWarningText = 512
+
+// partial makes an answer with warnings no answer. Prometheus, Thanos and Cortex warn when a
+// store or a shard did not answer, and a canary judged on part of its data could pass on it:
+// partial data is unavailable data, and the canary holds. Prometheus 2's informational
+// annotations ("PromQL info: metric might not be a counter"), which it sent among the
+// warnings, say nothing of missing data and are let through.
+func partial(warnings v1.Warnings) error {
+	var serious []string
+	for _, w := range warnings {
+		if !strings.HasPrefix(w, "PromQL info:") {
+			serious = append(serious, w)
+		}
+	}
+	if len(serious) == 0 {
+		return nil
+	}
+	text := strings.Join(serious, "; ")
+	if len(text) > maxWarningText {
+		text = text[:maxWarningText] + "..."
+	}
+	return fmt.Errorf("the answer came with warnings, so it may be partial: %q", text)
 }
 
 // withTimeout bounds one query by the policy's timeout, when it sets one.

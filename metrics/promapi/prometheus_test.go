@@ -279,6 +279,8 @@ func TestObserveFailures(t *testing.T) {
 		{"timeout", http.StatusOK, vector(), 2 * time.Second, metrics.ErrUnavailable},
 		{"bad query", http.StatusBadRequest, `{"status":"error","errorType":"bad_data","error":"parse error"}`, 0, metrics.ErrQuery},
 		{"execution error", http.StatusUnprocessableEntity, `{"status":"error","errorType":"execution","error":"many-to-many matching not allowed"}`, 0, metrics.ErrQuery},
+		{"partial answer: a store down", http.StatusOK, `{"status":"success","data":{"resultType":"vector","result":[]},"warnings":["store 10.0.0.7:10901 unavailable"]}`, 0, metrics.ErrUnavailable},
+		{"an informational annotation is no warning", http.StatusOK, `{"status":"success","data":{"resultType":"vector","result":[]},"warnings":["PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"x\""]}`, 0, nil},
 		{"prometheus overloaded", http.StatusServiceUnavailable, `{"status":"error","errorType":"unavailable","error":"too many queries"}`, 0, metrics.ErrUnavailable},
 	}
 	for _, tt := range tests {
@@ -388,4 +390,30 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPartialAnswersAreUnavailable shows that an answer with warnings (a Thanos or Cortex store
+// down) is no answer for the counter reads either, instant and range: the canary holds.
+func TestPartialAnswersAreUnavailable(t *testing.T) {
+	q := queryFor(t, policies.KindErrors)
+	body := `{"status":"success","data":{"resultType":"%s","result":[]},"warnings":["store down: ` + strings.Repeat("x", 2000) + `"]}`
+	for _, kind := range []string{"vector", "matrix"} {
+		srv, _ := server(t, http.StatusOK, fmt.Sprintf(body, kind), 0)
+		p, err := New(srv.URL, policies.Default().Spec.Prometheus, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := time.Unix(1700000000, 0)
+		if kind == "vector" {
+			_, err = p.Counters(context.Background(), q, at)
+		} else {
+			_, err = p.CountersRange(context.Background(), q, at.Add(-time.Minute), at, 10*time.Second)
+		}
+		if !errors.Is(err, metrics.ErrUnavailable) || !strings.Contains(err.Error(), "partial") {
+			t.Errorf("%s answer with a warning: err = %v, want unavailable, saying why", kind, err)
+		}
+		if err != nil && len(err.Error()) > 1000 {
+			t.Errorf("the error carries %d bytes of the answer's warnings, want them bounded", len(err.Error()))
+		}
+	}
 }
