@@ -132,15 +132,18 @@ func (d *Daemon) elect(ctx context.Context) error {
 		Client:     d.client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: d.opts.Identity},
 	}
+	// The elector only signals; the canaries are driven here, so that the Lease is released
+	// once they have stopped, never while a tick may still act (client-go's ReleaseOnCancel
+	// releases it as soon as the context ends, before the leader's callback has returned).
+	started := make(chan context.Context, 1)
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   d.opts.LeaseDuration,
-		RenewDeadline:   d.opts.RenewDeadline,
-		RetryPeriod:     d.opts.RetryPeriod,
-		ReleaseOnCancel: true,
-		Name:            d.opts.LeaseName,
+		Lock:          lock,
+		LeaseDuration: d.opts.LeaseDuration,
+		RenewDeadline: d.opts.RenewDeadline,
+		RetryPeriod:   d.opts.RetryPeriod,
+		Name:          d.opts.LeaseName,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: d.lead,
+			OnStartedLeading: func(ctx context.Context) { started <- ctx },
 			OnStoppedLeading: func() { d.logger.Info().Str("identity", d.opts.Identity).Msg("not leading") },
 			OnNewLeader: func(id string) {
 				d.logger.Info().Str("leader", id).Str("identity", d.opts.Identity).Msg("leader known")
@@ -152,9 +155,41 @@ func (d *Daemon) elect(ctx context.Context) error {
 	}
 	// A replica that loses the Lease stops driving canaries and campaigns again.
 	for ctx.Err() == nil {
-		le.Run(ctx)
+		ran := make(chan struct{})
+		go func() {
+			defer close(ran)
+			le.Run(ctx)
+		}()
+		select {
+		case leadCtx := <-started:
+			d.lead(leadCtx) // returns once every worker has stopped
+			<-ran
+			d.release(lock)
+		case <-ran:
+		}
 	}
 	return nil
+}
+
+// release gives the Lease up once this replica's canaries have stopped, so that a standby
+// takes over at once instead of after the Lease expires. It writes only a Lease this replica
+// still holds, at the version it read.
+func (d *Daemon) release(lock *resourcelock.LeaseLock) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.opts.RenewDeadline)
+	defer cancel()
+	rec, _, err := lock.Get(ctx)
+	if err != nil || rec.HolderIdentity != d.opts.Identity {
+		return
+	}
+	now := metav1.NewTime(time.Now())
+	err = lock.Update(ctx, resourcelock.LeaderElectionRecord{
+		LeaderTransitions: rec.LeaderTransitions, LeaseDurationSeconds: 1, RenewTime: now, AcquireTime: now,
+	})
+	if err != nil {
+		d.logger.Warn().Err(err).Msg("lease not released; a standby takes over when it expires")
+		return
+	}
+	d.logger.Info().Str("identity", d.opts.Identity).Msg("lease released")
 }
 
 // lead drives canaries until ctx is done or leadership is lost.
@@ -174,6 +209,7 @@ func (d *Daemon) lead(ctx context.Context) {
 	d.mu.Lock()
 	d.control = nil
 	d.mu.Unlock()
+	d.logger.Info().Str("identity", d.opts.Identity).Msg("canaries stopped")
 }
 
 func (d *Daemon) reloadLoop(ctx context.Context) {

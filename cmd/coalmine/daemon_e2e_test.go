@@ -217,6 +217,13 @@ func TestDaemon(t *testing.T) {
 		if took := time.Since(start); took > 10*time.Second {
 			t.Errorf("clean stop took %v", took)
 		}
+		// The Lease is handed over only once the leader's canaries have stopped: released
+		// earlier, a standby could start driving while a tick of the old leader still acts.
+		log := standby.stderr.String()
+		stopped, released := strings.Index(log, `"canaries stopped"`), strings.Index(log, `"lease released"`)
+		if stopped < 0 || released < 0 || released < stopped {
+			t.Errorf("canaries stopped at byte %d of the log, lease released at %d: want both, the release after\n%s", stopped, released, lastLines(log, 10))
+		}
 		if err := os.WriteFile(file, good, 0o644); err != nil {
 			t.Fatal(err)
 		}
