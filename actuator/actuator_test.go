@@ -751,3 +751,30 @@ func TestRolloutStepNeverWaitsInATick(t *testing.T) {
 		t.Errorf("after the step: paused=%t held=%t, want paused and held", d.Spec.Paused, held(d))
 	}
 }
+
+// TestBlueGreenSwitchesOnlyTheAppsService shows the Services a blue/green policy may not
+// re-point: one with no selector (it would gain one) and one that selects another app.
+func TestBlueGreenSwitchesOnlyTheAppsService(t *testing.T) {
+	ctx := context.Background()
+	for name, selector := range map[string]map[string]string{
+		"no selector":   nil,
+		"another app":   {"app": "billing", "version": "v1.0.0"},
+		"no app at all": {"version": "v1.0.0"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "my-app", Namespace: ns}, Spec: corev1.ServiceSpec{Selector: selector}}
+			c := fake.NewClientset(deployment("my-app-v1", "v1.0.0", 10, 10), deployment("my-app-v2", "v2.0.0", 10, 10), svc)
+			r, _ := NewRelease(c, loadPolicy(t, "my-app-bluegreen.yaml"), zerolog.Nop())
+			if _, err := r.Prepare(ctx); err == nil || !strings.Contains(err.Error(), "coalmine switches only") {
+				t.Errorf("prepare: err %v, want the Service refused", err)
+			}
+			if _, err := r.Rollback(ctx, map[string]string{stateServiceVersion: "v1.0.0"}); err == nil {
+				t.Error("rollback switched a Service it must not touch")
+			}
+			got, _ := c.CoreV1().Services(ns).Get(ctx, "my-app", metav1.GetOptions{})
+			if fmt.Sprint(got.Spec.Selector) != fmt.Sprint(selector) {
+				t.Errorf("the Service's selector is now %v, want %v untouched", got.Spec.Selector, selector)
+			}
+		})
+	}
+}

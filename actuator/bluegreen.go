@@ -28,6 +28,9 @@ func (b *blueGreen) selectVersion(ctx context.Context, version string) error {
 		if err != nil {
 			return err
 		}
+		if err := b.switchable(s); err != nil {
+			return err
+		}
 		if s.Spec.Selector[label] == version {
 			return nil
 		}
@@ -46,6 +49,20 @@ func (b *blueGreen) selectVersion(ctx context.Context, version string) error {
 	return nil
 }
 
+// switchable refuses a Service coalmine must not re-point: one with no selector (it would gain
+// one, and send the app's traffic where its owner never meant), or one that does not select
+// the policy's app (a policy naming another team's Service).
+func (b *blueGreen) switchable(s *corev1.Service) error {
+	t := b.p.Spec.Target
+	switch {
+	case len(s.Spec.Selector) == 0:
+		return fmt.Errorf("service %s/%s has no selector: coalmine switches only a Service that selects %s=%s", s.Namespace, s.Name, t.Labels.App, t.App)
+	case s.Spec.Selector[t.Labels.App] != t.App:
+		return fmt.Errorf("service %s/%s selects %s=%q, not the policy's app %q: coalmine switches only the app's own Service", s.Namespace, s.Name, t.Labels.App, s.Spec.Selector[t.Labels.App], t.App)
+	}
+	return nil
+}
+
 func (b *blueGreen) service(ctx context.Context, fresh bool) (*corev1.Service, error) {
 	s, err := b.k.from(fresh).Service(ctx, b.k.ns, b.p.Spec.Strategy.Service)
 	if err != nil {
@@ -60,6 +77,9 @@ func (b *blueGreen) prepare(ctx context.Context) (map[string]string, error) {
 	t := b.p.Spec.Target
 	s, err := b.service(ctx, true)
 	if err != nil {
+		return nil, err
+	}
+	if err := b.switchable(s); err != nil {
 		return nil, err
 	}
 	was := s.Spec.Selector[t.Labels.Version]

@@ -107,6 +107,11 @@ func (p *Policy) validateTarget(v *validator) {
 			v.errorf(l.field, "must be a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*), got %q", l.name)
 		}
 	}
+	// One label for two roles would make a version selector select the app, or a blue/green
+	// switch re-point the app's label.
+	if l := t.Labels; l.Version == l.App || l.Version == l.Namespace || l.App == l.Namespace {
+		v.errorf("spec.target.labels", "namespace, app and version must be three different labels, got %q, %q and %q", l.Namespace, l.App, l.Version)
+	}
 }
 
 func (p *Policy) validateAnalysis(v *validator) {
