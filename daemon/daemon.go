@@ -26,8 +26,14 @@ type Options struct {
 	PoliciesDir string
 	// ReloadInterval is how often the directory is read again.
 	ReloadInterval time.Duration
-	// Namespaces limits the Deployments watched; empty watches every namespace.
+	// Namespaces limits the Deployments watched, and the namespaces a policy may target; empty
+	// watches every namespace.
 	Namespaces []string
+	// CredentialsDir is where the files a policy's Prometheus settings read (credentials_file,
+	// ca_file, ...) must be; empty refuses every such file. A policy is written by a team, the
+	// daemon reads the files: without the bound, a policy could send the daemon's own token to
+	// a URL of its choosing.
+	CredentialsDir string
 	// PrometheusURL, when set, overrides every policy's spec.prometheus.url.
 	PrometheusURL string
 	// MetricsAddr serves /metrics, /healthz and /readyz.
@@ -79,7 +85,7 @@ func New(client kubernetes.Interface, opts Options, logger zerolog.Logger, reg *
 	return &Daemon{
 		opts: opts, client: client, logger: logger, reg: reg,
 		metrics: newSelfMetrics(reg),
-		store:   NewStore(opts.PoliciesDir, logger),
+		store:   NewStore(opts.PoliciesDir, logger).WithCheck(admission(opts)),
 	}
 }
 

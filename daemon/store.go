@@ -32,6 +32,8 @@ type Store struct {
 	byKey        map[string]*policies.Policy
 	all          []*policies.Policy
 	byDeployment map[string][]string // "namespace/deployment" -> policy keys
+	// check refuses a policy the daemon must not run; nil admits all.
+	check func(*policies.Policy) error
 	// owner is the file each key's policy comes from: when two files define one key, the one
 	// in force keeps it (or, for a new key, the first file by name) and the other is refused.
 	owner map[string]string
@@ -47,6 +49,12 @@ type fileState struct {
 // NewStore returns a store for dir; call Reload to read it.
 func NewStore(dir string, logger zerolog.Logger) *Store {
 	return &Store{dir: dir, logger: logger, files: map[string]fileState{}}
+}
+
+// WithCheck makes the store refuse, with an error for its file, every policy check refuses.
+func (s *Store) WithCheck(check func(*policies.Policy) error) *Store {
+	s.check = check
+	return s
 }
 
 // Key names a policy: its target namespace and its name.
@@ -80,6 +88,9 @@ func (s *Store) Reload() (changed []string, problems error) {
 			continue
 		}
 		ps, err := policies.Load(f, data)
+		if err == nil && s.check != nil {
+			err = s.checkAll(f, ps)
+		}
 		if err != nil {
 			// Keep what the file held when it last loaded.
 			s.files[f] = fileState{sum: sum, goodSum: old.goodSum, policies: old.policies, err: err}
@@ -110,6 +121,18 @@ func (s *Store) Reload() (changed []string, problems error) {
 	}
 	sort.Strings(changed)
 	return changed, errors.Join(errs...)
+}
+
+// checkAll runs the store's check on a file's policies: one refused refuses the file, as an
+// invalid one does.
+func (s *Store) checkAll(file string, ps []*policies.Policy) error {
+	var errs []error
+	for _, p := range ps {
+		if err := s.check(p); err != nil {
+			errs = append(errs, fmt.Errorf("%s: policy %s: %w", file, Key(p), err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // keysLocked maps each policy's key to a fingerprint of the file version it came from.
