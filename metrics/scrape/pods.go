@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,7 +85,12 @@ func NewPods(client kubernetes.Interface, cfg policies.PodsSource, logger zerolo
 		DisableCompression:  false,
 	}
 	return &Pods{
-		client: client, http: &http.Client{Transport: tr, Timeout: timeout},
+		client: client,
+		// A pod's answer is read where it was asked: a redirect could send coalmine, with its
+		// network position, anywhere.
+		http: &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}},
 		timeout: timeout, concurrency: max(1, cfg.Concurrency), logger: logger,
 	}
 }
@@ -195,31 +201,53 @@ func (p *Pods) scrapeRelease(ctx context.Context, q metrics.Query) ([]scrapedPod
 
 // scrapePod reads one pod's metrics at the address its annotations give.
 func (p *Pods) scrapePod(ctx context.Context, pod *corev1.Pod) (map[string]*dto.MetricFamily, error) {
+	target, err := scrapeURL(pod)
+	if err != nil {
+		return nil, err
+	}
+	addr := target.String()
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	start := time.Now()
+	fams, n, err := p.get(ctx, addr)
+	if p.OnScrape != nil {
+		p.OnScrape(pod.Name, n, time.Since(start), err)
+	}
+	p.logger.Debug().Str("pod", pod.Name).Str("url", addr).Int("bytes", n).Dur("took", time.Since(start)).Err(err).Msg("pod scraped")
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", addr, err)
+	}
+	return fams, nil
+}
+
+// scrapeURL is where a pod serves its metrics: always the pod's own IP, at the port, scheme
+// and path its annotations give. The annotations are the pod's, and the pod is the code under
+// test: a path like "@169.254.169.254/latest/" must not name another host, so the URL is built
+// from parts, never from a string.
+func scrapeURL(pod *corev1.Pod) (*url.URL, error) {
 	port := pod.Annotations[annotationPort]
-	if _, err := strconv.Atoi(port); err != nil {
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return nil, fmt.Errorf("no %s annotation with a port number (got %q): coalmine cannot tell where it serves metrics", annotationPort, port)
 	}
 	scheme := pod.Annotations[annotationScheme]
 	if scheme == "" {
 		scheme = "http"
 	}
+	if scheme != "http" && scheme != "https" {
+		return nil, fmt.Errorf("%s annotation %q: the pods source scrapes http or https only", annotationScheme, scheme)
+	}
 	path := pod.Annotations[annotationPath]
 	if path == "" {
 		path = "/metrics"
 	}
-	url := fmt.Sprintf("%s://%s%s", scheme, net.JoinHostPort(pod.Status.PodIP, port), path)
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
-	start := time.Now()
-	fams, n, err := p.get(ctx, url)
-	if p.OnScrape != nil {
-		p.OnScrape(pod.Name, n, time.Since(start), err)
+	if !strings.HasPrefix(path, "/") {
+		return nil, fmt.Errorf("%s annotation %q: a path starts with /", annotationPath, path)
 	}
-	p.logger.Debug().Str("pod", pod.Name).Str("url", url).Int("bytes", n).Dur("took", time.Since(start)).Err(err).Msg("pod scraped")
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", url, err)
+	ip := net.ParseIP(pod.Status.PodIP)
+	if ip == nil {
+		return nil, fmt.Errorf("pod %s has no IP address yet (got %q)", pod.Name, pod.Status.PodIP)
 	}
-	return fams, nil
+	return &url.URL{Scheme: scheme, Host: net.JoinHostPort(ip.String(), port), Path: path}, nil
 }
 
 func (p *Pods) get(ctx context.Context, url string) (map[string]*dto.MetricFamily, int, error) {

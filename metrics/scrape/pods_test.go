@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -358,6 +359,53 @@ func TestPodsSourceDropsWhatIsNotACount(t *testing.T) {
 				if got != tt.want[i-1] {
 					t.Errorf("interval %d: got %+v, want %+v", i, got, tt.want[i-1])
 				}
+			}
+		})
+	}
+}
+
+// TestPodsSourceScrapesOnlyThePod shows annotations written to send coalmine elsewhere: a
+// path that names another host, a redirect, a scheme that is not http. Each is an error for
+// that pod, and the other host (standing for a cloud metadata server) is never asked.
+func TestPodsSourceScrapesOnlyThePod(t *testing.T) {
+	var asked atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		asked.Add(1)
+		_, _ = w.Write([]byte("http_requests_total{code=\"200\"} 1\n"))
+	}))
+	t.Cleanup(other.Close)
+	otherHost := strings.TrimPrefix(other.URL, "http://")
+	redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/latest/meta-data/", http.StatusFound)
+	}))
+	t.Cleanup(redirecting.Close)
+	app := newFakeApp(t, serveAsked)
+	tests := []struct {
+		name        string
+		addr        string
+		annotations map[string]string
+		want        string
+	}{
+		{"a path naming another host", app.srv.URL, map[string]string{"prometheus.io/path": "@" + otherHost + "/latest/meta-data/"}, "a path starts with /"},
+		{"a redirect to another host", redirecting.URL, nil, "HTTP status 302"},
+		{"a scheme that is not http", app.srv.URL, map[string]string{"prometheus.io/scheme": "file"}, "http or https only"},
+		{"a port out of range", app.srv.URL, map[string]string{"prometheus.io/port": "70000"}, "port number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := podFor(t, "cart-v1-a", "1.4.0", tt.addr, true)
+			for k, v := range tt.annotations {
+				pod.Annotations[k] = v
+			}
+			p := podsPolicy(t)
+			src := NewPods(fake.NewClientset(pod), p.Spec.Pods, zerolog.Nop())
+			q, _ := metrics.NewCounterQuery(p, p.Spec.Metrics[0])
+			_, err := src.Counters(context.Background(), q, time.Now())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+			if n := asked.Load(); n != 0 {
+				t.Errorf("the other host was asked %d times", n)
 			}
 		})
 	}
