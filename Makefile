@@ -7,9 +7,9 @@ FUZZTIME  ?= 10s
 export PATH := $(PATH):/usr/local/go/bin
 
 # Fuzz targets: package:target. `make test` runs each briefly; `make fuzz FUZZTIME=5m` longer.
-FUZZ_TARGETS := ./policies:FuzzLoad ./policies:FuzzRender ./metrics/promapi:FuzzDecode ./analyzer:FuzzDecodeProgress
+FUZZ_TARGETS := ./policies:FuzzLoad ./policies:FuzzRender ./metrics/promapi:FuzzDecode ./analyzer:FuzzDecodeProgress ./metrics/scrape:FuzzPodPage
 
-.PHONY: all build deps test unit vet fuzz demo clean bench-daemon bench-judge bench-pods
+.PHONY: all build deps test unit vet fuzz demo clean bench-daemon bench-judge bench-pods bench-hostile
 
 all: build
 
@@ -95,6 +95,13 @@ bench-daemon: deps
 # targets. About 5 minutes on 2 cores; BENCH_JUDGE_FLAGS='-format markdown' for the README.
 bench-judge:
 	@$(GO) run ./cmd/coalmine-judgebench $(BENCH_JUDGE_FLAGS)
+
+# bench-hostile: the heap's peak while coalmine reads what a hostile canary or Prometheus sends: a
+# 64 MiB pod page (of a family the policy does not read, and of its own counter) and a 300 MB
+# Prometheus answer. Each is refused or cut down; the peak is above where the heap began.
+bench-hostile:
+	@$(GO) test -run '^$$' -bench 'BenchmarkHostile' -benchtime 3x ./metrics/scrape ./metrics/promapi | \
+		awk '/^BenchmarkHostile/ { printf "%-45s %10s peak heap MiB\n", $$1, $$5 }'
 
 # bench-pods: the pods source against Prometheus. The time from an injected regression to the
 # rollback, both sources on one sandbox (Prometheus scraping every 15 s), and the pods source's

@@ -3,13 +3,16 @@ package metrics
 import (
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/coalmine/coalmine/policies"
 )
@@ -370,5 +373,38 @@ func newPodQuery(p *policies.Policy, m policies.Metric) (Query, error) {
 		return Query{}, err
 	}
 	q.PromQL = fmt.Sprintf("scrape the Ready pods of %s=%s, %s in (%s, %s): %s", t.Labels.App, t.App, t.Labels.Version, t.Baseline.Version, t.Canary.Version, strings.Join(shown, "; "))
+	q.Families = podFamilies(p, vars)
 	return q, nil
+}
+
+// podFamilies are the metric families every errors and latency metric of p reads, sorted: the
+// names their selectors match, and a histogram's family for its _bucket series.
+func podFamilies(p *policies.Policy, vars policies.QueryVars) []string {
+	seen := map[string]bool{}
+	for _, m := range p.Spec.Metrics {
+		var tmpls []string
+		switch m.Kind {
+		case policies.KindErrors:
+			tmpls = []string{m.Requests, m.Errors}
+		case policies.KindLatency:
+			tmpls = []string{m.Buckets}
+		}
+		for _, tmpl := range tmpls {
+			r, err := policies.Render(tmpl, vars)
+			if err != nil {
+				continue
+			}
+			ms, err := policies.PodSelector(r)
+			if err != nil {
+				continue
+			}
+			for _, mt := range ms {
+				if mt.Name == labels.MetricName && mt.Type == labels.MatchEqual {
+					seen[mt.Value] = true
+					seen[strings.TrimSuffix(mt.Value, "_bucket")] = true
+				}
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }

@@ -32,6 +32,9 @@ type Query struct {
 	// Parts are what the pods source reads of each pod: a metric name and label matchers per
 	// part (requests and errors, or bucket).
 	Parts []Part
+	// Families are the metric families the pods source keeps of each pod's page: those every
+	// streamed metric of the policy reads. The rest is dropped as it is decoded.
+	Families []string
 	// SplitLabel, set for an A/A comparison of a version with itself (Baseline == Canary),
 	// puts each series in an arm by a hash of this label's value (e.g. pod): half the pods
 	// play the baseline, half the canary.

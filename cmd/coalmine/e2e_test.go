@@ -362,7 +362,9 @@ func TestSequentialJudgeAgainstRealPrometheus(t *testing.T) {
 	t.Run("one interval of overwhelming data decides", func(t *testing.T) {
 		// The shipped example as it is (a 30 s interval) over a 30 s window: one interval,
 		// about 15,000 canary requests at 4x the baseline's errors. The caps that keep one
-		// burst from deciding must not cap what that much data shows.
+		// burst from deciding must not cap what that much data shows. The window must hold
+		// them as Prometheus sees it now, not only when the test began.
+		waitForCanaryRequests(t, prom, 30*time.Second, 15000, "seq-errors-4x")
 		r := runCLI(t, "report", "-f", "../../policies/examples/my-app.yaml", "-n", "seq-errors-4x", "--prometheus-url", prom.URL(),
 			"--window", "30s", "--format", "json")
 		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {

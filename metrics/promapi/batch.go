@@ -3,7 +3,6 @@ package promapi
 import (
 	"context"
 	"fmt"
-	"github.com/coalmine/coalmine/metrics"
 	"regexp"
 	"slices"
 	"strings"
@@ -14,7 +13,14 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/rs/zerolog"
+
+	"github.com/coalmine/coalmine/metrics"
 )
+
+// maxBatchNamespaces bounds the canaries one batched query is for, so that its answer stays
+// well within maxAnswerBytes: a raw-counter query of one canary of the seed app answers about
+// 80 KB (11 pods, 4 series each, 7 buckets), 200 of them about 16 MB.
+const maxBatchNamespaces = 200
 
 // nsSentinel stands for the namespace in a query's family: two queries that differ only in it
 // are one query over both namespaces.
@@ -89,6 +95,9 @@ func (b *Batcher) vector(ctx context.Context, q metrics.Query, at time.Time) (ve
 	key := fam + "\xff" + at.Truncate(time.Second).Format(time.RFC3339)
 	b.mu.Lock()
 	bt, ok := b.pending[key]
+	if ok && len(bt.namespaces) >= maxBatchNamespaces && !slices.Contains(bt.namespaces, q.Namespace) {
+		ok = false // full: this query starts the next batch
+	}
 	if !ok {
 		bt = &batch{q: q, at: at, done: make(chan struct{})}
 		b.pending[key] = bt
@@ -119,7 +128,9 @@ func (b *Batcher) vector(ctx context.Context, q metrics.Query, at time.Time) (ve
 
 func (b *Batcher) run(key string, bt *batch) {
 	b.mu.Lock()
-	delete(b.pending, key)
+	if b.pending[key] == bt {
+		delete(b.pending, key)
+	}
 	namespaces := slices.Clone(bt.namespaces)
 	b.mu.Unlock()
 	defer close(bt.done)

@@ -2,6 +2,7 @@ package promapi
 
 import (
 	"context"
+	"fmt"
 	"github.com/coalmine/coalmine/metrics"
 	"github.com/coalmine/coalmine/metrics/metricstest"
 	"net/http"
@@ -157,5 +158,52 @@ func TestBatcherSendsOneQuery(t *testing.T) {
 	}
 	if !strings.Contains(a.Query, `namespace="team-a"`) {
 		t.Errorf("an observation reports the batched query instead of its own: %s", a.Query)
+	}
+}
+
+// TestBatcherSplitsLargeBatches shows 450 canaries asking at once: three queries of at most
+// maxBatchNamespaces namespaces each, so that no answer nears maxAnswerBytes, and every canary
+// answered.
+func TestBatcherSplitsLargeBatches(t *testing.T) {
+	var calls atomic.Int64
+	var mu sync.Mutex
+	var sizes []int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		_ = r.ParseForm()
+		mu.Lock()
+		sizes = append(sizes, strings.Count(r.Form.Get("query"), "team-")/2) // each namespace in both parts, requests and errors
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(vector()))
+	}))
+	defer srv.Close()
+	prom, err := New(srv.URL, policies.Default().Spec.Prometheus, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewBatcher(prom, 200*time.Millisecond, zerolog.Nop())
+	at := time.Unix(1_800_000_000, 0)
+	var wg sync.WaitGroup
+	for i := range 450 {
+		q := queryIn(t, fmt.Sprintf("team-%d", i), policies.KindErrors)
+		wg.Go(func() {
+			if _, err := b.Observe(context.Background(), q, at); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	total := 0
+	for _, n := range sizes {
+		total += n
+		if n > maxBatchNamespaces {
+			t.Errorf("a batch of %d namespaces, want at most %d", n, maxBatchNamespaces)
+		}
+	}
+	if calls.Load() != 3 || total != 450 {
+		t.Errorf("%d queries over %d namespaces (%v), want 3 over 450", calls.Load(), total, sizes)
 	}
 }

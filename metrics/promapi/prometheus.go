@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/coalmine/coalmine/metrics"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/rs/zerolog"
 
+	"github.com/coalmine/coalmine/metrics"
 	"github.com/coalmine/coalmine/policies"
 )
 
@@ -36,7 +36,7 @@ func New(url string, cfg policies.Prometheus, logger zerolog.Logger) (*Prometheu
 	if err != nil {
 		return nil, fmt.Errorf("prometheus http client: %w", err)
 	}
-	client, err := api.NewClient(api.Config{Address: url, RoundTripper: rt})
+	client, err := api.NewClient(api.Config{Address: url, RoundTripper: bounded{next: rt, max: maxAnswerBytes}})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client: %w", err)
 	}

@@ -43,6 +43,11 @@ const acceptHeader = `application/vnd.google.protobuf;proto=io.prometheus.client
 // maxScrapeBytes bounds one pod's answer: a pod that streams without end is an unreachable one.
 const maxScrapeBytes = 64 << 20
 
+// maxPodSeries bounds the series kept of one pod's page, in the families the policy reads: a
+// real service has hundreds; a canary writing millions would hold the daemon's memory for
+// every team.
+const maxPodSeries = 20_000
+
 // Pods is the metrics source that needs no Prometheus: each tick it finds the baseline's and
 // the canary's Ready pods through the API server and scrapes them itself, the way Prometheus
 // would, with bounded concurrency and a timeout per pod. Both metrics of a tick share one
@@ -133,7 +138,7 @@ func (p *Pods) Counters(ctx context.Context, q metrics.Query, at time.Time) (met
 
 // scrape returns the scrape of q's release at at, shared by every metric of the tick.
 func (p *Pods) scrape(ctx context.Context, q metrics.Query, at time.Time) *podScrape {
-	key := fmt.Sprintf("%s\xff%s=%s\xff%s\xff%s\xff%s", q.Namespace, q.AppLabel, q.App, q.Baseline, q.Canary, at.Truncate(time.Millisecond).Format(time.RFC3339Nano))
+	key := fmt.Sprintf("%s\xff%s=%s\xff%s\xff%s\xff%s\xff%s", q.Namespace, q.AppLabel, q.App, q.Baseline, q.Canary, strings.Join(q.Families, ","), at.Truncate(time.Millisecond).Format(time.RFC3339Nano))
 	p.mu.Lock()
 	if p.last != nil && p.last.key == key {
 		sc := p.last
@@ -180,7 +185,7 @@ func (p *Pods) scrapeRelease(ctx context.Context, q metrics.Query) ([]scrapedPod
 			defer wg.Done()
 			defer func() { <-sem }()
 			canary := pod.Labels[q.VersionLabel] == q.Canary
-			fams, err := p.scrapePod(ctx, &pod)
+			fams, err := p.scrapePod(ctx, &pod, q.Families)
 			if err != nil {
 				side := "baseline"
 				if canary {
@@ -200,7 +205,7 @@ func (p *Pods) scrapeRelease(ctx context.Context, q metrics.Query) ([]scrapedPod
 }
 
 // scrapePod reads one pod's metrics at the address its annotations give.
-func (p *Pods) scrapePod(ctx context.Context, pod *corev1.Pod) (map[string]*dto.MetricFamily, error) {
+func (p *Pods) scrapePod(ctx context.Context, pod *corev1.Pod, families []string) (map[string]*dto.MetricFamily, error) {
 	target, err := scrapeURL(pod)
 	if err != nil {
 		return nil, err
@@ -209,7 +214,7 @@ func (p *Pods) scrapePod(ctx context.Context, pod *corev1.Pod) (map[string]*dto.
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	start := time.Now()
-	fams, n, err := p.get(ctx, addr)
+	fams, n, err := p.get(ctx, addr, families)
 	if p.OnScrape != nil {
 		p.OnScrape(pod.Name, n, time.Since(start), err)
 	}
@@ -250,7 +255,9 @@ func scrapeURL(pod *corev1.Pod) (*url.URL, error) {
 	return &url.URL{Scheme: scheme, Host: net.JoinHostPort(ip.String(), port), Path: path}, nil
 }
 
-func (p *Pods) get(ctx context.Context, url string) (map[string]*dto.MetricFamily, int, error) {
+// get reads a pod's page and keeps the families named (all when none are), at most
+// maxPodSeries series of them.
+func (p *Pods) get(ctx context.Context, url string, families []string) (map[string]*dto.MetricFamily, int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, 0, err
@@ -270,8 +277,13 @@ func (p *Pods) get(ctx context.Context, url string) (map[string]*dto.MetricFamil
 	if format.FormatType() == expfmt.TypeUnknown {
 		format = expfmt.NewFormat(expfmt.TypeTextPlain)
 	}
-	dec := expfmt.NewDecoder(body, format)
+	var page io.Reader = body
+	if format.FormatType() != expfmt.TypeProtoDelim && len(families) > 0 {
+		page = newFamilyFilter(body, families)
+	}
+	dec := expfmt.NewDecoder(page, format)
 	fams := map[string]*dto.MetricFamily{}
+	series := 0
 	for {
 		var mf dto.MetricFamily
 		if err := dec.Decode(&mf); err != nil {
@@ -279,6 +291,12 @@ func (p *Pods) get(ctx context.Context, url string) (map[string]*dto.MetricFamil
 				break
 			}
 			return nil, body.n, fmt.Errorf("parse: %w", err)
+		}
+		if len(families) > 0 && !slices.Contains(families, mf.GetName()) {
+			continue
+		}
+		if series += len(mf.GetMetric()); series > maxPodSeries {
+			return nil, body.n, fmt.Errorf("more than %d series in the families the policy reads (%s): coalmine keeps no more of one pod", maxPodSeries, strings.Join(families, ", "))
 		}
 		fams[mf.GetName()] = &mf
 	}

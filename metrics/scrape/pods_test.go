@@ -1,14 +1,17 @@
 package scrape
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"github.com/coalmine/coalmine/metrics"
 	"github.com/coalmine/coalmine/metrics/metricstest"
 	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,7 +79,7 @@ func (a *fakeApp) serve(ok, bad int, slow int) {
 	}
 }
 
-func podFor(t *testing.T, name, version string, addr string, ready bool) *corev1.Pod {
+func podFor(t testing.TB, name, version string, addr string, ready bool) *corev1.Pod {
 	t.Helper()
 	host, port, err := net.SplitHostPort(strings.TrimPrefix(addr, "http://"))
 	if err != nil {
@@ -94,7 +97,7 @@ func podFor(t *testing.T, name, version string, addr string, ready bool) *corev1
 	}
 }
 
-func podsPolicy(t *testing.T) *policies.Policy {
+func podsPolicy(t testing.TB) *policies.Policy {
 	t.Helper()
 	ps, err := policies.LoadFile("../../policies/testdata/pods.good.yaml")
 	if err != nil {
@@ -409,4 +412,109 @@ func TestPodsSourceScrapesOnlyThePod(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pageServer serves a text page: the families the policy reads, then junk lines of another
+// family, or the policy's own counter repeated with ever new labels.
+func pageServer(t testing.TB, junkBytes int, junkOwnFamily bool) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		fmt.Fprint(w, "# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 100\nhttp_requests_total{code=\"500\"} 1\n")
+		fmt.Fprint(w, "# TYPE request_duration_seconds histogram\n")
+		for _, le := range []string{"0.25", "1", "+Inf"} {
+			fmt.Fprintf(w, "request_duration_seconds_bucket{code=\"200\",le=%q} 100\n", le)
+		}
+		fmt.Fprint(w, "request_duration_seconds_sum{code=\"200\"} 10\nrequest_duration_seconds_count{code=\"200\"} 100\n")
+		name := "junk_total"
+		if junkOwnFamily {
+			name = "http_requests_total"
+		}
+		buf := bufio.NewWriterSize(w, 1<<16)
+		for i, written := 0, 0; written < junkBytes; i++ {
+			n, err := fmt.Fprintf(buf, "%s{code=\"200\",id=\"%d\",pad=\"%s\"} 1\n", name, i, strings.Repeat("x", 100))
+			if err != nil {
+				return
+			}
+			written += n
+		}
+		_ = buf.Flush()
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestPodsSourceBoundsWhatItKeeps shows a canary's page written to exhaust coalmine's memory:
+// megabytes of families the policy does not read are dropped as they stream in, and more than
+// maxPodSamples samples of one it reads are an error for that pod, never held.
+func TestPodsSourceBoundsWhatItKeeps(t *testing.T) {
+	p := podsPolicy(t)
+	q, err := metrics.NewCounterQuery(p, p.Spec.Metrics[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(srv *httptest.Server) (metrics.Snapshot, error) {
+		src := NewPods(fake.NewClientset(podFor(t, "cart-v2-a", "1.5.0", srv.URL, true)), p.Spec.Pods, zerolog.Nop())
+		return src.Counters(context.Background(), q, time.Now())
+	}
+	snap, err := read(pageServer(t, 20<<20, false))
+	if err != nil || len(snap.Samples) != 3 {
+		t.Errorf("20 MiB of another family: %d samples, err %v; want the 3 of http_requests_total (2 requests, 1 error)", len(snap.Samples), err)
+	}
+	if _, err := read(pageServer(t, 5<<20, true)); err == nil || !strings.Contains(err.Error(), "samples in the families the policy reads") {
+		t.Errorf("50,000 series of the policy's own counter: err %v, want the pod refused", err)
+	}
+}
+
+// BenchmarkHostilePage scrapes a 64 MiB page of a family the policy does not read, and one of
+// its own counter, and reports the heap's peak while it does.
+func BenchmarkHostilePage(b *testing.B) {
+	p := podsPolicy(b)
+	q, err := metrics.NewCounterQuery(p, p.Spec.Metrics[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, own := range []bool{false, true} {
+		name := "other family"
+		if own {
+			name = "its own counter"
+		}
+		b.Run(name, func(b *testing.B) {
+			srv := pageServer(b, 64<<20-4096, own)
+			src := NewPods(fake.NewClientset(podFor(b, "cart-v2-a", "1.5.0", srv.URL, true)), p.Spec.Pods, zerolog.Nop())
+			peak := peakHeap(b, func() {
+				_, _ = src.Counters(context.Background(), q, time.Now())
+			})
+			b.ReportMetric(peak, "peak-heap-MiB")
+		})
+	}
+}
+
+// peakHeap runs f b.N times and returns the most heap in use above where it began, in MiB.
+func peakHeap(b *testing.B, f func()) float64 {
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		var m runtime.MemStats
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+		}
+	}()
+	for b.Loop() {
+		f()
+		runtime.GC() // one scrape's peak, not the garbage of the ones before
+	}
+	close(done)
+	return float64(peak.Load()-min(peak.Load(), base.HeapInuse)) / (1 << 20)
 }
