@@ -45,6 +45,9 @@ const (
 	OutcomeInconclusive Outcome = "inconclusive"
 	OutcomeUnavailable  Outcome = "unavailable"
 	OutcomeStopped      Outcome = "stopped"
+	// OutcomeBusy: another driver holds the canary (its record names it, until a time not yet
+	// come); nothing was done.
+	OutcomeBusy Outcome = "busy"
 )
 
 // Tick is what one look at a running canary saw and decided.

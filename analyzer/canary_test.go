@@ -505,3 +505,85 @@ func TestCanaryRunErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestOneDriverAtATime shows two drivers on one canary (a CI gate and the daemon, or two
+// installs): the one whose claim in the record is still good keeps the canary; the other
+// refuses, with an Event, and writes nothing; a claim that has lapsed is taken over.
+func TestOneDriverAtATime(t *testing.T) {
+	healthy := func(q metrics.Query, _ time.Time) (metrics.Observation, error) { return healthyObs(q), nil }
+	start := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	recordBy := func(t *testing.T, p *policies.Policy, driver string, until time.Time) string {
+		t.Helper()
+		rec := NewProgress(p, start.Add(-time.Minute))
+		rec.Release = map[string]string{"base": "10"}
+		rec.Done("fp", start.Add(-time.Minute))
+		rec.Driver, rec.DriverUntil = driver, until
+		s, err := EncodeProgress(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	t.Run("another driver's claim is good: refused, nothing written", func(t *testing.T) {
+		p := gatePolicy(t)
+		rel := &fakeRelease{steps: 3, step: -1, outsideFP: "fp"}
+		rel.progress = recordBy(t, p, "daemon coalmine/coalmine", start.Add(time.Hour))
+		c, _ := newCanary(t, p, rel, healthy)
+		c.Driver = "gate on ci-7"
+		rep, err := c.Run(context.Background(), start.Add(time.Hour))
+		if err != nil || rep.Outcome != OutcomeBusy {
+			t.Fatalf("outcome %s (%s), err %v; want busy", rep.Outcome, rep.Reason, err)
+		}
+		if rel.attempts != 0 || len(rel.setSteps) != 0 || rel.promotes+rel.rollbacks != 0 {
+			t.Errorf("%d writes, steps %v, %d promotes, %d rollbacks: want nothing done", rel.attempts, rel.setSteps, rel.promotes, rel.rollbacks)
+		}
+		if !slices.Contains(rel.events, "CanaryDriverConflict") || !strings.Contains(rep.Reason, "daemon coalmine/coalmine") {
+			t.Errorf("events %v, reason %q: want a CanaryDriverConflict naming the other driver", rel.events, rep.Reason)
+		}
+	})
+	t.Run("a lapsed claim is taken over", func(t *testing.T) {
+		p := gatePolicy(t)
+		rel := &fakeRelease{steps: 3, step: -1, outsideFP: "fp"}
+		rel.progress = recordBy(t, p, "daemon coalmine/coalmine", start.Add(-time.Second))
+		c, _ := newCanary(t, p, rel, healthy)
+		c.Driver = "gate on ci-7"
+		rep, err := c.Run(context.Background(), start.Add(time.Hour))
+		if err != nil || rep.Outcome != OutcomePromoted {
+			t.Fatalf("outcome %s (%s), err %v; want promoted", rep.Outcome, rep.Reason, err)
+		}
+		rec, err := DecodeProgress(rel.progress, p)
+		if err != nil || rec.Driver != "gate on ci-7" {
+			t.Errorf("record's driver %q (err %v), want the gate's", rec.Driver, err)
+		}
+	})
+	t.Run("a driver that took over meanwhile keeps the canary", func(t *testing.T) {
+		p := gatePolicy(t)
+		rel := &fakeRelease{steps: 3, step: -1}
+		c, clk := newCanary(t, p, rel, healthy)
+		c.Driver = "gate on ci-7"
+		ticks := 0
+		c.OnTick = func(Tick) {
+			if ticks++; ticks == 2 {
+				// The daemon writes its own claim between two of the gate's ticks.
+				rec, err := DecodeProgress(rel.progress, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rec.Driver, rec.DriverUntil = "daemon other/coalmine", clk.now().Add(time.Hour)
+				if rel.progress, err = EncodeProgress(rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		rep, err := c.Run(context.Background(), start.Add(time.Hour))
+		if err != nil || rep.Outcome != OutcomeBusy {
+			t.Fatalf("outcome %s (%s), err %v; want busy", rep.Outcome, rep.Reason, err)
+		}
+		if rel.promotes+rel.rollbacks != 0 || len(rel.setSteps) > 2 {
+			t.Errorf("steps %v, %d promotes, %d rollbacks after the other driver took over", rel.setSteps, rel.promotes, rel.rollbacks)
+		}
+		if rec, _ := DecodeProgress(rel.progress, p); rec == nil || rec.Driver != "daemon other/coalmine" {
+			t.Errorf("the other driver's record was overwritten: %+v", rec)
+		}
+	})
+}

@@ -23,6 +23,9 @@ type Canary struct {
 	Logger   zerolog.Logger
 	// OnTick, when set, is called after every tick (progress lines, JUnit, metrics).
 	OnTick func(Tick)
+	// Driver names this driver in the record it writes ("gate on HOST", "daemon NS/LEASE"):
+	// one canary has one driver at a time. Empty claims nothing and checks nothing.
+	Driver string
 	// Now and Sleep default to the wall clock; tests replace them.
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -110,6 +113,12 @@ func (c *Canary) Step(ctx context.Context, deadline time.Time) (st StepResult, e
 		if r := recover(); r != nil {
 			err = fmt.Errorf("canary %s: panic: %v", p.Metadata.Name, r)
 		}
+		var b *busyError
+		if errors.As(err, &b) {
+			tick := st.Tick
+			st, err = c.busy(ctx, b), nil
+			st.Tick = tick
+		}
 	}()
 	if c.rec == nil {
 		if st, done, err := c.load(ctx); done || err != nil {
@@ -141,7 +150,8 @@ func (c *Canary) Step(ctx context.Context, deadline time.Time) (st StepResult, e
 		// Write-ahead: the action is recorded before it is made. Nothing blocks a rollback: if
 		// the record cannot be written, the rollback goes ahead and its Event says so.
 		if err := c.save(ctx); err != nil {
-			if d.Action != Rollback {
+			var b *busyError
+			if d.Action != Rollback || errors.As(err, &b) {
 				return st, err
 			}
 			c.Logger.Error().Err(err).Msg("record not written; rolling back anyway")
@@ -208,6 +218,9 @@ func (c *Canary) load(ctx context.Context) (StepResult, bool, error) {
 		return StepResult{}, false, err
 	}
 	if rec != nil && rec.Canary == p.Spec.Target.Canary.Version && rec.Policy == p.Metadata.Name {
+		if other := c.heldBy(rec, c.now()); other != "" && !rec.Phase.Final() {
+			return c.busy(ctx, &busyError{driver: other, until: rec.DriverUntil}), true, nil
+		}
 		c.rec = rec
 		if rec.Phase.Final() {
 			return StepResult{Outcome: outcomeOf(rec), Reason: "already " + string(rec.Phase) + ": " + rec.Reason}, true, nil
@@ -239,6 +252,10 @@ func (c *Canary) carryOut(ctx context.Context, deadline time.Time) (StepResult, 
 		// even when the record cannot be written.
 		rec.Apply(d, nil, now)
 		if err := c.save(ctx); err != nil {
+			var b *busyError
+			if errors.As(err, &b) {
+				return StepResult{}, err
+			}
 			c.Logger.Error().Err(err).Msg("record not written; rolling back anyway")
 		}
 	}
@@ -392,12 +409,66 @@ func (c *Canary) end(ctx context.Context, rec *Progress, d Decision) {
 }
 
 func (c *Canary) save(ctx context.Context) error {
-	c.rec.Saved = c.now()
+	now := c.now()
+	if c.Driver != "" {
+		// The record is read again before it is written (writes are rare: transitions and
+		// checkpoints): a driver that took over while this one was away keeps the canary.
+		raw, err := c.Release.Progress(ctx)
+		if err != nil {
+			return err
+		}
+		if cur, err := DecodeProgress(raw, c.Policy); err == nil && cur != nil && cur.Canary == c.rec.Canary {
+			if other := c.heldBy(cur, now); other != "" {
+				return &busyError{driver: other, until: cur.DriverUntil}
+			}
+		}
+		c.rec.Driver, c.rec.DriverUntil = c.Driver, now.Add(c.claim())
+	}
+	c.rec.Saved = now
 	s, err := EncodeProgress(c.rec)
 	if err != nil {
 		return err
 	}
 	return c.Release.SaveProgress(ctx, s)
+}
+
+// claim is how long a driver's claim lasts past a write: past the next checkpoint of a quiet
+// canary, with room for ticks that come late.
+func (c *Canary) claim() time.Duration {
+	return checkpointEvery + 3*max(time.Duration(c.Policy.Spec.Analysis.Interval), tickBudget)
+}
+
+// heldBy names the other driver whose claim on rec is still good at now; "" when none.
+func (c *Canary) heldBy(rec *Progress, now time.Time) string {
+	if c.Driver == "" || rec.Driver == "" || rec.Driver == c.Driver || !now.Before(rec.DriverUntil) {
+		return ""
+	}
+	return rec.Driver
+}
+
+// busyError is another driver's claim on the canary.
+type busyError struct {
+	driver string
+	until  time.Time
+}
+
+func (e *busyError) Error() string {
+	return fmt.Sprintf("the canary is driven by %s (its claim lasts until %s, renewed as it writes); coalmine did not act",
+		e.driver, e.until.UTC().Format(time.RFC3339))
+}
+
+// busy ends a step on another driver's claim: nothing was done, the record is theirs, and an
+// Event says so once per driver.
+func (c *Canary) busy(ctx context.Context, b *busyError) StepResult {
+	p := c.Policy
+	key := fmt.Sprintf("%s/%s/busy/%s", p.Metadata.Name, p.Spec.Target.Canary.Version, b.driver)
+	msg := fmt.Sprintf("%s: %s", c.Driver, b.Error())
+	if err := c.Release.Event(ctx, key, true, "CanaryDriverConflict", msg); err != nil {
+		c.Logger.Warn().Err(err).Msg("event not recorded")
+	}
+	c.Logger.Warn().Str("driver", b.driver).Time("until", b.until).Msg("canary driven by another")
+	c.rec = nil // read again, from the cluster, by the next step
+	return StepResult{Outcome: OutcomeBusy, Reason: b.Error()}
 }
 
 func (c *Canary) record(rep *Report, t Tick) {

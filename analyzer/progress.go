@@ -73,6 +73,11 @@ type Progress struct {
 	Cause Cause `json:"cause,omitempty"`
 	// Saved is when the record was last written.
 	Saved time.Time `json:"saved"`
+	// Driver names who drives the canary (a gate on a host, a daemon's install), and
+	// DriverUntil when that claim ends unless renewed: every write renews it. Another driver
+	// refuses the canary until then, instead of overwriting the record.
+	Driver      string    `json:"driver,omitempty"`
+	DriverUntil time.Time `json:"driverUntil,omitzero"`
 	// Evidence is what the counter-reading judges have gathered so far; it is stored compactly
 	// (see encodeEvidence).
 	Evidence *Evidence `json:"-"`

@@ -122,6 +122,9 @@ func DecodeProgress(raw string, p *policies.Policy) (*Progress, error) {
 	return &prog, nil
 }
 
+// maxDriverName bounds the name of a record's driver.
+const maxDriverName = 256
+
 // validate checks that the record's values fit together and fit the policy.
 func (p *Progress) validate(pol *policies.Policy) error {
 	steps := len(pol.Spec.Strategy.Steps)
@@ -136,6 +139,8 @@ func (p *Progress) validate(pol *policies.Policy) error {
 		return errors.New("start times out of order")
 	case len(p.Verdicts) > steps:
 		return fmt.Errorf("%d step verdicts for %d steps", len(p.Verdicts), steps)
+	case len(p.Driver) > maxDriverName:
+		return fmt.Errorf("a driver name of %d bytes", len(p.Driver))
 	}
 	for _, v := range p.Verdicts {
 		if v.Step < 0 || v.Step >= steps || !v.Verdict.known() {

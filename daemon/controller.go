@@ -275,7 +275,7 @@ func (c *controller) start(key string, p *policies.Policy) (*driven, error) {
 		rel.WithCache(l)
 	}
 	dc := &driven{policy: p, logger: logger, engine: &analyzer.Canary{
-		Policy: p, Release: rel, Analyzer: analyzer.New(source, logger), Logger: logger,
+		Policy: p, Release: rel, Analyzer: analyzer.New(source, logger), Logger: logger, Driver: c.d.driver(),
 	}}
 	c.mu.Lock()
 	c.canaries[key] = dc

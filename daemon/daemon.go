@@ -198,6 +198,16 @@ func (d *Daemon) release(lock *resourcelock.LeaseLock) {
 	d.logger.Info().Str("identity", d.opts.Identity).Msg("lease released")
 }
 
+// driver is this install's name in the records it writes: every replica of one install (one
+// Lease) is one driver, so a standby resumes what the leader left; another install, or a gate,
+// is another.
+func (d *Daemon) driver() string {
+	if d.opts.LeaderElect {
+		return fmt.Sprintf("daemon %s/%s", d.opts.LeaseNamespace, d.opts.LeaseName)
+	}
+	return "daemon " + d.opts.Identity
+}
+
 // lead drives canaries until ctx is done or leadership is lost.
 func (d *Daemon) lead(ctx context.Context) {
 	d.leading.Store(true)

@@ -16,6 +16,8 @@ const (
 	exitUnavailable  = 4
 	// exitStopped: gate stopped acting because someone else changed the release.
 	exitStopped = 5
+	// exitBusy: another driver (the daemon, another gate) holds the canary; nothing was done.
+	exitBusy = 6
 	// exitInterrupted: gate was interrupted (SIGINT, SIGTERM); running it again resumes.
 	exitInterrupted = 130
 )

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -84,6 +85,7 @@ func runGate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	canary := &analyzer.Canary{
 		Policy: p, Release: release, Analyzer: analyzer.New(prom, logger), Logger: logger,
 		OnTick: func(t analyzer.Tick) { fmt.Fprintln(stdout, report.ProgressLine(t)) },
+		Driver: gateDriver(),
 	}
 	limit := time.Duration(p.Spec.Analysis.MaxDuration)
 	if timeout > 0 {
@@ -123,8 +125,20 @@ func writeGateFiles(junit, summary, htmlReport, policy string, rep analyzer.Repo
 	return errors.Join(errs...)
 }
 
+// gateDriver is the gate's name in the records it writes: the host it runs on, so that a gate
+// run again there (a retried CI job) resumes its canary, and any other driver refuses it.
+func gateDriver() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown host"
+	}
+	return "gate on " + host
+}
+
 func exitForOutcome(o analyzer.Outcome) int {
 	switch o {
+	case analyzer.OutcomeBusy:
+		return exitBusy
 	case analyzer.OutcomePromoted:
 		return exitPass
 	case analyzer.OutcomeRolledBack:
