@@ -4,11 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"reflect"
-	"slices"
-	"strings"
 
-	"github.com/prometheus/common/config"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/coalmine/coalmine/policies"
@@ -26,47 +22,9 @@ func clientKey(url string, pr policies.Prometheus) (string, error) {
 	}
 	h := sha256.New()
 	h.Write(settings)
-	var found []string
-	secrets(reflect.ValueOf(pr.HTTP), &found)
-	for _, s := range found {
+	for _, s := range pr.Secrets() {
 		h.Write([]byte{0})
 		h.Write([]byte(s))
 	}
 	return fmt.Sprintf("%s|%s|%s", url, pr.Timeout, hex.EncodeToString(h.Sum(nil))), nil
-}
-
-var secretType = reflect.TypeOf(config.Secret(""))
-
-// secrets appends every config.Secret under v, in a fixed order: fields in order, map entries
-// by key.
-func secrets(v reflect.Value, out *[]string) {
-	switch v.Kind() {
-	case reflect.Pointer, reflect.Interface:
-		if !v.IsNil() {
-			secrets(v.Elem(), out)
-		}
-	case reflect.Struct:
-		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
-				secrets(v.Field(i), out)
-			}
-		}
-	case reflect.Slice, reflect.Array:
-		for i := range v.Len() {
-			secrets(v.Index(i), out)
-		}
-	case reflect.Map:
-		keys := v.MapKeys()
-		slices.SortFunc(keys, func(a, b reflect.Value) int {
-			return strings.Compare(fmt.Sprint(a.Interface()), fmt.Sprint(b.Interface()))
-		})
-		for _, k := range keys {
-			*out = append(*out, fmt.Sprint(k.Interface()))
-			secrets(v.MapIndex(k), out)
-		}
-	case reflect.String:
-		if v.Type() == secretType {
-			*out = append(*out, v.String())
-		}
-	}
 }

@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coalmine/coalmine/metrics"
+	"github.com/coalmine/coalmine/metrics/metricstest"
 	"github.com/coalmine/coalmine/policies"
 )
 
@@ -63,31 +62,10 @@ func TestAnswersAreBounded(t *testing.T) {
 func BenchmarkHostileAnswer(b *testing.B) {
 	q := queryFor(b, policies.KindErrors)
 	srv := hugeAnswer(b, 300_000_000, false)
-	runtime.GC()
-	var base runtime.MemStats
-	runtime.ReadMemStats(&base)
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		var m runtime.MemStats
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			runtime.ReadMemStats(&m)
-			if m.HeapInuse > peak.Load() {
-				peak.Store(m.HeapInuse)
-			}
-		}
-	}()
-	for b.Loop() {
+	peak := metricstest.PeakHeap(b, func() {
 		if _, err := observe(b, srv.URL, q, time.Minute); err == nil {
 			b.Fatal("a 300 MB answer was read")
 		}
-		runtime.GC() // one answer's peak, not the garbage of the ones before
-	}
-	close(done)
-	b.ReportMetric(float64(peak.Load()-min(peak.Load(), base.HeapInuse))/(1<<20), "peak-heap-MiB")
+	})
+	b.ReportMetric(peak, "peak-heap-MiB")
 }

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -482,39 +481,10 @@ func BenchmarkHostilePage(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			srv := pageServer(b, 64<<20-4096, own)
 			src := NewPods(fake.NewClientset(podFor(b, "cart-v2-a", "1.5.0", srv.URL, true)), p.Spec.Pods, zerolog.Nop())
-			peak := peakHeap(b, func() {
+			peak := metricstest.PeakHeap(b, func() {
 				_, _ = src.Counters(context.Background(), q, time.Now())
 			})
 			b.ReportMetric(peak, "peak-heap-MiB")
 		})
 	}
-}
-
-// peakHeap runs f b.N times and returns the most heap in use above where it began, in MiB.
-func peakHeap(b *testing.B, f func()) float64 {
-	runtime.GC()
-	var base runtime.MemStats
-	runtime.ReadMemStats(&base)
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		var m runtime.MemStats
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			runtime.ReadMemStats(&m)
-			if m.HeapInuse > peak.Load() {
-				peak.Store(m.HeapInuse)
-			}
-		}
-	}()
-	for b.Loop() {
-		f()
-		runtime.GC() // one scrape's peak, not the garbage of the ones before
-	}
-	close(done)
-	return float64(peak.Load()-min(peak.Load(), base.HeapInuse)) / (1 << 20)
 }
