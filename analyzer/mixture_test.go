@@ -5,7 +5,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/coalmine/coalmine/metrics"
 )
 
 // binomial draws Binomial(n, p) by inversion of Poisson for small means, normal otherwise:
@@ -276,5 +280,24 @@ func TestCountTestEvidenceInProportionToData(t *testing.T) {
 				t.Errorf("p = %.4g after one interval: failed %t, want %t", tst.PFail, failed, tt.wantFail)
 			}
 		})
+	}
+}
+
+func TestInconclusiveSaysWhatTheDataSupport(t *testing.T) {
+	// Six intervals of 1,000 requests per version at 1% errors: too little to show the canary
+	// below 1.5x, enough to say what tolerance it could have been shown below.
+	p := sequentialPolicy(t)
+	m := p.Spec.Metrics[0]
+	ev := NewEvidence()
+	start := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	for i := range 6 {
+		iv := metrics.Interval{Start: start.Add(time.Duration(i) * 10 * time.Second), End: start.Add(time.Duration(i+1) * 10 * time.Second),
+			Baseline: metrics.Counts{Series: 1, Requests: 1000, Errors: 10}, Canary: metrics.Counts{Series: 1, Requests: 1000, Errors: 10}}
+		ev.Add(SequentialJudge{}, p, m, iv)
+		ev.Intervals++
+	}
+	r := SequentialJudge{}.Judge(ev.metric(m), m, p.Spec.Analysis, 0.025)
+	if r.Verdict != Inconclusive || !strings.Contains(r.Reason, "the data so far would support a tolerance of ") || !strings.Contains(r.Reason, "points above the baseline's 1.00%") {
+		t.Errorf("%s: %s; want inconclusive, saying what tolerance the data support", r.Verdict, r.Reason)
 	}
 }

@@ -159,8 +159,20 @@ func (SequentialJudge) Judge(me *MetricEvidence, m policies.Metric, a policies.A
 	case me.PPromote <= alpha:
 		return r.with(Pass, fmt.Sprintf("%s; shown below tolerance %g (%s <= %g)", numbers(), a.Tolerance, formatP(me.PPromote), alpha))
 	}
-	return r.with(Inconclusive, fmt.Sprintf("%s; not yet shown worse (%s) nor below tolerance %g (%s)",
-		numbers(), formatP(me.PFail), a.Tolerance, formatP(me.PPromote)))
+	return r.with(Inconclusive, fmt.Sprintf("%s; not yet shown worse (%s) nor below tolerance %g (%s)%s",
+		numbers(), formatP(me.PFail), a.Tolerance, formatP(me.PPromote), supported(t, float64(st.High), a.Tolerance, subject)))
+}
+
+// supported words the smallest allowance the data so far would have passed: the upper end of
+// the always-valid interval, as a tolerance and as points above the baseline's rate. It tells
+// the owner of an inconclusive canary what tolerance the evidence could carry.
+func supported(t *countTest, hi, tolerance float64, subject string) string {
+	if t == nil || !metrics.Finite(hi) || hi <= tolerance || t.BaselineN <= 0 {
+		return ""
+	}
+	base := t.BaselineY / t.BaselineN
+	return fmt.Sprintf("; the data so far would support a tolerance of %s, a %s up to %.2f points above the baseline's %.2f%%",
+		FormatRatio(hi), subject, 100*(hi-1)*base, 100*base)
 }
 
 // shownRatio is the ratio a report shows: the canary's rate over the baseline's across the
