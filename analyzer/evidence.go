@@ -93,6 +93,11 @@ type MetricEvidence struct {
 	// EdgeTests the count test of "slower than the edge" at each.
 	Edges     []float64    `json:"edges,omitempty"`
 	EdgeTests []*countTest `json:"edgeTests,omitempty"`
+	// MarginEdges and MarginTests, for a latency metric with a margin: for each edge, the first
+	// edge at least the margin above it (-1: none), and the count test of the canary slower than
+	// that one against the baseline slower than this one, which can pass the metric.
+	MarginEdges []int        `json:"marginEdges,omitempty"`
+	MarginTests []*countTest `json:"marginTests,omitempty"`
 	// PromoteEdge is the index of the edge whose test can pass a latency metric: the one just
 	// below the baseline's judged quantile, chosen once the baseline has served enough; -1
 	// before.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coalmine/coalmine/metrics"
+	"github.com/coalmine/coalmine/policies"
 )
 
 // binomial draws Binomial(n, p) by inversion of Poisson for small means, normal otherwise:
@@ -299,5 +300,52 @@ func TestInconclusiveSaysWhatTheDataSupport(t *testing.T) {
 	r := SequentialJudge{}.Judge(ev.metric(m), m, p.Spec.Analysis, 0.025)
 	if r.Verdict != Inconclusive || !strings.Contains(r.Reason, "the data so far would support a tolerance of ") || !strings.Contains(r.Reason, "points above the baseline's 1.00%") {
 		t.Errorf("%s: %s; want inconclusive, saying what tolerance the data support", r.Verdict, r.Reason)
+	}
+}
+
+// TestLatencyMarginPromotesSooner shows a latency metric with a margin: a canary as fast as the
+// baseline is shown within the margin (its requests slower than the baseline's p99 edge plus
+// the margin are far fewer than the baseline's slower than the edge) sooner than within the
+// tolerance alone; a canary slower by more than the margin is not promoted either way.
+func TestLatencyMarginPromotesSooner(t *testing.T) {
+	p := sequentialPolicy(t)
+	m := p.Spec.Metrics[1]
+	if m.Kind != policies.KindLatency {
+		t.Fatalf("metric 1 is %s", m.Kind)
+	}
+	start := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	// Per interval and version: 1,000 requests, cum counts at 0.25, 0.5, 1, +Inf.
+	hist := func(c25, c5, c1 float64) metrics.Counts {
+		return metrics.Counts{Series: 1, Requests: 1000, Buckets: []metrics.Bucket{
+			{UpperBound: 0.25, Count: c25}, {UpperBound: 0.5, Count: c5}, {UpperBound: 1, Count: c1}, {UpperBound: math.Inf(1), Count: 1000}}}
+	}
+	passAt := func(margin *float64, canary metrics.Counts) int {
+		m := m
+		m.Margin = margin
+		ev := NewEvidence()
+		for i := range 180 {
+			iv := metrics.Interval{Start: start.Add(time.Duration(i) * 10 * time.Second), End: start.Add(time.Duration(i+1) * 10 * time.Second),
+				Baseline: hist(900, 990, 998), Canary: canary}
+			ev.Add(SequentialJudge{}, p, m, iv)
+			ev.Intervals++
+			if r := (SequentialJudge{}).Judge(ev.metric(m), m, p.Spec.Analysis, 0.025); r.Verdict != Inconclusive {
+				if r.Verdict == Pass {
+					return i + 1
+				}
+				return -1
+			}
+		}
+		return 0
+	}
+	half := 0.5
+	same := hist(900, 990, 998)
+	plain, withMargin := passAt(nil, same), passAt(&half, same)
+	t.Logf("as fast as the baseline: passed after %d intervals without a margin, %d with 0.5s", plain, withMargin)
+	if withMargin <= 0 || plain <= 0 || withMargin >= plain {
+		t.Errorf("a canary as fast as the baseline passed after %d intervals with a 0.5s margin, %d without: want both, the margin sooner", withMargin, plain)
+	}
+	// Slower by more than the margin: 5% beyond 0.5s and 4% beyond 1s, against 1% and 0.2%.
+	if at := passAt(&half, hist(800, 950, 960)); at > 0 {
+		t.Errorf("a canary slower by more than the margin passed after %d intervals", at)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/coalmine/coalmine/policies"
@@ -227,6 +228,14 @@ func (me *MetricEvidence) validate(judge policies.Judge) error {
 	if me.PromoteEdge != nil && (*me.PromoteEdge < 0 || *me.PromoteEdge >= len(me.Edges)) {
 		return fmt.Errorf("promote edge %d of %d", *me.PromoteEdge, len(me.Edges))
 	}
+	if len(me.MarginEdges) != len(me.MarginTests) || (len(me.MarginEdges) > 0 && len(me.MarginEdges) != len(me.Edges)) {
+		return fmt.Errorf("%d margin edges and %d margin tests for %d edges", len(me.MarginEdges), len(me.MarginTests), len(me.Edges))
+	}
+	for i, j := range me.MarginEdges {
+		if j < -1 || j >= len(me.Edges) || (j >= 0 && j < i) || (j < 0) != (me.MarginTests[i] == nil) {
+			return fmt.Errorf("margin edge %d for edge %d", j, i)
+		}
+	}
 	sequential := judge == policies.JudgeSequential
 	switch {
 	case sequential && me.Kind == policies.KindErrors && me.Test == nil && me.Baseline.Requests+me.Canary.Requests > 0:
@@ -236,9 +245,14 @@ func (me *MetricEvidence) validate(judge policies.Judge) error {
 	case !sequential && (me.Test != nil || len(me.Edges) > 0):
 		return fmt.Errorf("count tests in the evidence of the %s judge", judge)
 	}
-	tests := me.EdgeTests
+	tests := slices.Clone(me.EdgeTests)
 	if me.Test != nil {
 		tests = append([]*countTest{me.Test}, tests...)
+	}
+	for _, t := range me.MarginTests {
+		if t != nil {
+			tests = append(tests, t)
+		}
 	}
 	for _, t := range tests {
 		if err := t.validate(); err != nil {

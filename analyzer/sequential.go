@@ -50,6 +50,14 @@ func (SequentialJudge) Add(me *MetricEvidence, m policies.Metric, a policies.Ana
 			for range me.Edges {
 				me.EdgeTests = append(me.EdgeTests, newCountTest(a.Tolerance))
 			}
+			if m.Margin != nil {
+				me.MarginEdges, me.MarginTests = marginEdges(me.Edges, *m.Margin), make([]*countTest, len(me.Edges))
+				for i, j := range me.MarginEdges {
+					if j >= 0 {
+						me.MarginTests[i] = newCountTest(a.Tolerance)
+					}
+				}
+			}
 		}
 		fails := make([]float64, 0, len(me.Edges))
 		for i, le := range me.Edges {
@@ -61,6 +69,13 @@ func (SequentialJudge) Add(me *MetricEvidence, m policies.Metric, a policies.Ana
 				t.update()
 			}
 			fails = append(fails, t.lnFail())
+			if j := marginEdge(me, i); j >= 0 {
+				// The canary slower than the edge a margin above, the baseline slower than this one.
+				if sc, okc := c.Slower(me.Edges[j]); okc && okb {
+					me.MarginTests[i].add(c.Requests, b.Requests, sc, sb, a.Tempering)
+					me.MarginTests[i].update()
+				}
+			}
 		}
 		// One mixture over the edges: a mixture of test martingales is one, so the metric
 		// keeps its alpha whichever edge the regression shows at.
@@ -70,8 +85,36 @@ func (SequentialJudge) Add(me *MetricEvidence, m policies.Metric, a policies.Ana
 		}
 		if me.PromoteEdge != nil {
 			me.PPromote = me.EdgeTests[*me.PromoteEdge].PPromote
+			if j := marginEdge(me, *me.PromoteEdge); j >= 0 {
+				me.PPromote = me.MarginTests[*me.PromoteEdge].PPromote
+			}
 		}
 	}
+}
+
+// marginEdges maps each edge to the first edge at least margin above it, -1 when there is none:
+// where the canary is counted slow when the baseline is counted slow at the edge.
+func marginEdges(edges []float64, margin float64) []int {
+	out := make([]int, len(edges))
+	for i, le := range edges {
+		out[i] = -1
+		for j := i; j < len(edges); j++ {
+			if edges[j] >= le+margin*(1-1e-9) {
+				out[i] = j
+				break
+			}
+		}
+	}
+	return out
+}
+
+// marginEdge is the canary's edge for edge i under the metric's margin; -1 without a margin or
+// without an edge that far above.
+func marginEdge(me *MetricEvidence, i int) int {
+	if i < 0 || i >= len(me.MarginEdges) || me.MarginTests[i] == nil {
+		return -1
+	}
+	return me.MarginEdges[i]
 }
 
 // finiteEdges are the finite bucket bounds of both versions' histograms, sorted.
@@ -157,7 +200,13 @@ func (SequentialJudge) Judge(me *MetricEvidence, m policies.Metric, a policies.A
 		return r.with(Inconclusive, fmt.Sprintf("%s requests from the baseline and %s from the canary so far; each needs minRequests %d",
 			formatCount(me.Baseline.Requests), formatCount(me.Canary.Requests), a.MinRequests))
 	case me.PPromote <= alpha:
-		return r.with(Pass, fmt.Sprintf("%s; shown below tolerance %g (%s <= %g)", numbers(), a.Tolerance, formatP(me.PPromote), alpha))
+		margin := ""
+		if pe := me.PromoteEdge; pe != nil && marginEdge(me, *pe) >= 0 {
+			mt := me.MarginTests[*pe]
+			margin = fmt.Sprintf(" with margin %gs: canary slower than %ss %s vs baseline slower than %ss %s",
+				*m.Margin, formatEdge(me.Edges[marginEdge(me, *pe)]), share(mt.CanaryY, mt.CanaryN), formatEdge(me.Edges[*pe]), share(mt.BaselineY, mt.BaselineN))
+		}
+		return r.with(Pass, fmt.Sprintf("%s; shown below tolerance %g%s (%s <= %g)", numbers(), a.Tolerance, margin, formatP(me.PPromote), alpha))
 	}
 	return r.with(Inconclusive, fmt.Sprintf("%s; not yet shown worse (%s) nor below tolerance %g (%s)%s",
 		numbers(), formatP(me.PFail), a.Tolerance, formatP(me.PPromote), supported(t, float64(st.High), a.Tolerance, subject)))

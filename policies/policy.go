@@ -233,6 +233,11 @@ type Metric struct {
 	Buckets string `yaml:"buckets,omitempty" json:"buckets,omitempty"`
 	// Quantile is the quantile of a latency metric that is judged (0.99 when unset).
 	Quantile float64 `yaml:"quantile,omitempty" json:"quantile,omitempty"`
+	// Margin is, for a latency metric under the sequential judge, the worsening accepted in
+	// absolute terms, in seconds: the canary passes once shown that its requests slower than
+	// the baseline's judged quantile plus Margin are fewer than tolerance times the baseline's
+	// slower than that quantile. Unset accepts none beyond the tolerance.
+	Margin *float64 `yaml:"margin,omitempty" json:"margin,omitempty"`
 	// Query is a PromQL template for a value metric: one number per version.
 	Query string `yaml:"query,omitempty" json:"query,omitempty"`
 	// Thresholds bound the canary, absolutely and relative to the baseline.

@@ -284,6 +284,14 @@ func (p *Policy) validateMetrics(v *validator) {
 		if m.Kind == KindLatency && !(m.Quantile > 0 && m.Quantile < 1) {
 			v.errorf(f+".quantile", "must be between 0 and 1 (exclusive), got %g", m.Quantile)
 		}
+		if mg := m.Margin; mg != nil {
+			switch {
+			case m.Kind != KindLatency || p.Spec.Analysis.Judge != JudgeSequential:
+				v.errorf(f+".margin", "is only used by latency metrics under the sequential judge (a margin in seconds at the judged quantile)")
+			case !(*mg > 0) || math.IsInf(*mg, 0):
+				v.errorf(f+".margin", "must be a finite number of seconds > 0, got %g", *mg)
+			}
+		}
 		if m.Kind != KindLatency && m.Quantile != 0 {
 			v.errorf(f+".quantile", "is only used by latency metrics")
 		}
