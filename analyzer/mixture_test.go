@@ -349,3 +349,34 @@ func TestLatencyMarginPromotesSooner(t *testing.T) {
 		t.Errorf("a canary slower by more than the margin passed after %d intervals", at)
 	}
 }
+
+// TestMarginTestsSurviveTheRecord checks that a latency metric's margin tests are kept in the
+// record and read back as they were.
+func TestMarginTestsSurviveTheRecord(t *testing.T) {
+	p := sequentialPolicy(t)
+	half := 0.5
+	p.Spec.Metrics[1].Margin = &half
+	m := p.Spec.Metrics[1]
+	start := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	ev := NewEvidence()
+	for i := range 20 {
+		b := metrics.Counts{Series: 1, Requests: 1000, Buckets: []metrics.Bucket{{UpperBound: 0.25, Count: 900}, {UpperBound: 0.5, Count: 990}, {UpperBound: 1, Count: 998}, {UpperBound: math.Inf(1), Count: 1000}}}
+		ev.Add(SequentialJudge{}, p, m, metrics.Interval{Start: start.Add(time.Duration(i) * 10 * time.Second), End: start.Add(time.Duration(i+1) * 10 * time.Second), Baseline: b, Canary: b})
+		ev.Intervals++
+	}
+	rec := NewProgress(p, start)
+	rec.Done("fp", start)
+	rec.Evidence = ev
+	s, err := EncodeProgress(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeProgress(s, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, have := ev.metric(m), got.Evidence.metric(m)
+	if len(have.MarginTests) != len(want.MarginTests) || !slices.Equal(have.MarginEdges, want.MarginEdges) || have.MarginTests[1] == nil || have.MarginTests[1].PPromote != want.MarginTests[1].PPromote {
+		t.Errorf("margin tests after the record: edges %v (want %v), %d tests (want %d)", have.MarginEdges, want.MarginEdges, len(have.MarginTests), len(want.MarginTests))
+	}
+}
