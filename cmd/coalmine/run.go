@@ -13,15 +13,16 @@ import (
 	"github.com/coalmine/coalmine/daemon"
 )
 
-const runSynopsis = `Usage: coalmine run --policies DIR [--kubeconfig FILE] [--namespaces NS,...] [--metrics-addr :8080]
+const runSynopsis = `Usage: coalmine run --policies DIR [--kubeconfig FILE] [--namespaces NS,...] [--credentials-dir DIR] [--metrics-addr :8080]
 
 The in-cluster daemon. Loads every policy in DIR (a mounted ConfigMap) and reloads it when it
 changes (an invalid file is reported and its last good version kept); watches the Deployments the
 policies name; and drives every canary that appears (a canary Deployment scaled above 0, a
 Deployment rolling out the canary's version) with the same engine as 'coalmine gate', many at
 once. Replicas elect a leader through a Lease; only the leader acts, and a standby that takes
-over resumes every canary from its annotations. Serves /metrics, /healthz and /readyz. Stops
-cleanly on SIGTERM, leaving every canary resumable.`
+over resumes every canary from its annotations. A policy may act only in --namespaces (when
+given) and read credentials files only under --credentials-dir. Serves /metrics, /healthz and
+/readyz. Stops cleanly on SIGTERM, leaving every canary resumable.`
 
 func runDaemon(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := newFlagSet("run", runSynopsis, stderr)
