@@ -161,6 +161,10 @@ func (d *Daemon) elect(ctx context.Context) error {
 	}
 	// A replica that loses the Lease stops driving canaries and campaigns again.
 	for ctx.Err() == nil {
+		select {
+		case <-started: // a term that ended before it was driven: nothing to drive
+		default:
+		}
 		ran := make(chan struct{})
 		go func() {
 			defer close(ran)
