@@ -109,21 +109,35 @@ func TestPodsSource(t *testing.T) {
 					waitScraped(t, e, tt.ns, "v1.0.0", "v2.0.0")
 				}
 				// The pods are watched from now; Prometheus replays the same 40 s once they
-				// have passed.
-				pods := e.report(t, podsPolicy, tt.ns, "--window", "40s")
-				prom := e.report(t, promPolicy, tt.ns, "--window", "40s")
-				for name, r := range map[string]cliResult{"pods": pods, "prometheus": prom} {
-					var rep jsonReport
-					if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
-						t.Fatalf("%s: not JSON (exit %d): %v\n%s\n%s", name, r.code, err, r.stdout, r.stderr)
-					}
-					if r.code != tt.code || rep.Verdict != tt.want {
-						var reasons []string
-						for _, m := range rep.Metrics {
-							reasons = append(reasons, m.Name+": "+m.Verdict+": "+m.Reason)
+				// have passed. On a loaded machine the sandbox's 1 s scrapes (1 s timeout) miss
+				// some instants, and the replay holds less than the pods served: a healthy
+				// canary may not be shown healthy in time. One more 40 s then.
+				var pods cliResult
+				for attempt := 1; attempt <= 2; attempt++ {
+					pods = e.report(t, podsPolicy, tt.ns, "--window", "40s")
+					prom := e.report(t, promPolicy, tt.ns, "--window", "40s")
+					var problems []string
+					for name, r := range map[string]cliResult{"pods": pods, "prometheus": prom} {
+						var rep jsonReport
+						if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+							t.Fatalf("%s: not JSON (exit %d): %v\n%s\n%s", name, r.code, err, r.stdout, r.stderr)
 						}
-						t.Errorf("%s source: exit %d, verdict %s, want %s:\n%s", name, r.code, rep.Verdict, tt.want, strings.Join(reasons, "\n"))
+						if r.code != tt.code || rep.Verdict != tt.want {
+							var reasons []string
+							for _, m := range rep.Metrics {
+								reasons = append(reasons, m.Name+": "+m.Verdict+": "+m.Reason)
+							}
+							problems = append(problems, fmt.Sprintf("%s source: exit %d, verdict %s, want %s:\n%s", name, r.code, rep.Verdict, tt.want, strings.Join(reasons, "\n")))
+						}
 					}
+					if len(problems) == 0 {
+						break
+					}
+					if attempt == 2 || tt.want != "pass" {
+						t.Error(strings.Join(problems, "\n"))
+						break
+					}
+					t.Logf("attempt %d:\n%s", attempt, strings.Join(problems, "\n"))
 				}
 				if !strings.Contains(pods.stdout, "scrape the Ready pods of app=my-app") {
 					t.Errorf("the pods report does not say where it read:\n%s", pods.stdout)

@@ -44,6 +44,7 @@ type batch struct {
 	at         time.Time
 	namespaces []string
 	done       chan struct{}
+	once       sync.Once
 	vec        model.Vector
 	warnings   []string
 	err        error
@@ -106,7 +107,11 @@ func (b *Batcher) vector(ctx context.Context, q metrics.Query, at time.Time) (ve
 	if !slices.Contains(bt.namespaces, q.Namespace) {
 		bt.namespaces = append(bt.namespaces, q.Namespace)
 	}
+	full := len(bt.namespaces) >= maxBatchNamespaces
 	b.mu.Unlock()
+	if full {
+		go b.run(key, bt) // nothing more can join it: no need to wait
+	}
 	select {
 	case <-bt.done:
 	case <-ctx.Done():
@@ -127,6 +132,11 @@ func (b *Batcher) vector(ctx context.Context, q metrics.Query, at time.Time) (ve
 }
 
 func (b *Batcher) run(key string, bt *batch) {
+	bt.once.Do(func() { b.send(key, bt) })
+}
+
+// send sends a batch's query, once, and answers its members.
+func (b *Batcher) send(key string, bt *batch) {
 	b.mu.Lock()
 	if b.pending[key] == bt {
 		delete(b.pending, key)
