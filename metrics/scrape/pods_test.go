@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/rs/zerolog"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -448,6 +449,8 @@ func pageServer(t testing.TB, junkBytes int, junkOwnFamily bool) *httptest.Serve
 // maxPodSamples samples of one it reads are an error for that pod, never held.
 func TestPodsSourceBoundsWhatItKeeps(t *testing.T) {
 	p := podsPolicy(t)
+	// A generous timeout: the test reads megabytes under the race detector on a busy machine.
+	p.Spec.Pods.Timeout = model.Duration(time.Minute)
 	q, err := metrics.NewCounterQuery(p, p.Spec.Metrics[0])
 	if err != nil {
 		t.Fatal(err)
@@ -456,9 +459,9 @@ func TestPodsSourceBoundsWhatItKeeps(t *testing.T) {
 		src := NewPods(fake.NewClientset(podFor(t, "cart-v2-a", "1.5.0", srv.URL, true)), p.Spec.Pods, zerolog.Nop())
 		return src.Counters(context.Background(), q, time.Now())
 	}
-	snap, err := read(pageServer(t, 20<<20, false))
+	snap, err := read(pageServer(t, 8<<20, false))
 	if err != nil || len(snap.Samples) != 3 {
-		t.Errorf("20 MiB of another family: %d samples, err %v; want the 3 of http_requests_total (2 requests, 1 error)", len(snap.Samples), err)
+		t.Errorf("8 MiB of another family: %d samples, err %v; want the 3 of http_requests_total (2 requests, 1 error)", len(snap.Samples), err)
 	}
 	if _, err := read(pageServer(t, 5<<20, true)); err == nil || !strings.Contains(err.Error(), "samples in the families the policy reads") {
 		t.Errorf("50,000 series of the policy's own counter: err %v, want the pod refused", err)
