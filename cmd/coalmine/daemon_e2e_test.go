@@ -150,18 +150,31 @@ func TestDaemon(t *testing.T) {
 		if v2 := replicasOf(t, e.client, "d-bad", "my-app-v2"); v2 != 0 {
 			t.Errorf("d-bad: v2=%d, want 0", v2)
 		}
-		m := leader.get(t, "/metrics")
-		for _, want := range []string{
+		// The outcome is counted once the tick that wrote the record returns: a moment after
+		// the record shows it.
+		wants := []string{
 			`coalmine_canary_outcomes_total{outcome="promoted",policy="d-good/my-app"} 1`,
 			`coalmine_canary_outcomes_total{outcome="rolledBack",policy="d-bad/my-app"} 1`,
 			`coalmine_leader 1`,
 			`coalmine_metric_value{arm="canary",metric="error-rate",policy="d-bad/my-app"}`,
 			`coalmine_tick_duration_seconds_count`,
 			`coalmine_prometheus_query_duration_seconds_count{result="success"}`,
-		} {
-			if !strings.Contains(m, want) {
-				t.Errorf("leader's /metrics lacks %s", want)
+		}
+		var missing []string
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			m := leader.get(t, "/metrics")
+			missing = missing[:0]
+			for _, want := range wants {
+				if !strings.Contains(m, want) {
+					missing = append(missing, want)
+				}
 			}
+			if len(missing) == 0 || time.Now().After(deadline) {
+				break
+			}
+		}
+		for _, want := range missing {
+			t.Errorf("leader's /metrics lacks %s", want)
 		}
 		if s := standby.get(t, "/metrics"); !strings.Contains(s, "coalmine_leader 0") || strings.Contains(s, "coalmine_canary_outcomes_total{") {
 			t.Error("the standby acted, or does not say it is a standby")

@@ -288,16 +288,17 @@ func TestSequentialJudgeAgainstRealPrometheus(t *testing.T) {
 		PromoteP  *float64 `json:"promoteP"`
 		Alpha     float64  `json:"alpha"`
 	}
+	type metric struct {
+		Name             string  `json:"name"`
+		Verdict          string  `json:"verdict"`
+		Reason           string  `json:"reason"`
+		BaselineRequests float64 `json:"baselineRequests"`
+		CanaryRequests   float64 `json:"canaryRequests"`
+		Stats            *stats  `json:"stats"`
+	}
 	var rep struct {
-		Verdict string `json:"verdict"`
-		Metrics []struct {
-			Name             string  `json:"name"`
-			Verdict          string  `json:"verdict"`
-			Reason           string  `json:"reason"`
-			BaselineRequests float64 `json:"baselineRequests"`
-			CanaryRequests   float64 `json:"canaryRequests"`
-			Stats            *stats  `json:"stats"`
-		} `json:"metrics"`
+		Verdict string   `json:"verdict"`
+		Metrics []metric `json:"metrics"`
 	}
 	tests := []struct {
 		namespace string
@@ -311,6 +312,15 @@ func TestSequentialJudgeAgainstRealPrometheus(t *testing.T) {
 		t.Run(tt.namespace, func(t *testing.T) {
 			r := runCLI(t, "report", "-f", policy, "-n", tt.namespace, "--prometheus-url", prom.URL(),
 				"--window", window.String(), "--format", "json", "--log-format", "json")
+			// On a loaded machine the sandbox's 1 s scrapes (1 s timeout) miss instants and a
+			// replay holds part of the traffic: an equal canary may not be shown so in 45 s.
+			// Two more windows then, never for the failing case.
+			for attempt := 1; attempt < 3 && r.code == exitInconclusive && tt.wantCode == exitPass; attempt++ {
+				t.Logf("attempt %d inconclusive:\n%s", attempt, r.stdout)
+				time.Sleep(window)
+				r = runCLI(t, "report", "-f", policy, "-n", tt.namespace, "--prometheus-url", prom.URL(),
+					"--window", window.String(), "--format", "json", "--log-format", "json")
+			}
 			if r.code != tt.wantCode {
 				t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, tt.wantCode, r.stdout, r.stderr)
 			}
@@ -369,14 +379,7 @@ func TestSequentialJudgeAgainstRealPrometheus(t *testing.T) {
 		// marker) and the interval holds nothing. That is a missing reading, not the judge's
 		// answer: read another 30 s, up to three times.
 		var r cliResult
-		var er struct {
-			Name             string  `json:"name"`
-			Verdict          string  `json:"verdict"`
-			Reason           string  `json:"reason"`
-			BaselineRequests float64 `json:"baselineRequests"`
-			CanaryRequests   float64 `json:"canaryRequests"`
-			Stats            *stats  `json:"stats"`
-		}
+		var er metric
 		for attempt := 1; ; attempt++ {
 			waitForCanaryRequests(t, prom, 30*time.Second, 15000, "seq-errors-4x")
 			r = runCLI(t, "report", "-f", "../../policies/examples/my-app.yaml", "-n", "seq-errors-4x", "--prometheus-url", prom.URL(),
