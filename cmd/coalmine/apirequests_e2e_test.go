@@ -161,23 +161,25 @@ func quietWindow(t *testing.T, e *env, ns string, l tickLog, n int, interval tim
 	// was written when the verdict changed, before the tick was out. One more tick shows the
 	// verdict holds.
 	start = l.waitTicks(t, start+1, 4*interval)
-	for {
+	// A late scrape is tried again a few times; where every scrape is late (a loaded machine)
+	// the window is taken as it is, its tick count exact unless a tick slipped in unseen.
+	for attempt := 1; ; attempt++ {
 		// The record is read here and after the window, not during it: the test's own GET
 		// would count.
 		seen := time.Now()
 		recBefore = record(t, e.client, ns)
 		before = scrapeAPIRequests(t, e.client)
-		if all, _ := l.ticks(); len(all) == start && time.Since(seen) < interval/2 {
+		if all, _ := l.ticks(); len(all) == start && (time.Since(seen) < interval/2 || attempt >= 5) {
 			break
 		}
 		start = l.waitTicks(t, start+1, 4*interval) // a tick slipped in: start again after it
 	}
 	end := start + n
-	for {
+	for attempt := 1; ; attempt++ {
 		end = l.waitTicks(t, end, time.Duration(n+4)*interval)
 		seen := time.Now()
 		after = scrapeAPIRequests(t, e.client)
-		if all, _ := l.ticks(); len(all) == end && time.Since(seen) < interval/2 {
+		if all, _ := l.ticks(); len(all) == end && (time.Since(seen) < interval/2 || attempt >= 5) {
 			break
 		}
 		end++
