@@ -13,8 +13,15 @@ FUZZ_TARGETS := ./policies:FuzzLoad ./policies:FuzzRender ./metrics/promapi:Fuzz
 
 all: build
 
+# The version stamped into the binary (coalmine version, coalmine_build_info): the nearest tag,
+# else the commit; VERSION=v1.2.3 make build to set it.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+DATE      ?= $(shell git log -1 --format=%cI 2>/dev/null || echo unknown)
+LDFLAGS   := -X github.com/coalmine/coalmine/buildinfo.version=$(VERSION) -X github.com/coalmine/coalmine/buildinfo.commit=$(COMMIT) -X github.com/coalmine/coalmine/buildinfo.date=$(DATE)
+
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 # deps installs the real components the tests and the demo run against: Debian's Prometheus,
 # and, built once from the Go module proxy into ~/.cache/coalmine (about 10 minutes cold, under a

@@ -87,8 +87,11 @@ type MetricEvidence struct {
 	// Baseline and Canary total what each version served over every interval added.
 	Baseline Totals `json:"baseline"`
 	Canary   Totals `json:"canary"`
-	// Test is an errors metric's count test.
-	Test *countTest `json:"test,omitempty"`
+	// Test is an errors metric's count test, and MarginTest its test against an absolute
+	// margin: the promote side when the metric has one, and the margin the data would support
+	// when it has not.
+	Test       *countTest  `json:"test,omitempty"`
+	MarginTest *marginTest `json:"marginTest,omitempty"`
 	// Edges are a latency metric's finite bucket bounds, fixed at its first interval, and
 	// EdgeTests the count test of "slower than the edge" at each.
 	Edges     []float64    `json:"edges,omitempty"`

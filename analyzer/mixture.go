@@ -112,15 +112,9 @@ func (t *countTest) add(nc, nb, yc, yb, power float64) {
 	if nc < 0 || nb < 0 || yc < 0 || yb < 0 || nc+nb <= 0 {
 		return
 	}
-	low, seen := t.dispersion()
+	low, _ := t.dispersion()
 	k := math.Min(power, 1/low)
-	// The promote side is tempered by the dispersion as seen, not less its allowance for
-	// chance: errors in clumps must not buy a promotion before the allowance is used up. Until
-	// the dispersion can be seen at all it gathers nothing.
-	kp := 0.0
-	if seen > 0 {
-		kp = math.Min(power, 1/seen)
-	}
+	kp := t.promotePower(power)
 	limit := t.cap(nc, yc, nc+nb, yc+yb)
 	t.remember(nc, yc)
 	t.Power = k
@@ -153,6 +147,17 @@ func (t *countTest) add(nc, nb, yc, yb, power float64) {
 	for j := range t.T {
 		t.T[j] += kp / k * llr(t.tolRatio(j))
 	}
+}
+
+// promotePower is the tempering of the promote side's next interval: the smaller of power and
+// the dispersion as seen, not less its allowance for chance, so that errors in clumps do not buy
+// a promotion before the allowance is used up. Until the dispersion can be seen at all it is 0:
+// the promote side gathers nothing.
+func (t *countTest) promotePower(power float64) float64 {
+	if _, seen := t.dispersion(); seen > 0 {
+		return math.Min(power, 1/seen)
+	}
+	return 0
 }
 
 // cap is the most an interval may add in which the canary served nc requests with yc events.

@@ -245,6 +245,14 @@ func (me *MetricEvidence) validate(judge policies.Judge) error {
 	case !sequential && (me.Test != nil || len(me.Edges) > 0):
 		return fmt.Errorf("count tests in the evidence of the %s judge", judge)
 	}
+	if me.MarginTest != nil {
+		if me.Kind != policies.KindErrors || !sequential {
+			return errors.New("margin test on a metric that has none")
+		}
+		if err := me.MarginTest.validate(); err != nil {
+			return err
+		}
+	}
 	tests := slices.Clone(me.EdgeTests)
 	if me.Test != nil {
 		tests = append([]*countTest{me.Test}, tests...)

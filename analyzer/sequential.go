@@ -37,9 +37,17 @@ func (SequentialJudge) Add(me *MetricEvidence, m policies.Metric, a policies.Ana
 		if me.Test == nil {
 			me.Test = newCountTest(a.Tolerance)
 		}
+		if me.MarginTest == nil {
+			me.MarginTest = newMarginTest(a.Tolerance)
+		}
+		me.MarginTest.add(c.Requests, b.Requests, c.Errors, b.Errors, marginPower(me.Test, a.Tempering))
 		me.Test.add(c.Requests, b.Requests, c.Errors, b.Errors, a.Tempering)
 		me.Test.update()
 		me.PFail, me.PPromote = me.Test.PFail, me.Test.PPromote
+		if m.Margin != nil {
+			me.MarginTest.update(*m.Margin)
+			me.PPromote = me.MarginTest.PPromote
+		}
 	case policies.KindLatency:
 		if me.Edges == nil {
 			me.Edges = finiteEdges(b.Buckets, c.Buckets)
@@ -90,6 +98,21 @@ func (SequentialJudge) Add(me *MetricEvidence, m policies.Metric, a policies.Ana
 			}
 		}
 	}
+}
+
+// marginPower is the tempering of an errors metric's margin test for its next interval: the
+// promote side's (the dispersion as seen). Before either version has made an error there is no
+// dispersion to see, and nothing to temper: requests without errors count in full once the
+// canary has served warmUpIntervals intervals, so that a service without errors can be shown
+// within its margin.
+func marginPower(t *countTest, power float64) float64 {
+	if t.BaselineY+t.CanaryY == 0 {
+		if t.CanaryK >= warmUpIntervals {
+			return power
+		}
+		return 0
+	}
+	return t.promotePower(power)
 }
 
 // marginEdges maps each edge to the first edge at least margin above it, -1 when there is none:
@@ -176,6 +199,14 @@ func (SequentialJudge) Judge(me *MetricEvidence, m policies.Metric, a policies.A
 			subject = fmt.Sprintf("share slower than %ss", formatEdge(me.Edges[edge]))
 		}
 	}
+	if m.Kind == policies.KindErrors {
+		if m.Margin != nil {
+			st.Margin = Number(*m.Margin)
+		}
+		if mt := me.MarginTest; mt != nil {
+			st.SupportedMargin = Number(mt.supportedMargin(alpha))
+		}
+	}
 	if t != nil {
 		lo, hi := t.interval(alpha)
 		st.Low, st.High = Number(lo), Number(hi)
@@ -201,6 +232,9 @@ func (SequentialJudge) Judge(me *MetricEvidence, m policies.Metric, a policies.A
 			formatCount(me.Baseline.Requests), formatCount(me.Canary.Requests), a.MinRequests))
 	case me.PPromote <= alpha:
 		margin := ""
+		if m.Kind == policies.KindErrors && m.Margin != nil {
+			margin = fmt.Sprintf(" plus a margin of %s points", points(*m.Margin))
+		}
 		if pe := me.PromoteEdge; pe != nil && marginEdge(me, *pe) >= 0 {
 			mt := me.MarginTests[*pe]
 			margin = fmt.Sprintf(" with margin %gs: canary slower than %ss %s vs baseline slower than %ss %s",
@@ -208,8 +242,33 @@ func (SequentialJudge) Judge(me *MetricEvidence, m policies.Metric, a policies.A
 		}
 		return r.with(Pass, fmt.Sprintf("%s; shown below tolerance %g%s (%s <= %g)", numbers(), a.Tolerance, margin, formatP(me.PPromote), alpha))
 	}
-	return r.with(Inconclusive, fmt.Sprintf("%s; not yet shown worse (%s) nor below tolerance %g (%s)%s",
-		numbers(), formatP(me.PFail), a.Tolerance, formatP(me.PPromote), supported(t, float64(st.High), a.Tolerance, subject)))
+	bound := fmt.Sprintf("tolerance %g", a.Tolerance)
+	if m.Kind == policies.KindErrors && m.Margin != nil {
+		bound += fmt.Sprintf(" plus a margin of %s points", points(*m.Margin))
+	}
+	return r.with(Inconclusive, fmt.Sprintf("%s; not yet shown worse (%s) nor below %s (%s)%s%s",
+		numbers(), formatP(me.PFail), bound, formatP(me.PPromote), supported(t, float64(st.High), a.Tolerance, subject),
+		supportedMargin(float64(st.SupportedMargin), m.Margin, a.Tolerance)))
+}
+
+// supportedMargin words the smallest margin the data so far would have passed an errors metric
+// with, when it is more than the policy's.
+func supportedMargin(sm float64, margin *float64, tolerance float64) string {
+	switch {
+	case math.IsNaN(sm):
+		return ""
+	case margin != nil && sm <= *margin:
+		return ""
+	}
+	return fmt.Sprintf("; with tolerance %g, the data so far would support a margin of %s points", tolerance, points(sm))
+}
+
+// points words an error rate as percentage points: 0.002 is "0.20".
+func points(x float64) string {
+	if x < 0.0001 {
+		return fmt.Sprintf("%.4f", 100*x)
+	}
+	return fmt.Sprintf("%.2f", 100*x)
 }
 
 // supported words the smallest allowance the data so far would have passed: the upper end of

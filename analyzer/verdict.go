@@ -102,11 +102,16 @@ type Stats struct {
 	Tolerance Number `json:"tolerance"`
 	// Edge is the latency bucket bound the numbers are about.
 	Edge Number `json:"edge"`
+	// Margin is an errors metric's absolute margin (a rate), and SupportedMargin the smallest
+	// margin at which the data so far would pass it, beside the tolerance: NaN when not
+	// applicable.
+	Margin          Number `json:"margin"`
+	SupportedMargin Number `json:"supportedMargin"`
 }
 
 func newStats(j policies.Judge) *Stats {
 	nan := Number(math.NaN())
-	return &Stats{Judge: j, Estimate: nan, Low: nan, High: nan, PValue: nan, PromoteP: nan, Alpha: nan, Tolerance: nan, Edge: nan}
+	return &Stats{Judge: j, Estimate: nan, Low: nan, High: nan, PValue: nan, PromoteP: nan, Alpha: nan, Tolerance: nan, Edge: nan, Margin: nan, SupportedMargin: nan}
 }
 
 // Result is the verdict on a canary at one evaluation.

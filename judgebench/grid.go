@@ -35,6 +35,19 @@ type Cell struct {
 	ThresholdErrorRate float64
 	// Warmup is the policy's warm-up on this cell; 0 leaves nothing out.
 	Warmup time.Duration
+	// ErrorMargin is the errors metric's absolute margin (a rate) for the judges that take
+	// one; 0 is none.
+	ErrorMargin float64
+}
+
+// RegressedBeyond reports whether the canary's error rate is worse than the policy accepts:
+// 1.5x the baseline's or more and beyond tolerance times it plus the cell's margin. Promoting
+// it is a wrong promotion.
+func (c Cell) RegressedBeyond(tolerance float64) bool {
+	if c.Healthy() || c.Metric != policies.KindErrors || c.ErrorRatio < 1.5 {
+		return false
+	}
+	return c.ErrorRate*c.ErrorRatio >= (tolerance*c.ErrorRate+c.ErrorMargin)*(1-1e-9)
 }
 
 // Healthy reports whether the canary is as good as the baseline: every failure is a false
@@ -140,7 +153,44 @@ func Grid() []Cell {
 		add(Cell{Name: "canary 1% of traffic " + ErrorCellName(0.01, ratio, 100), Headline: true,
 			Scenario: with(func(sc *Scenario) { sc.Rate, sc.ErrorRatio, sc.Ramp = 100, ratio, []float64{0.01} })})
 	}
+	// Rare errors, with and without an absolute margin: a relative tolerance cannot be shown
+	// from a handful of errors, a margin can.
+	for _, c := range []struct {
+		base, rate, margin float64
+		ratios             []float64
+	}{
+		{0.001, 10, 0.002, []float64{1, 3, 5}},
+		{0.001, 50, 0, []float64{1}},
+		{0.001, 50, 0.002, []float64{1, 5}},
+		{0.0001, 100, 0, []float64{1}},
+		{0.0001, 100, 0.0002, []float64{1, 5}},
+	} {
+		for _, ratio := range c.ratios {
+			add(Cell{Name: "rare " + ErrorCellName(c.base, ratio, c.rate) + marginText(c.margin), Headline: true, ErrorMargin: c.margin,
+				Scenario: with(func(sc *Scenario) { sc.Rate, sc.ErrorRate, sc.ErrorRatio = c.rate, c.base, ratio })})
+		}
+	}
+	for _, ratio := range []float64{1, 5} {
+		add(Cell{Name: "canary 1% of traffic " + ErrorCellName(0.01, ratio, 100) + marginText(0.005), Headline: true, ErrorMargin: 0.005,
+			Scenario: with(func(sc *Scenario) { sc.Rate, sc.ErrorRatio, sc.Ramp = 100, ratio, []float64{0.01} })})
+	}
+	for _, ratio := range []float64{1, 2} {
+		add(Cell{Name: "clumpy x3 " + ErrorCellName(0.01, ratio, 10) + marginText(0.002), Headline: true, ErrorMargin: 0.002,
+			Scenario: with(func(sc *Scenario) { sc.ErrorRatio, sc.Dispersion = ratio, 3 })})
+	}
 	return cells
+}
+
+// RareMarginHeadline is the cell of the rare-errors target: a healthy service at 0.1% and
+// 10 req/s, judged with a 0.2-point margin.
+var RareMarginHeadline = "rare " + ErrorCellName(0.001, 1, 10) + marginText(0.002)
+
+// marginText names a cell's margin: " margin 0.2pt"; "" for none.
+func marginText(m float64) string {
+	if m == 0 {
+		return ""
+	}
+	return " margin " + strconv.FormatFloat(100*m, 'g', 4, 64) + "pt"
 }
 
 // WarmUpCell is the cell whose canary pods are slow for their first two minutes, judged with a

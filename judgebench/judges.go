@@ -92,6 +92,9 @@ func NewPolicy(j policies.Judge, c Cell) *policies.Policy {
 		maxLat := ThresholdLatencyFactor * c.Baseline.P99
 		errs.Thresholds.Max, lat.Thresholds.Max = &maxErr, &maxLat
 	}
+	if m := c.ErrorMargin; m > 0 && j == policies.JudgeSequential {
+		errs.Margin = &m
+	}
 	p.Spec.Metrics = []policies.Metric{errs, lat}
 	return &p
 }

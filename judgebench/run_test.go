@@ -11,7 +11,7 @@ import (
 
 func TestGrid(t *testing.T) {
 	cells := Grid()
-	if want := len(BaseErrorRates)*len(Rates)*len(Ratios) + 7 + 15; len(cells) != want {
+	if want := len(BaseErrorRates)*len(Rates)*len(Ratios) + 7 + 15 + 13; len(cells) != want {
 		t.Errorf("%d cells, want %d", len(cells), want)
 	}
 	names := map[string]bool{}
@@ -27,7 +27,7 @@ func TestGrid(t *testing.T) {
 			t.Errorf("%q: %d runs, want at least %d on a healthy cell", c.Name, RunsFor(c, 10), MinHealthyRuns)
 		}
 	}
-	for _, n := range []string{HeadlineDouble, HeadlineLowBase, HeadlineFive, HealthyHeadline, LatencyWhole, LatencyTail} {
+	for _, n := range []string{HeadlineDouble, HeadlineLowBase, HeadlineFive, HealthyHeadline, LatencyWhole, LatencyTail, RareMarginHeadline} {
 		if !names[n] {
 			t.Errorf("no cell %q for the targets", n)
 		}

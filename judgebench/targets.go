@@ -5,8 +5,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-
-	"github.com/coalmine/coalmine/policies"
 )
 
 // Status is how a measured number stands against its target.
@@ -80,7 +78,7 @@ func Targets(rep *Report) []Check {
 	over = nil
 	for _, cr := range rep.Cells {
 		c := cr.Cell
-		if c.Healthy() || c.Metric != policies.KindErrors || c.ErrorRatio < 1.5 {
+		if !c.RegressedBeyond(Tolerance) {
 			continue
 		}
 		regressed++
@@ -97,7 +95,7 @@ func Targets(rep *Report) []Check {
 	if len(over) > 0 {
 		detail += "; over 2.5%: " + strings.Join(over, ", ")
 	}
-	atMost(fmt.Sprintf("wrong promotions <= 2.5%% in every errors cell regressed 1.5x or more (%d cells)", regressed), worst, 0.025, regressed > 0, detail)
+	atMost(fmt.Sprintf("wrong promotions <= 2.5%% in every errors cell regressed 1.5x or more, beyond its margin (%d cells)", regressed), worst, 0.025, regressed > 0, detail)
 
 	timed := func(cell, what string, pick func(Summary) float64, limit float64) {
 		s, ok := summary(cell)
@@ -120,6 +118,11 @@ func Targets(rep *Report) []Check {
 	s, ok := summary(HealthyHeadline)
 	atMost(fmt.Sprintf("%s: healthy canary promoted in a median <= 15 min", HealthyHeadline), s.MedianPromote, 15, ok,
 		fmt.Sprintf("%s min (promoted %s)", minutesText(s.MedianPromote), percentage(s.PromoteRate)))
+	s, ok = summary(RareMarginHeadline)
+	atMost(fmt.Sprintf("%s: promoted in a median <= 15 min", RareMarginHeadline), s.MedianPromote, 15, ok,
+		fmt.Sprintf("%s min (promoted %s)", minutesText(s.MedianPromote), percentage(s.PromoteRate)))
+	atMost(fmt.Sprintf("%s: >= 80%% promoted within 30 min", RareMarginHeadline), 1-s.PromoteRate, 0.2, ok,
+		fmt.Sprintf("promoted %s", percentage(s.PromoteRate)))
 	var slow []string
 	for _, cr := range rep.Cells {
 		if cr.Cell.Healthy() {

@@ -233,10 +233,14 @@ type Metric struct {
 	Buckets string `yaml:"buckets,omitempty" json:"buckets,omitempty"`
 	// Quantile is the quantile of a latency metric that is judged (0.99 when unset).
 	Quantile float64 `yaml:"quantile,omitempty" json:"quantile,omitempty"`
-	// Margin is, for a latency metric under the sequential judge, the worsening accepted in
-	// absolute terms, in seconds: the canary passes once shown that its requests slower than
-	// the baseline's judged quantile plus Margin are fewer than tolerance times the baseline's
-	// slower than that quantile. Unset accepts none beyond the tolerance.
+	// Margin is, under the sequential judge, the worsening accepted in absolute terms, beside
+	// the relative tolerance. For an errors metric it is a rate (0.002: 0.2 percentage points):
+	// the canary passes once shown that its error rate is at most tolerance times the
+	// baseline's plus Margin, which rare errors can show where a ratio cannot. For a latency
+	// metric it is seconds: the canary passes once shown that its requests slower than the
+	// baseline's judged quantile plus Margin are fewer than tolerance times the baseline's
+	// slower than that quantile. Unset accepts none beyond the tolerance. A margin never
+	// changes what fails a canary: that is still any evidence that it is worse.
 	Margin *float64 `yaml:"margin,omitempty" json:"margin,omitempty"`
 	// Query is a PromQL template for a value metric: one number per version.
 	Query string `yaml:"query,omitempty" json:"query,omitempty"`

@@ -138,8 +138,10 @@ func (p *Policy) validateAnalysis(v *validator) {
 	if !(a.Alpha > 0 && a.Alpha <= 0.5) {
 		v.errorf("spec.analysis.alpha", "must be in (0, 0.5], got %g", a.Alpha)
 	}
-	if !(a.Tolerance > 1 && a.Tolerance <= 10) {
-		v.errorf("spec.analysis.tolerance", "must be in (1, 10], got %g", a.Tolerance)
+	if a.Tolerance == 1 && a.Judge != JudgeSequential {
+		v.errorf("spec.analysis.tolerance", "can be 1 (margins alone) only under the sequential judge")
+	} else if !(a.Tolerance >= 1 && a.Tolerance <= 10) {
+		v.errorf("spec.analysis.tolerance", "must be in [1, 10] (1: only the metrics' margins), got %g", a.Tolerance)
 	}
 	if !(a.Tempering > 0 && a.Tempering <= 1) {
 		v.errorf("spec.analysis.tempering", "must be in (0, 1], got %g", a.Tempering)
@@ -286,11 +288,15 @@ func (p *Policy) validateMetrics(v *validator) {
 		}
 		if mg := m.Margin; mg != nil {
 			switch {
-			case m.Kind != KindLatency || p.Spec.Analysis.Judge != JudgeSequential:
-				v.errorf(f+".margin", "is only used by latency metrics under the sequential judge (a margin in seconds at the judged quantile)")
+			case m.Kind == KindValue || p.Spec.Analysis.Judge != JudgeSequential:
+				v.errorf(f+".margin", "is only used by errors and latency metrics under the sequential judge (a rate, or seconds at the judged quantile)")
+			case m.Kind == KindErrors && !(*mg > 0 && *mg < 1):
+				v.errorf(f+".margin", "must be an error rate between 0 and 1 (0.002 for 0.2 points), got %g", *mg)
 			case !(*mg > 0) || math.IsInf(*mg, 0):
 				v.errorf(f+".margin", "must be a finite number of seconds > 0, got %g", *mg)
 			}
+		} else if p.Spec.Analysis.Tolerance == 1 && p.Spec.Analysis.Judge == JudgeSequential && m.Kind != KindValue && m.IsCritical() {
+			v.errorf(f+".margin", "is required with tolerance 1: without it the metric could never pass")
 		}
 		if m.Kind != KindLatency && m.Quantile != 0 {
 			v.errorf(f+".quantile", "is only used by latency metrics")

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/coalmine/coalmine/buildinfo"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -24,6 +26,7 @@ Commands:
   gate       drive one release on the cluster to a verdict: promote or roll back
   run        the in-cluster daemon: drive every canary the policies in a directory describe
   backtest   replay a policy over a past range: when would canaries have failed or passed?
+  version    print coalmine's version, commit and build date
 
 Run 'coalmine <command> --help' for a command's flags.
 
@@ -52,6 +55,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDaemon(ctx, args[1:], stderr)
 	case "backtest":
 		return runBacktest(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, buildinfo.Get())
+		return exitPass
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitPass

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/coalmine/coalmine/buildinfo"
 	"github.com/coalmine/coalmine/daemon"
 )
 
@@ -76,7 +77,7 @@ func runDaemon(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
 	if err := daemon.New(client, opts, logger, reg).Run(ctx); err != nil {
 		logger.Error().Err(err).Msg("daemon stopped")
 		return exitUnavailable
