@@ -20,8 +20,10 @@ COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 DATE      ?= $(shell git log -1 --format=%cI 2>/dev/null || echo unknown)
 LDFLAGS   := -X github.com/coalmine/coalmine/buildinfo.version=$(VERSION) -X github.com/coalmine/coalmine/buildinfo.commit=$(COMMIT) -X github.com/coalmine/coalmine/buildinfo.date=$(DATE)
 
+# build also installs coalmine as bin/kubectl-coalmine: on the PATH, `kubectl coalmine ...` runs it.
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	cp $(BIN)/coalmine $(BIN)/kubectl-coalmine
 
 # deps installs the real components the tests and the demo run against: Debian's Prometheus,
 # and, built once from the Go module proxy into ~/.cache/coalmine (about 10 minutes cold, under a

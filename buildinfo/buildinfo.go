@@ -20,11 +20,11 @@ var (
 
 // Info is one binary's identity.
 type Info struct {
-	Version   string `json:"version"`
-	Commit    string `json:"commit"`
-	Date      string `json:"date"`
-	GoVersion string `json:"goVersion"`
-	Platform  string `json:"platform"`
+	Version   string `json:"version" yaml:"version"`
+	Commit    string `json:"commit" yaml:"commit"`
+	Date      string `json:"date" yaml:"date"`
+	GoVersion string `json:"goVersion" yaml:"goVersion"`
+	Platform  string `json:"platform" yaml:"platform"`
 }
 
 // Get returns the binary's identity: what was stamped, else the module version and VCS

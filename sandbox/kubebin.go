@@ -96,3 +96,13 @@ func findKubeBinaries(dir string, withPrometheus bool, getenv func(string) strin
 	}
 	return b, nil
 }
+
+// KubectlPath returns the kubectl that scripts/install-kube.sh installed (or $COALMINE_KUBE_BIN
+// holds), for tests that run kubectl without a cluster.
+func KubectlPath() (string, error) {
+	b, err := findKubeBinaries("", false, os.Getenv)
+	if b.kubectl == "" {
+		return "", err
+	}
+	return b.kubectl, nil
+}

@@ -11,14 +11,13 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/prometheus/common/model"
+	"github.com/spf13/cobra"
 
 	"github.com/coalmine/coalmine/analyzer"
 	"github.com/coalmine/coalmine/report"
 )
 
-const backtestSynopsis = `Usage: coalmine backtest -f FILE --from T1 --to T2 [--every DUR] [--aa] [--format text|json|markdown] [-o FILE]
-
-Replays a policy over a past range with Prometheus range queries, as if a canary had started at
+const backtestLong = `Replays a policy over a past range with Prometheus range queries, as if a canary had started at
 T1 and again every DUR (default: the policy's maxDuration) until T2, and says for each when it
 would have been rolled back or promoted. Nothing is changed anywhere.
 
@@ -31,65 +30,77 @@ Times are RFC 3339 (2026-12-01T00:00:00Z), "now", or "now-6h".
 Exit codes: 0 no canary would have been rolled back, 1 at least one would have, 2 usage error or
 invalid policy, 4 Prometheus unreachable.`
 
-func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("backtest", backtestSynopsis, stderr)
-	var (
-		file, promURL, from, to, format, output, aaLabel, namespace string
-		every                                                       model.Duration
-		aa                                                          bool
-		lf                                                          logFlags
-	)
-	fs.StringVar(&file, "f", "", "policy file (required)")
-	fs.StringVar(&file, "file", "", "same as -f")
-	fs.StringVar(&promURL, "prometheus-url", "", "Prometheus base URL (default: the policy's spec.prometheus.url)")
-	fs.StringVar(&from, "from", "", "start of the range (required)")
-	fs.StringVar(&to, "to", "now", "end of the range")
-	fs.Var(&every, "every", "time between replayed canaries (default: the policy's spec.analysis.maxDuration)")
-	fs.BoolVar(&aa, "aa", false, "A/A replay: the baseline version against itself, split by --aa-label")
-	fs.StringVar(&aaLabel, "aa-label", "pod", "the label whose values split the baseline into two arms in an A/A replay")
-	fs.StringVar(&namespace, "n", "", "overrides spec.target.namespace")
-	fs.StringVar(&namespace, "namespace", "", "same as -n")
-	fs.StringVar(&format, "format", "text", "output format: text, json or markdown")
-	fs.StringVar(&output, "o", "", "write the result to this file instead of stdout")
-	fs.StringVar(&output, "output", "", "same as -o")
-	lf.register(fs)
-	if code, stop := parse(fs, args); stop {
-		return code
+type backtestFlags struct {
+	policy                                policyFlags
+	out                                   outputFlags
+	promURL, from, to, aaLabel, namespace string
+	every                                 model.Duration
+	aa                                    bool
+	log                                   logFlags
+}
+
+func newBacktestCommand(s streams) *cobra.Command {
+	var f backtestFlags
+	cmd := &cobra.Command{
+		Use:   "backtest -f FILE --from T1 [--to T2]",
+		Short: "Replay a policy over a past range: when would canaries have failed or passed?",
+		Long:  backtestLong,
+		Example: `  coalmine backtest -f my-app.yaml --from now-7d --every 1h
+  coalmine backtest -f my-app.yaml --from now-24h --aa -o markdown --output-file aa.md`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return exit(runBacktest(cmd.Context(), &f, s))
+		},
 	}
-	usageErr := func(f string, a ...any) int {
-		fmt.Fprintf(stderr, "coalmine backtest: "+f+"\n", a...)
+	fs := cmd.Flags()
+	f.policy.register(fs)
+	fs.StringVar(&f.promURL, "prometheus-url", "", "Prometheus base URL (default: the policy's spec.prometheus.url)")
+	fs.StringVar(&f.from, "from", "", "start of the range (required)")
+	fs.StringVar(&f.to, "to", "now", "end of the range")
+	fs.Var(durationValue{&f.every}, "every", "time between replayed canaries (default: the policy's spec.analysis.maxDuration)")
+	fs.BoolVar(&f.aa, "aa", false, "A/A replay: the baseline version against itself, split by --aa-label")
+	fs.StringVar(&f.aaLabel, "aa-label", "pod", "the label whose values split the baseline into two arms in an A/A replay")
+	fs.StringVarP(&f.namespace, "namespace", "n", "", "overrides spec.target.namespace")
+	f.out.register(cmd, "text", "json", "markdown")
+	f.log.register(fs)
+	return cmd
+}
+
+func runBacktest(ctx context.Context, f *backtestFlags, s streams) int {
+	stdout, stderr := s.out, s.err
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "coalmine backtest: "+format+"\n", a...)
 		return exitUsage
 	}
-	switch {
-	case fs.NArg() > 0:
-		return usageErr("unexpected arguments %q", fs.Args())
-	case file == "":
-		return usageErr("no policy file given (-f FILE)")
-	case from == "":
+	if f.from == "" {
 		return usageErr("no start given (--from T1)")
 	}
-	switch format {
-	case "text", "json", "markdown", "md":
-	default:
-		return usageErr("--format: want text, json or markdown, got %q", format)
+	if err := f.out.check(); err != nil {
+		return usageErr("%v", err)
 	}
 	now := time.Now()
-	start, err := parseTime(from, now)
+	start, err := parseTime(f.from, now)
 	if err != nil {
 		return usageErr("--from: %v", err)
 	}
-	end, err := parseTime(to, now)
+	end, err := parseTime(f.to, now)
 	if err != nil {
 		return usageErr("--to: %v", err)
 	}
-	logger, err := lf.logger(stderr)
+	logger, err := f.log.logger(stderr)
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	p, prom, logger, err := setup(file, namespace, promURL, nil, logger)
+	p, err := f.policy.loadOne(s.in, nil)
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	file := p.Origin.File
+	prom, logger, err := setup(p, f.namespace, f.promURL, nil, logger)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	aa, aaLabel, every, format, output := f.aa, f.aaLabel, f.every, f.out.format, f.out.file
 	an := analyzer.New(prom, logger)
 	if aa {
 		if !p.Spec.Analysis.Judge.Streams() {

@@ -596,7 +596,7 @@ func waitProgress(t *testing.T, client kubernetes.Interface, ns, name string, ou
 	}
 }
 
-func exitCode(err error) int {
+func processExitCode(err error) int {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return ee.ExitCode()
@@ -726,7 +726,7 @@ func TestGateInterruptions(t *testing.T) {
 			n := int32(7)
 			d.Spec.Replicas = &n
 		})
-		if code := exitCode(cmd.Wait()); code != exitStopped {
+		if code := processExitCode(cmd.Wait()); code != exitStopped {
 			t.Fatalf("exit code %d, want %d\n%s", code, exitStopped, stdout.String())
 		}
 		time.Sleep(3 * time.Second)
@@ -756,7 +756,7 @@ func TestGateInterruptions(t *testing.T) {
 		}
 		waitProgress(t, e.client, "outage", "my-app-v2", &stdout, func(p map[string]any) bool { return p["verdicts"] != nil })
 		prom.down()
-		if code := exitCode(cmd.Wait()); code != exitUnavailable {
+		if code := processExitCode(cmd.Wait()); code != exitUnavailable {
 			t.Fatalf("exit code %d, want %d\n%s", code, exitUnavailable, stdout.String())
 		}
 		if !strings.Contains(stdout.String(), "metrics unavailable") {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 
 	"io"
 	"net"
@@ -224,7 +225,7 @@ func TestDaemon(t *testing.T) {
 		if err := standby.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		if code := exitCode(standby.cmd.Wait()); code != 0 {
+		if code := processExitCode(standby.cmd.Wait()); code != 0 {
 			t.Fatalf("SIGTERM: exit code %d\n%s", code, lastLines(standby.stderr.String(), 10))
 		}
 		if took := time.Since(start); took > 10*time.Second {
@@ -233,6 +234,21 @@ func TestDaemon(t *testing.T) {
 		// The Lease is handed over only once the leader's canaries have stopped: released
 		// earlier, a standby could start driving while a tick of the old leader still acts.
 		log := standby.stderr.String()
+		// One log stream: client-go's own lines (leader election) are JSON like the rest.
+		fromClientGo := 0
+		for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+			var entry map[string]any
+			if err := json.Unmarshal([]byte(line), &entry); err != nil {
+				t.Errorf("a log line that is not JSON under --log-format json: %q", line)
+				continue
+			}
+			if entry["component"] == "client-go" {
+				fromClientGo++
+			}
+		}
+		if fromClientGo == 0 {
+			t.Error("no client-go line in the log (leader election logs through klog): is klog routed into the logger?")
+		}
 		stopped, released := strings.Index(log, `"canaries stopped"`), strings.Index(log, `"lease released"`)
 		if stopped < 0 || released < 0 || released < stopped {
 			t.Errorf("canaries stopped at byte %d of the log, lease released at %d: want both, the release after\n%s", stopped, released, lastLines(log, 10))

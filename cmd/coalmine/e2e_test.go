@@ -223,7 +223,7 @@ func TestReportAgainstRealPrometheus(t *testing.T) {
 
 	t.Run("text and markdown say the same", func(t *testing.T) {
 		for _, format := range []string{"text", "markdown"} {
-			r := runCLI(t, "report", "-f", policy, "-n", "errors-5x", "--prometheus-url", prom.URL(), "--window", "20s", "--format", format)
+			r := runCLI(t, "report", "-f", policy, "-n", "errors-5x", "--prometheus-url", prom.URL(), "--window", "20s", "-o", format)
 			if r.code != exitFail || !strings.Contains(strings.ToLower(r.stdout), "verdict: fail") && !strings.Contains(r.stdout, "**Verdict: FAIL**") {
 				t.Errorf("%s: exit %d\n%s", format, r.code, r.stdout)
 			}
@@ -356,7 +356,7 @@ func TestSequentialJudgeAgainstRealPrometheus(t *testing.T) {
 
 	t.Run("an HTML report with a chart per metric", func(t *testing.T) {
 		out := filepath.Join(dir, "report.html")
-		r := runCLI(t, "report", "-f", policy, "-n", "seq-errors-2x", "--prometheus-url", prom.URL(), "--window", window.String(), "--format", "html", "-o", out)
+		r := runCLI(t, "report", "-f", policy, "-n", "seq-errors-2x", "--prometheus-url", prom.URL(), "--window", window.String(), "-o", "html", "--output-file", out)
 		if r.code != exitFail {
 			t.Fatalf("exit code %d\n%s", r.code, r.stderr)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/coalmine/coalmine/actuator"
@@ -18,58 +19,72 @@ import (
 	"github.com/coalmine/coalmine/report"
 )
 
-const gateSynopsis = `Usage: coalmine gate -f FILE [--timeout DUR] [--junit FILE] [--summary FILE] [--report FILE] [--kubeconfig FILE] [--context NAME] [-n NS]
-
-Drives one release to an end on the cluster. Per step of the policy's strategy it waits for the
+const gateLong = `Drives one release to an end on the cluster. Per step of the policy's strategy it waits for the
 canary's pods to be Ready, analyses for the step's duration (or until a decisive verdict), then
 advances, promotes or rolls back. Prints one progress line per tick. Progress is recorded on the
 Deployment, so running it again after a crash resumes where it was and never applies a step twice.
 
+--summary appends (as $GITHUB_STEP_SUMMARY expects); --junit and --report replace their files.
+
 Exit codes: 0 promoted, 1 rolled back, 2 usage error or invalid policy, 3 inconclusive at the
 deadline (spec.analysis.onInconclusive says whether it was held or rolled back), 4 Prometheus or
-Kubernetes unreachable, 5 stopped because someone else changed the release, 130 interrupted
-(resumable).`
+Kubernetes unreachable, 5 stopped because someone else changed the release, 6 another driver
+holds the canary, 130 interrupted (resumable).`
 
-func runGate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("gate", gateSynopsis, stderr)
-	var (
-		file, promURL, junit, summary, htmlReport string
-		timeout                                   model.Duration
-		dryRun                                    bool
-		kf                                        kubeFlags
-		lf                                        logFlags
-	)
-	fs.StringVar(&file, "f", "", "policy file (required)")
-	fs.StringVar(&file, "file", "", "same as -f")
-	fs.StringVar(&promURL, "prometheus-url", "", "Prometheus base URL (default: the policy's spec.prometheus.url)")
-	fs.Var(&timeout, "timeout", "give up after this long (default: the policy's spec.analysis.maxDuration)")
-	fs.StringVar(&junit, "junit", "", "write a JUnit XML report here (a test case per metric per step)")
-	fs.StringVar(&summary, "summary", "", "write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
-	fs.StringVar(&htmlReport, "report", "", "write a self-contained HTML report here: charts per metric, the timeline, the numbers")
-	fs.BoolVar(&dryRun, "dry-run", false, "read the cluster and Prometheus, write nothing, log what would be done")
-	kf.register(fs)
-	lf.register(fs)
-	if code, stop := parse(fs, args); stop {
-		return code
+type gateFlags struct {
+	policy                              policyFlags
+	promURL, junit, summary, htmlReport string
+	timeout                             model.Duration
+	dryRun                              bool
+	kube                                kubeFlags
+	log                                 logFlags
+}
+
+func newGateCommand(s streams) *cobra.Command {
+	var f gateFlags
+	cmd := &cobra.Command{
+		Use:   "gate -f FILE",
+		Short: "Drive one release on the cluster to a verdict: promote or roll back",
+		Long:  gateLong,
+		Example: `  coalmine gate -f my-app.yaml --context prod
+  coalmine gate -f my-app.yaml --junit canary.xml --summary "$GITHUB_STEP_SUMMARY" --report canary.html`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return exit(runGate(cmd.Context(), &f, s))
+		},
 	}
+	fs := cmd.Flags()
+	f.policy.register(fs)
+	fs.StringVar(&f.promURL, "prometheus-url", "", "Prometheus base URL (default: the policy's spec.prometheus.url)")
+	fs.Var(durationValue{&f.timeout}, "timeout", "give up after this long (default: the policy's spec.analysis.maxDuration)")
+	fs.StringVar(&f.junit, "junit", "", "write a JUnit XML report here (a test case per metric per step)")
+	fs.StringVar(&f.summary, "summary", "", "append a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
+	fs.StringVar(&f.htmlReport, "report", "", "write a self-contained HTML report here: charts per metric, the timeline, the numbers")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "read the cluster and Prometheus, write nothing, log what would be done")
+	f.kube.register(fs, true)
+	f.log.register(fs)
+	return cmd
+}
+
+func runGate(ctx context.Context, f *gateFlags, s streams) int {
+	stdout, stderr := s.out, s.err
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "coalmine gate: "+format+"\n", a...)
 		return exitUsage
 	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected arguments %q", fs.Args())
-	}
-	if file == "" {
-		return usageErr("no policy file given (-f FILE)")
-	}
-	logger, err := lf.logger(stderr)
+	logger, err := f.log.logger(stderr)
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	p, prom, logger, err := setup(file, kf.namespace, promURL, &kf, logger)
+	p, err := f.policy.loadOne(s.in, nil)
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	prom, logger, err := setup(p, f.kube.namespace(), f.promURL, &f.kube, logger)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	kf, timeout, dryRun, junit, summary, htmlReport := &f.kube, f.timeout, f.dryRun, f.junit, f.summary, f.htmlReport
 	client, err := kf.client()
 	if err != nil {
 		return usageErr("%v", err)
@@ -111,7 +126,9 @@ func writeGateFiles(junit, summary, htmlReport, policy string, rep analyzer.Repo
 	for _, out := range []struct {
 		file  string
 		write func(io.Writer, string, analyzer.Report) error
-	}{{htmlReport, report.WriteGateHTML}, {junit, report.WriteJUnit}, {summary, report.WriteGateMarkdown}} {
+		// appends: $GITHUB_STEP_SUMMARY gathers every step's summary; add to it, never replace it.
+		appends bool
+	}{{htmlReport, report.WriteGateHTML, false}, {junit, report.WriteJUnit, false}, {summary, report.WriteGateMarkdown, true}} {
 		if out.file == "" {
 			continue
 		}
@@ -120,9 +137,29 @@ func writeGateFiles(junit, summary, htmlReport, policy string, rep analyzer.Repo
 			errs = append(errs, err)
 			continue
 		}
+		if out.appends {
+			errs = append(errs, appendFile(out.file, buf.Bytes()))
+			continue
+		}
 		errs = append(errs, writeFileAtomic(out.file, buf.Bytes()))
 	}
 	return errors.Join(errs...)
+}
+
+// appendFile adds data at the end of a file, creating it (mode 0644) when missing.
+func appendFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("append to %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("append to %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("append to %s: %w", path, err)
+	}
+	return nil
 }
 
 // gateDriver is the gate's name in the records it writes: the host it runs on, so that a gate

@@ -1,40 +1,66 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 
+	"github.com/spf13/pflag"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
-// kubeFlags are kubectl's: --kubeconfig, --context, and -n/--namespace.
+// kubeFlags are kubectl's own connection flags (cli-runtime's): --kubeconfig, --context,
+// -n/--namespace, --server, --token, --as, --request-timeout and the rest, loaded the way kubectl
+// loads them, falling back to in-cluster.
 type kubeFlags struct {
-	kubeconfig, context, namespace string
+	cf *genericclioptions.ConfigFlags
 	// qps and burst bound the client's requests to the API server; 0 keeps client-go's.
 	qps   float64
 	burst int
 }
 
-func (k *kubeFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
-	fs.StringVar(&k.context, "context", "", "kubeconfig context to use")
-	fs.StringVar(&k.namespace, "n", "", "namespace of the release (default: the policy's spec.target.namespace)")
-	fs.StringVar(&k.namespace, "namespace", "", "same as -n")
+// register adds the flags to fs. namespaced is false for a command that takes no -n (the
+// daemon, which has --namespaces).
+func (k *kubeFlags) register(fs *pflag.FlagSet, namespaced bool) {
+	k.cf = genericclioptions.NewConfigFlags(false)
+	if !namespaced {
+		k.cf.Namespace = nil
+	}
+	k.cf.AddFlags(fs)
+	if namespaced {
+		fs.Lookup("namespace").Usage = "namespace of the release (default: the policy's spec.target.namespace)"
+	}
+}
+
+// namespace is -n's value: "" when not given (the kubeconfig's namespace does not override the
+// policy's).
+func (k *kubeFlags) namespace() string {
+	if k.cf == nil || k.cf.Namespace == nil {
+		return ""
+	}
+	return *k.cf.Namespace
+}
+
+// given reports whether any flag naming a cluster was set: report reads the cluster only then.
+func (k *kubeFlags) given(fs *pflag.FlagSet) bool {
+	for _, name := range []string{"kubeconfig", "context", "cluster", "user", "server", "token"} {
+		if f := fs.Lookup(name); f != nil && f.Changed {
+			return true
+		}
+	}
+	return false
 }
 
 // config loads a client configuration the way kubectl does, falling back to in-cluster.
 func (k *kubeFlags) config() (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if k.kubeconfig != "" {
-		rules.ExplicitPath = k.kubeconfig
+	if k.cf == nil {
+		return nil, fmt.Errorf("kubeconfig: no connection flags")
 	}
-	overrides := &clientcmd.ConfigOverrides{CurrentContext: k.context}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+	cfg, err := k.cf.ToRESTConfig()
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
+	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "coalmine"
 	if k.qps > 0 {
 		cfg.QPS = float32(k.qps)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
 
 	"github.com/coalmine/coalmine/actuator"
 	"github.com/coalmine/coalmine/analyzer"
@@ -20,62 +21,65 @@ import (
 	"github.com/coalmine/coalmine/report"
 )
 
-const reportSynopsis = `Usage: coalmine report -f FILE [--prometheus-url URL] [--window DUR] [--format text|json|markdown|html] [-o FILE]
-
-The dry-run mode. Queries Prometheus for the baseline and the canary named by the policy, judges
+const reportLong = `The dry-run mode. Queries Prometheus for the baseline and the canary named by the policy, judges
 every metric, and prints a table (metric, requests, baseline, canary, threshold, verdict, reason),
 the overall verdict and what coalmine would do. It changes nothing anywhere, and needs no
 Kubernetes access when the policy names the version label values.
 
-The sequential judge (the default) replays the window interval by interval. --format html writes
-one self-contained page (charts of baseline vs canary over the window, the numbers, the queries)
-readable on a phone and printable; JSON follows the schema coalmine.dev/report/v1alpha1
+The sequential judge (the default) replays the window interval by interval. -o html writes one
+self-contained page (charts of baseline vs canary over the window, the numbers, the queries)
+readable on a phone and printable; -o json follows the schema coalmine.dev/report/v1alpha1
 (report/schema/report.v1alpha1.json).
 
-With --kubeconfig or --context it also reads the release on the cluster (replicas, whether the
-canary's pods are Ready and healthy, the progress a running gate recorded) through the dry-run
-actuator, which never writes.
+With --kubeconfig, --context, --server or --token it also reads the release on the cluster
+(replicas, whether the canary's pods are Ready and healthy, the progress a running gate
+recorded) through the dry-run actuator, which never writes.
 
 Exit codes: 0 pass, 1 fail, 2 usage error or invalid policy, 3 inconclusive,
 4 Prometheus or Kubernetes unreachable (no verdict).`
 
 type reportFlags struct {
-	file, promURL, format, output, at string
-	window                            model.Duration
-	log                               logFlags
-	kube                              kubeFlags
+	policy      policyFlags
+	out         outputFlags
+	promURL, at string
+	window      model.Duration
+	log         logFlags
+	kube        kubeFlags
 }
 
-func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("report", reportSynopsis, stderr)
+func newReportCommand(s streams) *cobra.Command {
 	var f reportFlags
-	fs.StringVar(&f.file, "f", "", "policy file (required)")
-	fs.StringVar(&f.file, "file", "", "same as -f")
-	fs.StringVar(&f.promURL, "prometheus-url", "", "Prometheus base URL (default: the policy's spec.prometheus.url)")
-	fs.Var(&f.window, "window", "analysis window, e.g. 5m (default: the policy's spec.analysis.window)")
-	fs.StringVar(&f.format, "format", "text", "output format: text, json, markdown or html")
-	fs.StringVar(&f.output, "o", "", "write the report to this file instead of stdout")
-	fs.StringVar(&f.output, "output", "", "same as -o")
-	f.kube.register(fs)
-	fs.StringVar(&f.at, "time", "", "evaluate the window ending at this RFC 3339 time (default: now)")
-	f.log.register(fs)
-	if code, stop := parse(fs, args); stop {
-		return code
+	cmd := &cobra.Command{
+		Use:   "report -f FILE",
+		Short: "Judge a canary once and say what would be done (dry run: changes nothing)",
+		Long:  reportLong,
+		Example: `  coalmine report -f my-app.yaml
+  coalmine report -f my-app.yaml --window 30m -o html --output-file report.html
+  coalmine report -f my-app.yaml -o json --context prod -n shop`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return exit(runReport(cmd.Context(), cmd, &f, s))
+		},
 	}
+	fs := cmd.Flags()
+	f.policy.register(fs)
+	fs.StringVar(&f.promURL, "prometheus-url", "", "Prometheus base URL (default: the policy's spec.prometheus.url)")
+	fs.Var(durationValue{&f.window}, "window", "analysis window, e.g. 5m (default: the policy's spec.analysis.window)")
+	f.out.register(cmd, "text", "json", "markdown", "html")
+	fs.StringVar(&f.at, "time", "", "evaluate the window ending at this RFC 3339 time (default: now)")
+	f.kube.register(fs, true)
+	f.log.register(fs)
+	return cmd
+}
+
+func runReport(ctx context.Context, cmd *cobra.Command, f *reportFlags, s streams) int {
+	stdout, stderr := s.out, s.err
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "coalmine report: "+format+"\n", a...)
 		return exitUsage
 	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected arguments %q", fs.Args())
-	}
-	if f.file == "" {
-		return usageErr("no policy file given (-f FILE)")
-	}
-	switch f.format {
-	case "text", "json", "markdown", "md", "html":
-	default:
-		return usageErr("--format: want text, json, markdown or html, got %q", f.format)
+	if err := f.out.check(); err != nil {
+		return usageErr("%v", err)
 	}
 	logger, err := f.log.logger(stderr)
 	if err != nil {
@@ -87,8 +91,13 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return usageErr("--time: %v", err)
 		}
 	}
-
-	p, prom, logger, err := setup(f.file, f.kube.namespace, f.promURL, &f.kube, logger)
+	p, err := f.policy.loadOne(s.in, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "coalmine report: %v\n", err)
+		return exitUsage
+	}
+	file := p.Origin.File
+	prom, logger, err := setup(p, f.kube.namespace(), f.promURL, &f.kube, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "coalmine report: %v\n", err)
 		return exitUsage
@@ -143,15 +152,15 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err := an.WindowHistory(ctx, p, &res, at, window); err != nil {
 		logger.Warn().Err(err).Msg("no history for the charts")
 	}
-	rep := report.New(f.file, res, decision, true)
-	if f.kube.kubeconfig != "" || f.kube.context != "" {
+	rep := report.New(file, res, decision, true)
+	if f.kube.given(cmd.Flags()) {
 		if rep.Cluster, err = clusterState(ctx, &f.kube, p, logger); err != nil {
 			code := exitForKube(err)
 			fmt.Fprintf(stderr, "coalmine report: read the cluster: %v\n", err)
 			return code
 		}
 	}
-	if err := writeReport(stdout, f.output, f.format, rep); err != nil {
+	if err := writeReport(stdout, f.out.file, f.out.format, rep); err != nil {
 		fmt.Fprintf(stderr, "coalmine report: %v\n", err)
 		return exitUsage
 	}
@@ -206,52 +215,37 @@ type metricsSource interface {
 	analyzer.CounterReader
 }
 
-// setup loads the one policy of a file, applies the -n and --prometheus-url overrides, and builds
-// the metrics source and a logger that names the policy: what report, gate and backtest share.
-// The pods source lists pods through kube, which is only asked for then.
-func setup(file, namespace, promURL string, kube *kubeFlags, logger zerolog.Logger) (*policies.Policy, metricsSource, zerolog.Logger, error) {
-	p, err := loadOne(file)
-	if err != nil {
-		return nil, nil, logger, err
-	}
+// setup applies the -n and --prometheus-url overrides to a policy, and builds the metrics source
+// and a logger that names the policy: what report, gate and backtest share. The pods source
+// lists pods through kube, which is only asked for then.
+func setup(p *policies.Policy, namespace, promURL string, kube *kubeFlags, logger zerolog.Logger) (metricsSource, zerolog.Logger, error) {
+	file := p.Origin.File
 	if namespace != "" {
 		p.Spec.Target.Namespace = namespace
 	}
 	logger = logger.With().Str("policy", p.Metadata.Name).Str("namespace", p.Spec.Target.Namespace).Logger()
 	if p.Spec.Source == policies.SourcePods {
 		if kube == nil {
-			return nil, nil, logger, fmt.Errorf("%s: source pods needs the cluster, which this command does not read", file)
+			return nil, logger, fmt.Errorf("%s: source pods needs the cluster, which this command does not read", file)
 		}
 		client, err := kube.client()
 		if err != nil {
-			return nil, nil, logger, err
+			return nil, logger, err
 		}
-		return p, scrape.NewPods(client, p.Spec.Pods, logger), logger, nil
+		return scrape.NewPods(client, p.Spec.Pods, logger), logger, nil
 	}
 	url := p.Spec.Prometheus.URL
 	if promURL != "" {
 		url = promURL
 	}
 	if url == "" {
-		return nil, nil, logger, fmt.Errorf("no Prometheus URL: set spec.prometheus.url in %s or pass --prometheus-url", file)
+		return nil, logger, fmt.Errorf("no Prometheus URL: set spec.prometheus.url in %s or pass --prometheus-url", file)
 	}
 	prom, err := promapi.New(url, p.Spec.Prometheus, logger)
 	if err != nil {
-		return nil, nil, logger, err
+		return nil, logger, err
 	}
-	return p, prom, logger, nil
-}
-
-// loadOne loads a file that must hold exactly one policy.
-func loadOne(file string) (*policies.Policy, error) {
-	ps, err := policies.LoadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	if len(ps) != 1 {
-		return nil, fmt.Errorf("%s: holds %d policies; report takes a file with one", file, len(ps))
-	}
-	return ps[0], nil
+	return prom, logger, nil
 }
 
 // writeReport renders the report to stdout or, whole or not at all, to a file.
@@ -274,6 +268,11 @@ func writeFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
+	// Readable by the CI that uploads it, as any file a tool writes (CreateTemp makes 0600).
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", path, err)

@@ -5,18 +5,16 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
 
 	"github.com/coalmine/coalmine/buildinfo"
 	"github.com/coalmine/coalmine/daemon"
 )
 
-const runSynopsis = `Usage: coalmine run --policies DIR [--kubeconfig FILE] [--namespaces NS,...] [--credentials-dir DIR] [--metrics-addr :8080]
-
-The in-cluster daemon. Loads every policy in DIR (a mounted ConfigMap) and reloads it when it
+const runLong = `The in-cluster daemon. Loads every policy in DIR (a mounted ConfigMap) and reloads it when it
 changes (an invalid file is reported and its last good version kept); watches the Deployments the
 policies name; and drives every canary that appears (a canary Deployment scaled above 0, a
 Deployment rolling out the canary's version) with the same engine as 'coalmine gate', many at
@@ -25,19 +23,31 @@ over resumes every canary from its annotations. A policy may act only in --names
 given) and read credentials files only under --credentials-dir. Serves /metrics, /healthz and
 /readyz. Stops cleanly on SIGTERM, leaving every canary resumable.`
 
-func runDaemon(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := newFlagSet("run", runSynopsis, stderr)
+func newRunCommand(s streams) *cobra.Command {
 	opts := daemon.DefaultOptions()
 	var (
 		kf         kubeFlags
 		lf         logFlags
-		namespaces string
+		namespaces []string
 	)
+	cmd := &cobra.Command{
+		Use:     "run --policies DIR",
+		Short:   "The in-cluster daemon: drive every canary the policies in a directory describe",
+		Long:    runLong,
+		Example: `  coalmine run --policies /etc/coalmine/policies --namespaces shop,payments --credentials-dir /etc/coalmine/credentials`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.Namespaces = namespaces
+			return exit(runDaemon(cmd.Context(), opts, &kf, &lf, s.err))
+		},
+	}
+	fs := cmd.Flags()
 	fs.StringVar(&opts.PoliciesDir, "policies", "", "directory of policy files (required)")
 	fs.DurationVar(&opts.ReloadInterval, "reload-interval", opts.ReloadInterval, "how often the policy directory is read again")
-	fs.StringVar(&namespaces, "namespaces", "", "comma-separated namespaces to watch, the only ones a policy may target (default: all)")
+	fs.StringSliceVar(&namespaces, "namespaces", nil, "namespaces to watch, the only ones a policy may target (comma-separated or repeated; default: all)")
+	fs.StringSliceVar(&namespaces, "namespace", nil, "same as --namespaces")
+	_ = fs.MarkHidden("namespace")
 	fs.StringVar(&opts.CredentialsDir, "credentials-dir", "", "directory the files of policies' Prometheus settings (credentials_file, ca_file, ...) must be in (default: none allowed)")
-	fs.StringVar(&namespaces, "namespace", "", "same as --namespaces")
 	fs.StringVar(&opts.PrometheusURL, "prometheus-url", "", "override every policy's spec.prometheus.url")
 	fs.StringVar(&opts.MetricsAddr, "metrics-addr", opts.MetricsAddr, "address for /metrics, /healthz and /readyz")
 	fs.BoolVar(&opts.LeaderElect, "leader-elect", opts.LeaderElect, "elect a leader through a Lease; only the leader acts")
@@ -49,22 +59,19 @@ func runDaemon(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.DurationVar(&opts.RetryPeriod, "retry-period", opts.RetryPeriod, "how often replicas try to acquire or renew the Lease")
 	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", opts.ShutdownTimeout, "how long a clean stop may take")
 	fs.IntVar(&opts.Workers, "workers", opts.Workers, "canaries ticking at once")
-	fs.StringVar(&kf.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, $KUBECONFIG or ~/.kube/config)")
-	fs.StringVar(&kf.context, "context", "", "kubeconfig context to use")
+	kf.register(fs, false)
 	// Reads come from informers; what reaches the API server is writes on transitions and the
 	// rare fresh read, so 1,000 canaries fit well within these.
 	fs.Float64Var(&kf.qps, "kube-api-qps", 50, "requests per second to the API server, sustained")
 	fs.IntVar(&kf.burst, "kube-api-burst", 100, "requests to the API server in a burst")
 	lf.register(fs)
-	if code, stop := parse(fs, args); stop {
-		return code
-	}
+	return cmd
+}
+
+func runDaemon(ctx context.Context, opts daemon.Options, kf *kubeFlags, lf *logFlags, stderr io.Writer) int {
 	if opts.PoliciesDir == "" {
 		fmt.Fprintln(stderr, "coalmine run: --policies DIR is required")
 		return exitUsage
-	}
-	if namespaces != "" {
-		opts.Namespaces = strings.Split(namespaces, ",")
 	}
 	logger, err := lf.logger(stderr)
 	if err != nil {

@@ -596,7 +596,7 @@ func startTimedGate(t *testing.T, e *env, name, policy string) *timedGate {
 	g := &timedGate{name: name, cmd: cmd, stdout: stdout, stderr: stderr, start: time.Now(), done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
-		g.took, g.code = time.Since(g.start), exitCode(err)
+		g.took, g.code = time.Since(g.start), processExitCode(err)
 		close(g.done)
 	}()
 	// Before startGate's own cleanup: this Wait is the only one.

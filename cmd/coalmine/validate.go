@@ -2,42 +2,52 @@ package main
 
 import (
 	"fmt"
-	"io"
+
+	"github.com/spf13/cobra"
 
 	"github.com/coalmine/coalmine/policies"
 )
 
-const validateSynopsis = `Usage: coalmine validate -f FILE [FILE...]
-
-Checks policy files: YAML syntax, unknown fields, values, and that every PromQL template renders
+const validateLong = `Checks policy files: YAML syntax, unknown fields, values, and that every PromQL template renders
 and parses. Exits 0 when every policy is valid; otherwise prints one line per problem on stderr,
 as FILE:LINE: FIELD PROBLEM, and exits 2.`
 
-func runValidate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("validate", validateSynopsis, stderr)
-	var files stringList
-	fs.Var(&files, "f", "policy file (repeatable; further files may follow as arguments)")
-	fs.Var(&files, "file", "same as -f")
-	quiet := fs.Bool("q", false, "print nothing when every policy is valid")
-	if code, stop := parse(fs, args); stop {
-		return code
+func newValidateCommand(s streams) *cobra.Command {
+	var (
+		pf    policyFlags
+		quiet bool
+	)
+	cmd := &cobra.Command{
+		Use:   "validate -f FILE [FILE...]",
+		Short: "Check policy files",
+		Long:  validateLong,
+		Example: `  coalmine validate -f my-app.yaml
+  coalmine validate my-app.yaml -q
+  coalmine validate -f policies/
+  cat my-app.yaml | coalmine validate -f -`,
+		ValidArgsFunction: yamlFiles,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ps, err := pf.load(s.in, args)
+			if err != nil {
+				fmt.Fprintln(s.err, err)
+				return exitCode(exitUsage)
+			}
+			if !quiet {
+				for _, p := range ps {
+					fmt.Fprintf(s.out, "%s: %s is valid; %s; %s\n", p.Origin.File, p.Metadata.Name, sourcing(p), judging(p))
+				}
+			}
+			return nil
+		},
 	}
-	files = append(files, fs.Args()...)
-	if len(files) == 0 {
-		fmt.Fprintln(stderr, "coalmine validate: no policy file given (-f FILE)")
-		return exitUsage
-	}
-	ps, err := policies.LoadFiles(files...)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
-	}
-	if !*quiet {
-		for _, p := range ps {
-			fmt.Fprintf(stdout, "%s: %s is valid; %s; %s\n", p.Origin.File, p.Metadata.Name, sourcing(p), judging(p))
-		}
-	}
-	return exitPass
+	pf.register(cmd.Flags())
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing when every policy is valid")
+	return cmd
+}
+
+// yamlFiles completes positional arguments with policy files.
+func yamlFiles(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return []string{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt
 }
 
 // judging says in words how a policy's canary will be judged, so that a reader of validate's
