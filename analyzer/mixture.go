@@ -204,10 +204,10 @@ func (t *countTest) remember(nc, yc float64) {
 // Each side of the test is protected by its own reading of it. low, for the fail side, takes
 // an allowance for chance (two standard deviations of the statistic) off first, so that clean
 // traffic is rarely tempered and regressions are caught at full speed. seen, for the promote
-// side, is the estimate as it is: errors in clumps make a canary's quiet intervals look like
-// strong evidence that it is fine, and the allowance would let that evidence through for the
-// minutes the estimate needs to rise. Both are at least 1; seen is 0 until there are enough
-// intervals to see anything.
+// side, adds one standard deviation instead: errors in clumps make a canary's quiet intervals
+// look like strong evidence that it is fine, and in the first minutes, while few intervals are
+// seen, the estimate itself often comes out low. Both are at least 1; seen is 0 until there are
+// enough intervals to see anything.
 func (t *countTest) dispersion() (low, seen float64) {
 	var x2 float64
 	dof := 0
@@ -227,7 +227,7 @@ func (t *countTest) dispersion() (low, seen float64) {
 		return 1, 0
 	}
 	d := x2 / float64(dof)
-	return math.Max(1, d-2*math.Sqrt(2/float64(dof))), math.Max(1, d)
+	return math.Max(1, d-2*math.Sqrt(2/float64(dof))), math.Max(1, d+1*math.Sqrt(2/float64(dof)))
 }
 
 // lnFail is the log of the mixture likelihood ratio against "the canary is no worse".

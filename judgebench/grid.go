@@ -198,13 +198,18 @@ func marginText(m float64) string {
 const WarmUpCell = "warm-up: new pods 1.5x slower for 2m, warmup 2m, lat @10/s"
 
 // RunsFor is how many runs a cell gets when the benchmark is asked for n: all of them for the
-// healthy cells (false-rollback rates need them, and never fewer than MinHealthyRuns), the
+// healthy cells (false-rollback rates need them, and never fewer than MinHealthyRuns) and
+// twice that for the errors cells at the tolerance (wrong-promotion rates), the
 // headline cells and the special ones; half for the rest of the 10 req/s column and the 1%
 // row; a quarter, at least 50, far from them.
 func RunsFor(c Cell, n int) int {
 	switch {
 	case c.Healthy():
 		return max(n, MinHealthyRuns)
+	case c.Metric == policies.KindErrors && c.ErrorRatio == Tolerance && c.ErrorMargin == 0:
+		// At the tolerance itself the promote side's guarantee is exactly its alpha share:
+		// enough runs to tell 2.5% from 5%.
+		return max(n, 2*MinHealthyRuns)
 	case c.Headline:
 		return n
 	case c.Rate == 10 || c.ErrorRate == 0.01:
