@@ -2,6 +2,7 @@ package policies
 
 import (
 	"fmt"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -129,4 +130,44 @@ func sortedKeys(m reflect.Value) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// CheckFiles reports each file the Prometheus settings name that this process cannot read,
+// by the field that names it: a typo in a password_file is the policy's mistake, found when
+// the client is built rather than at the first query. Loading does not check: a daemon's
+// policy names files in the daemon's pod, not where the policy is validated.
+func (pr Prometheus) CheckFiles() Errors {
+	var errs Errors
+	for _, f := range pr.FileSettings() {
+		if err := readable(f.Path); err != nil {
+			errs = append(errs, &FieldError{Field: f.Field, Msg: err.Error()})
+		}
+	}
+	return errs
+}
+
+// CheckFiles is Prometheus.CheckFiles with each problem placed in the policy's file.
+func (p *Policy) CheckFiles() Errors {
+	errs := p.Spec.Prometheus.CheckFiles()
+	for _, e := range errs {
+		e.File, e.Line = p.Origin.File, p.Origin.Line(e.Field)
+	}
+	return errs
+}
+
+// readable reports why the file at path cannot be read, nil when it can.
+func readable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("cannot read %q: %w", path, unwrapPathError(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("cannot read %q: %w", path, unwrapPathError(err))
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("cannot read %q: is a directory", path)
+	}
+	return nil
 }

@@ -1,6 +1,8 @@
 package policies
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -66,5 +68,37 @@ func TestSecretRefsAreRefused(t *testing.T) {
 	want := "x.yaml:16: spec.prometheus.http.basic_auth.password_ref needs a secret manager, which coalmine does not have: use password_file"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+// TestCheckFiles shows a file that cannot be read reported at the field that names it.
+func TestCheckFiles(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, http, want string
+	}{
+		{"readable", "  basic_auth: {username: u, password_file: " + pw + "}\n", ""},
+		{"missing", "  basic_auth:\n    username: u\n    password_file: " + pw + "x\n",
+			"x.yaml:16: spec.prometheus.http.basic_auth.password_file cannot read \"" + pw + "x\": no such file or directory"},
+		{"a directory", "  authorization: {credentials_file: " + dir + "}\n",
+			"x.yaml:14: spec.prometheus.http.authorization.credentials_file cannot read \"" + dir + "\": is a directory"},
+		{"a header's file", "  http_headers:\n    X-Scope-OrgID: {files: [/nonexistent/tenant]}\n",
+			"x.yaml:15: spec.prometheus.http.http_headers.X-Scope-OrgID.files[0] cannot read \"/nonexistent/tenant\": no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ps, err := Load("x.yaml", []byte(withPrometheus("http:\n"+tt.http)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			errs := ps[0].CheckFiles()
+			if got := errs.Error(); got != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
 	}
 }

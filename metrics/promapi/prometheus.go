@@ -27,10 +27,15 @@ type Prometheus struct {
 	OnQuery func(took time.Duration, err error)
 }
 
-// NewPrometheus builds a client for the server at url with the policy's timeout, auth and TLS.
+// New builds a client for the server at url with the policy's timeout, auth and TLS. A file
+// the settings name that cannot be read is an error here, not an unavailable Prometheus at
+// the first query: it is the policy's mistake, and waiting will not mend it.
 func New(url string, cfg policies.Prometheus, logger zerolog.Logger) (*Prometheus, error) {
 	if err := policies.CheckPrometheusURL(url); err != nil {
 		return nil, fmt.Errorf("prometheus url: %w", err)
+	}
+	if errs := cfg.CheckFiles(); len(errs) > 0 {
+		return nil, fmt.Errorf("prometheus settings: %w", errs)
 	}
 	rt, err := config.NewRoundTripperFromConfig(cfg.HTTP, "coalmine")
 	if err != nil {
