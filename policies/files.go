@@ -69,9 +69,10 @@ func (pr Prometheus) Secrets() []string {
 	return out
 }
 
-// walk visits the settings of the HTTP client.
+// walk visits the settings of the HTTP client and of its signing.
 func (pr Prometheus) walk(visit func(path, field string, v reflect.Value)) {
 	walkSettings(reflect.ValueOf(pr.HTTP), "spec.prometheus.http", visit)
+	walkSettings(reflect.ValueOf(pr.SigV4), "spec.prometheus.sigv4", visit)
 }
 
 // walkSettings calls visit with every value under v, its field path and the YAML name of the

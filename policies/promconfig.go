@@ -9,11 +9,13 @@ import (
 	"strings"
 
 	"github.com/prometheus/common/config"
+	"github.com/prometheus/sigv4"
 	yamlv2 "go.yaml.in/yaml/v2"
 	"go.yaml.in/yaml/v3"
 )
 
-// Prometheus's own configuration types (config.HTTPClientConfig for spec.prometheus.http) are
+// Prometheus's own configuration types (config.HTTPClientConfig for spec.prometheus.http,
+// sigv4.SigV4Config for spec.prometheus.sigv4) are
 // loaded as Prometheus loads them: yaml v2, strictly, through their own UnmarshalYAML, which
 // validates. yaml v3 and the walker cannot do that faithfully: the types inline maps
 // (http_headers), have their own unmarshalers (proxy_url) and were written against yaml v2.
@@ -23,6 +25,7 @@ import (
 // opaqueTypes are the types the walker does not enter.
 var opaqueTypes = map[reflect.Type]bool{
 	reflect.TypeFor[config.HTTPClientConfig](): true,
+	reflect.TypeFor[sigv4.SigV4Config]():       true,
 }
 
 func isOpaque(t reflect.Type) bool {

@@ -165,3 +165,45 @@ func TestHTTPBlockErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSigV4Block loads the sigv4 block as Prometheus's remote_write does, and refuses what
+// Prometheus refuses.
+func TestSigV4Block(t *testing.T) {
+	ps, err := Load("x.yaml", []byte(withPrometheus(`url: https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1
+sigv4:
+  region: eu-west-1
+  access_key: AKIDEXAMPLE
+  secret_key: s3cret
+  role_arn: arn:aws:iam::123456789012:role/coalmine
+`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := ps[0].Spec.Prometheus.SigV4
+	if s == nil || s.Region != "eu-west-1" || s.AccessKey != "AKIDEXAMPLE" || s.SecretKey != "s3cret" || s.RoleARN != "arn:aws:iam::123456789012:role/coalmine" {
+		t.Errorf("sigv4 %+v", s)
+	}
+	if got := ps[0].Spec.Prometheus.Secrets(); !strings.Contains(strings.Join(got, " "), "s3cret") {
+		t.Errorf("secrets %q do not hold the secret key", got)
+	}
+	ps, err = Load("x.yaml", []byte(withPrometheus("url: http://prometheus:9090\n")))
+	if err != nil || ps[0].Spec.Prometheus.SigV4 != nil {
+		t.Errorf("without the block: err %v, sigv4 %+v, want none", err, ps[0].Spec.Prometheus.SigV4)
+	}
+
+	tests := []struct{ name, body, want string }{
+		{"unknown field", "sigv4:\n  region: eu-west-1\n  secret: x\n", "x.yaml:15: spec.prometheus.sigv4.secret is not a known field"},
+		{"a key without its secret", "sigv4:\n  access_key: AKID\n",
+			"x.yaml:13: spec.prometheus.sigv4 has a bad value: must provide a AWS SigV4 Access key and Secret Key if credentials are specified in the SigV4 config"},
+		{"with basic_auth", "http:\n  basic_auth: {username: u, password: p}\nsigv4: {region: eu-west-1}\n",
+			"x.yaml:15: spec.prometheus.sigv4 cannot be used with basic_auth, authorization or oauth2 in spec.prometheus.http: each sets the Authorization header"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load("x.yaml", []byte(withPrometheus(tt.body)))
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("got  %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+}

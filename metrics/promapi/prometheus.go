@@ -12,6 +12,7 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/sigv4"
 	"github.com/rs/zerolog"
 
 	"github.com/coalmine/coalmine/metrics"
@@ -41,11 +42,30 @@ func New(url string, cfg policies.Prometheus, logger zerolog.Logger) (*Prometheu
 	if err != nil {
 		return nil, fmt.Errorf("prometheus http client: %w", err)
 	}
+	if cfg.SigV4 != nil {
+		// As Prometheus's remote_write: the request is signed, then goes through the http
+		// settings. Credentials are looked up now (the keys given, else AWS's default chain),
+		// bounded by the query timeout, so that a policy without any fails here.
+		ctx, cancel := context.WithTimeout(context.Background(), signerTimeout(cfg))
+		rt, err = sigv4.NewSigV4RoundTripper(cfg.SigV4, rt, sigv4.WithContext(ctx))
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("prometheus sigv4: %w", err)
+		}
+	}
 	client, err := api.NewClient(api.Config{Address: url, RoundTripper: bounded{next: rt, max: maxAnswerBytes}})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client: %w", err)
 	}
 	return &Prometheus{api: v1.NewAPI(client), timeout: time.Duration(cfg.Timeout), logger: logger}, nil
+}
+
+// signerTimeout bounds the lookup of SigV4 credentials: the policy's query timeout, or 10 s.
+func signerTimeout(cfg policies.Prometheus) time.Duration {
+	if cfg.Timeout > 0 {
+		return time.Duration(cfg.Timeout)
+	}
+	return 10 * time.Second
 }
 
 // Observe runs one query at time at and decodes the answer.
