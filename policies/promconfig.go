@@ -51,6 +51,31 @@ type position struct {
 	typ  reflect.Type
 }
 
+// lineMap maps the lines of a re-encoded node back to the policy file.
+type lineMap struct {
+	// keys holds the lines that start a key or a list item.
+	keys map[int]position
+	// holders holds, by line and kind ("map", "seq"), the field that holds a mapping or a list:
+	// yaml v2 places an error about a whole collection at its first line, which is its first
+	// key's or item's.
+	holders map[holder]position
+}
+
+type holder struct {
+	line int
+	kind string
+}
+
+// at is where yaml v2's error at line came from; tag is the kind of node it is about, when
+// the error says.
+func (m lineMap) at(line int, tag string) (position, bool) {
+	if pos, ok := m.holders[holder{line, tag}]; ok {
+		return pos, true
+	}
+	pos, ok := m.keys[line]
+	return pos, ok
+}
+
 // loadOpaque loads the field's node into a new value of its type, or returns the errors it
 // makes, placed in the policy file. A null node loads nothing: the default stays.
 func (w *walker) loadOpaque(f opaqueField) (reflect.Value, Errors) {
@@ -68,7 +93,7 @@ func (w *walker) loadOpaque(f opaqueField) (reflect.Value, Errors) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	data, lines, err := encodeForV2(plain, t, f.path)
+	data, lines, err := encodeForV2(plain, position{line: f.key.Line, path: f.path, typ: t})
 	if err != nil {
 		return reflect.Value{}, fieldErr(f.key.Line, f.path, "cannot be re-encoded: "+err.Error())
 	}
@@ -93,7 +118,11 @@ func (w *walker) loadOpaque(f opaqueField) (reflect.Value, Errors) {
 			continue
 		}
 		n, _ := strconv.Atoi(m[1])
-		pos, ok := lines[n]
+		var tag string
+		if tm := v2Type.FindStringSubmatch(m[2]); tm != nil && tm[2] == "" {
+			tag = tm[1]
+		}
+		pos, ok := lines.at(n, tag)
 		if !ok {
 			pos = position{line: f.key.Line, path: f.path}
 		}
@@ -121,7 +150,10 @@ func v2Message(msg string, t reflect.Type) string {
 		return "is set twice"
 	case m == nil:
 		return "has a bad value: " + msg
-	case strings.HasPrefix(m[3], "map[") || strings.HasSuffix(m[3], ".plain") || t != nil && t.Kind() == reflect.Struct:
+	// A struct decodes from a mapping, unless it has its own unmarshaler (config.URL takes a
+	// string); those that decode a mapping through one say so with their "plain" type.
+	case strings.HasPrefix(m[3], "map[") || strings.HasSuffix(m[3], ".plain") ||
+		t != nil && t.Kind() == reflect.Struct && !reflect.PointerTo(t).Implements(typeObsoleteUnmars):
 		return "must be a mapping" + got(m[1], m[2])
 	case strings.HasPrefix(m[3], "[]"):
 		return "must be a list" + got(m[1], m[2])
@@ -172,27 +204,27 @@ func (w *walker) plainCopy(n *yaml.Node) (*yaml.Node, error) {
 	return c, nil
 }
 
-// encodeForV2 encodes a plain node and maps each line of the encoding that starts a key or a
-// list item back to where it came from.
-func encodeForV2(plain *yaml.Node, t reflect.Type, path string) ([]byte, map[int]position, error) {
+// encodeForV2 encodes a plain node, held by the field at, and maps the lines of the encoding
+// back to where they came from.
+func encodeForV2(plain *yaml.Node, at position) ([]byte, lineMap, error) {
+	lines := lineMap{keys: map[int]position{}, holders: map[holder]position{}}
 	data, err := yaml.Marshal(plain)
 	if err != nil {
-		return nil, nil, err
+		return nil, lines, err
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, nil, err
+		return nil, lines, err
 	}
-	lines := map[int]position{}
 	if len(doc.Content) == 1 {
-		mapLines(plain, doc.Content[0], t, path, lines)
+		mapLines(plain, doc.Content[0], at.typ, at, lines)
 	}
 	return data, lines, nil
 }
 
-// mapLines walks a plain node and its re-parsed encoding together. A key's line wins over the
-// list item it starts.
-func mapLines(orig, enc *yaml.Node, t reflect.Type, path string, lines map[int]position) {
+// mapLines walks a plain node and its re-parsed encoding together; at is the field that
+// holds them. A key's line wins over the list item it starts.
+func mapLines(orig, enc *yaml.Node, t reflect.Type, at position, lines lineMap) {
 	if orig.Kind != enc.Kind || len(orig.Content) != len(enc.Content) {
 		return
 	}
@@ -201,24 +233,26 @@ func mapLines(orig, enc *yaml.Node, t reflect.Type, path string, lines map[int]p
 	}
 	switch orig.Kind {
 	case yaml.MappingNode:
+		lines.holders[holder{enc.Line, "map"}] = at
 		for i := 0; i+1 < len(orig.Content); i += 2 {
-			p := joinPath(path, orig.Content[i].Value)
 			var ft reflect.Type
 			if t != nil {
 				ft = fieldType(t, orig.Content[i].Value)
 			}
-			lines[enc.Content[i].Line] = position{line: orig.Content[i].Line, path: p, typ: ft}
-			mapLines(orig.Content[i+1], enc.Content[i+1], ft, p, lines)
+			pos := position{line: orig.Content[i].Line, path: joinPath(at.path, orig.Content[i].Value), typ: ft}
+			lines.keys[enc.Content[i].Line] = pos
+			mapLines(orig.Content[i+1], enc.Content[i+1], ft, pos, lines)
 		}
 	case yaml.SequenceNode:
+		lines.holders[holder{enc.Line, "seq"}] = at
 		var et reflect.Type
 		if t != nil && t.Kind() == reflect.Slice {
 			et = t.Elem()
 		}
 		for i := range orig.Content {
-			p := fmt.Sprintf("%s[%d]", path, i)
-			lines[enc.Content[i].Line] = position{line: orig.Content[i].Line, path: p, typ: et}
-			mapLines(orig.Content[i], enc.Content[i], et, p, lines)
+			pos := position{line: orig.Content[i].Line, path: fmt.Sprintf("%s[%d]", at.path, i), typ: et}
+			lines.keys[enc.Content[i].Line] = pos
+			mapLines(orig.Content[i], enc.Content[i], et, pos, lines)
 		}
 	}
 }

@@ -153,6 +153,10 @@ func TestHTTPBlockErrors(t *testing.T) {
 		{"not a boolean", "http:\n  follow_redirects: maybe\n",
 			`x.yaml:14: spec.prometheus.http.follow_redirects must be true or false, got "maybe"`},
 		{"not a mapping", "http: [a]\n", "x.yaml:13: spec.prometheus.http must be a mapping"},
+		{"a list for a string", "http:\n  proxy_url:\n    - http://a\n    - http://b\n",
+			"x.yaml:14: spec.prometheus.http.proxy_url must be a string, got a list"},
+		{"a mapping for a string in a list", "http:\n  http_headers:\n    X-A:\n      values:\n        - a: b\n",
+			"x.yaml:17: spec.prometheus.http.http_headers.X-A.values[0] must be a string, got a mapping"},
 		{"a key set twice", "http:\n  basic_auth: {username: a}\n  basic_auth: {username: b}\n",
 			"x.yaml:15: spec.prometheus.http.basic_auth is set twice"},
 	}
