@@ -15,12 +15,12 @@ import (
 )
 
 // Prometheus's own configuration types (config.HTTPClientConfig for spec.prometheus.http,
-// sigv4.SigV4Config for spec.prometheus.sigv4) are
-// loaded as Prometheus loads them: yaml v2, strictly, through their own UnmarshalYAML, which
-// validates. yaml v3 and the walker cannot do that faithfully: the types inline maps
-// (http_headers), have their own unmarshalers (proxy_url) and were written against yaml v2.
-// So the walker leaves their nodes alone, and each is re-encoded and loaded by itself, its
-// errors placed back at the file's lines and field paths.
+// sigv4.SigV4Config for spec.prometheus.sigv4) are loaded as Prometheus loads them: yaml v2,
+// strictly, through their own UnmarshalYAML, which validates. yaml v3 and the walker cannot do
+// that faithfully: the types inline maps (http_headers), have their own unmarshalers
+// (proxy_url) and were written against yaml v2. So the walker leaves their nodes alone, and
+// each is re-encoded and loaded by itself, its errors placed back at the file's lines and
+// field paths.
 
 // opaqueTypes are the types the walker does not enter.
 var opaqueTypes = map[reflect.Type]bool{
@@ -93,12 +93,12 @@ func (w *walker) loadOpaque(f opaqueField) (reflect.Value, Errors) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if t.Kind() == reflect.Struct && plain.Kind != yaml.MappingNode {
+		return reflect.Value{}, fieldErr(f.key.Line, f.path, "must be a mapping")
+	}
 	data, lines, err := encodeForV2(plain, position{line: f.key.Line, path: f.path, typ: t})
 	if err != nil {
 		return reflect.Value{}, fieldErr(f.key.Line, f.path, "cannot be re-encoded: "+err.Error())
-	}
-	if t.Kind() == reflect.Struct && plain.Kind != yaml.MappingNode {
-		return reflect.Value{}, fieldErr(f.key.Line, f.path, "must be a mapping")
 	}
 	v := reflect.New(t)
 	err = yamlv2.UnmarshalStrict(data, v.Interface())
