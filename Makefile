@@ -25,13 +25,14 @@ build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 	cp $(BIN)/coalmine $(BIN)/kubectl-coalmine
 
-# deps installs the real components the tests and the demo run against: Debian's Prometheus,
-# and, built once from the Go module proxy into ~/.cache/coalmine (about 10 minutes cold, under a
-# second when cached), etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
-# kwok and Prometheus 3 with Kubernetes discovery; and Debian's chromium, in which the HTML report
-# is rendered and checked.
+# deps installs the real components the tests and the demo run against: Debian's Prometheus and
+# VictoriaMetrics (a second engine of the Prometheus query API), and, built once from the Go
+# module proxy into ~/.cache/coalmine (about 10 minutes cold, under a second when cached), etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok and Prometheus 3 with
+# Kubernetes discovery; and Debian's chromium, in which the HTML report is rendered and checked.
 deps:
 	bash scripts/install-prometheus.sh
+	bash scripts/install-victoria-metrics.sh
 	bash scripts/install-chromium.sh
 	bash scripts/install-kube.sh
 

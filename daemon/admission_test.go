@@ -26,6 +26,12 @@ func TestAdmission(t *testing.T) {
 	if err := os.Symlink(filepath.Join(outside, "secret"), filepath.Join(creds, "link")); err != nil {
 		t.Fatal(err)
 	}
+	headerFile := func(file string) *policies.Policy {
+		p := policies.Default()
+		p.Spec.Target.Namespace = "shop"
+		p.Spec.Prometheus.HTTP.HTTPHeaders = &config.Headers{Headers: map[string]config.Header{"X-Scope-OrgID": {Files: []string{file}}}}
+		return &p
+	}
 	policy := func(ns, credentials string) *policies.Policy {
 		p := policies.Default()
 		p.Spec.Target.Namespace = ns
@@ -48,6 +54,8 @@ func TestAdmission(t *testing.T) {
 		{"a path that climbs out", Options{CredentialsDir: creds}, policy("shop", filepath.Join(creds, "..", filepath.Base(outside), "secret")), "outside --credentials-dir"},
 		{"a link that points out", Options{CredentialsDir: creds}, policy("shop", filepath.Join(creds, "link")), "outside --credentials-dir"},
 		{"a relative path", Options{CredentialsDir: creds}, policy("shop", "token"), "outside --credentials-dir"},
+		{"a header's file in the credentials dir", Options{CredentialsDir: creds}, headerFile(filepath.Join(creds, "token")), ""},
+		{"a header's file outside", Options{CredentialsDir: creds}, headerFile(filepath.Join(outside, "secret")), "outside --credentials-dir"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,7 +16,10 @@ import (
 // tenants with different passwords get two clients, and a rotated password a new one. The key
 // holds no secret.
 func clientKey(url string, pr policies.Prometheus) (string, error) {
-	settings, err := yaml.Marshal(pr.HTTP)
+	settings, err := yaml.Marshal(struct {
+		HTTP  any `yaml:"http"`
+		SigV4 any `yaml:"sigv4"`
+	}{pr.HTTP, pr.SigV4})
 	if err != nil {
 		return "", fmt.Errorf("prometheus http settings: %w", err)
 	}

@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	neturl "net/url"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/common/config"
+	"github.com/prometheus/sigv4"
 
 	"github.com/coalmine/coalmine/policies"
 )
@@ -30,13 +32,34 @@ func TestClientKeySeesSecrets(t *testing.T) {
 	if again := key(with("team-a", "s3cret-a", "tenant-a")); again != a {
 		t.Errorf("the same settings give two keys:\n%s\n%s", a, again)
 	}
+	proxied := func(url string) policies.Prometheus {
+		pr := with("team-a", "s3cret-a", "tenant-a")
+		u, err := neturl.Parse(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr.HTTP.ProxyURL = config.URL{URL: u}
+		return pr
+	}
+	signed := func(region, secret string) policies.Prometheus {
+		pr := policies.Default().Spec.Prometheus
+		pr.SigV4 = &sigv4.SigV4Config{Region: region, AccessKey: "AKID", SecretKey: config.Secret(secret)}
+		return pr
+	}
+	if key(proxied("http://u:pw-a@proxy:3128")) == key(proxied("http://u:pw-b@proxy:3128")) {
+		t.Error("two proxy passwords share a client: the settings print them as xxxxx")
+	}
 	for name, other := range map[string]policies.Prometheus{
 		"another password":      with("team-a", "s3cret-b", "tenant-a"),
 		"another secret header": with("team-a", "s3cret-a", "tenant-b"),
+		"signed requests":       signed("eu-west-1", "s3cret-a"),
 	} {
 		if key(other) == a {
 			t.Errorf("%s shares the client of the first settings", name)
 		}
+	}
+	if key(signed("eu-west-1", "k1")) == key(signed("eu-west-1", "k2")) || key(signed("eu-west-1", "k1")) == key(signed("us-east-1", "k1")) {
+		t.Error("two sigv4 settings share a client")
 	}
 	for _, secret := range []string{"s3cret-a", "tenant-a"} {
 		if strings.Contains(a, secret) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -89,12 +90,29 @@ func decodeDocument(name string, doc *yaml.Node) (*Policy, Errors) {
 	src.lines[""] = doc.Content[0].Line
 
 	w := &walker{file: name, budget: maxNodes}
-	if errs := w.check(doc.Content[0], typeOfPolicy, ""); len(errs) > 0 {
+	errs := w.check(doc.Content[0], typeOfPolicy, "")
+	loaded := make([]reflect.Value, len(w.opaque))
+	for i, f := range w.opaque {
+		v, ferrs := w.loadOpaque(f)
+		errs = append(errs, ferrs...)
+		loaded[i] = v
+	}
+	if len(errs) > 0 {
 		return nil, errs
+	}
+	for _, f := range w.opaque {
+		f.detach()
 	}
 	p := Default()
 	if err := doc.Decode(&p); err != nil {
 		return nil, decodeErrors(name, src, err)
+	}
+	for i, f := range w.opaque {
+		if loaded[i].IsValid() {
+			if err := setPath(reflect.ValueOf(&p), f.path, loaded[i]); err != nil {
+				return nil, Errors{{File: name, Line: f.key.Line, Field: f.path, Msg: err.Error()}}
+			}
+		}
 	}
 	p.applyElementDefaults()
 	p.Origin = src

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/sigv4"
 )
 
 // APIVersion and Kind identify a coalmine policy document.
@@ -203,8 +204,13 @@ func (a Analysis) WarmUp() time.Duration {
 type Prometheus struct {
 	URL     string         `yaml:"url" json:"url"`
 	Timeout model.Duration `yaml:"timeout" json:"timeout"`
-	// HTTP holds authentication and TLS settings, as in Prometheus's own configuration.
+	// HTTP holds authentication, TLS, proxy and header settings, as Prometheus's own
+	// http_config.
 	HTTP config.HTTPClientConfig `yaml:"http,omitempty" json:"-"`
+	// SigV4 signs each request with AWS Signature Version 4, for Amazon Managed Service for
+	// Prometheus, as the sigv4 block of Prometheus's remote_read and remote_write. Unset, no
+	// request is signed.
+	SigV4 *sigv4.SigV4Config `yaml:"sigv4,omitempty" json:"-"`
 }
 
 // MetricKind says what a metric's query returns and how it is judged.

@@ -141,7 +141,7 @@ func FuzzRender(f *testing.F) {
 // FuzzLoad feeds arbitrary bytes to the loader: it must never panic, and whatever it accepts must
 // validate again and render every template.
 func FuzzLoad(f *testing.F) {
-	for _, file := range []string{"examples/my-app.yaml", "testdata/minimal.good.yaml", "testdata/value-and-latency.good.yaml", "testdata/unknown-field.bad.yaml"} {
+	for _, file := range []string{"examples/my-app.yaml", "testdata/minimal.good.yaml", "testdata/value-and-latency.good.yaml", "testdata/unknown-field.bad.yaml", "testdata/http-headers.bad.yaml"} {
 		data, err := readFile(file)
 		if err != nil {
 			f.Fatal(err)

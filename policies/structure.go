@@ -24,10 +24,12 @@ var (
 // YAML, and a few nested aliases can otherwise expand to billions of nodes.
 const maxNodes = 100000
 
-// walker checks a document's structure against the Go types, within a node budget.
+// walker checks a document's structure against the Go types, within a node budget. Fields of
+// an opaque type (see opaqueTypes) it does not enter: it records them, for loadOpaque.
 type walker struct {
 	file   string
 	budget int
+	opaque []opaqueField
 }
 
 func (w *walker) check(n *yaml.Node, t reflect.Type, path string) Errors {
@@ -71,6 +73,10 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string) Errors {
 			ft, ok := fields[k.Value]
 			if !ok {
 				errs = append(errs, fieldErr(k.Line, p, "is not a known field"))
+				continue
+			}
+			if isOpaque(ft) {
+				w.opaque = append(w.opaque, opaqueField{parent: n, key: k, value: v, path: p, typ: ft})
 				continue
 			}
 			errs = append(errs, w.check(v, ft, p)...)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -170,6 +171,21 @@ func (p *Policy) validatePrometheus(v *validator) {
 	if err := pr.HTTP.Validate(); err != nil {
 		v.errorf("spec.prometheus.http", "%v", err)
 	}
+	if s := pr.SigV4; s != nil {
+		if err := s.Validate(); err != nil {
+			v.errorf("spec.prometheus.sigv4", "%v", err)
+		}
+		// Both set the Authorization header; Prometheus's remote_write refuses them together too.
+		if h := pr.HTTP; h.BasicAuth != nil || h.Authorization != nil || h.OAuth2 != nil {
+			v.errorf("spec.prometheus.sigv4", "cannot be used with basic_auth, authorization or oauth2 in spec.prometheus.http: each sets the Authorization header")
+		}
+	}
+	// Prometheus reads *_ref settings from a secret manager it is given; coalmine has none.
+	pr.walk(func(path, field string, val reflect.Value) {
+		if strings.HasSuffix(field, "_ref") && val.Kind() == reflect.String && val.String() != "" {
+			v.errorf(path, "needs a secret manager, which coalmine does not have: use %s_file", strings.TrimSuffix(field, "_ref"))
+		}
+	})
 }
 
 func (p *Policy) validateSource(v *validator) {

@@ -6,6 +6,10 @@
 // generated configuration that scrapes the targets listed in file_sd files,
 // much as the kubernetes-pods job scrapes pods in a cluster.
 //
+// StartVictoriaMetrics runs Debian's VictoriaMetrics (scripts/install-victoria-metrics.sh), a
+// second engine that answers Prometheus's query API, fed through its import API. A Prometheus
+// started with PrometheusOptions.BasicAuth asks for a password, as --web.config.file makes it.
+//
 // StartCluster runs a real control plane on loopback from the binaries that
 // scripts/install-kube.sh builds and caches: etcd, kube-apiserver (RBAC,
 // token authentication, TokenRequest), kube-controller-manager with the

@@ -53,11 +53,21 @@ type PrometheusOptions struct {
 	Stdout, Stderr io.Writer
 	// Args are extra command-line flags, e.g. "--query.lookback-delta=30s".
 	Args []string
+	// BasicAuth, when set, puts Prometheus behind HTTP basic authentication with this user, as
+	// its --web.config.file does (basic_auth_users, the password stored as a bcrypt hash).
+	// Every endpoint then asks for it, and the sandbox's own readiness checks and API client
+	// send it.
+	BasicAuth *BasicAuth
 	// ReadyTimeout bounds the wait for /-/ready. Default: 30s.
 	ReadyTimeout time.Duration
 	// StopTimeout is how long Stop waits after SIGTERM before SIGKILL.
 	// Default: 10s.
 	StopTimeout time.Duration
+}
+
+// BasicAuth is a user and password of HTTP basic authentication.
+type BasicAuth struct {
+	Username, Password string
 }
 
 // withDefaults returns o with defaults filled in and checks what can be
@@ -80,6 +90,9 @@ func (o PrometheusOptions) withDefaults() (PrometheusOptions, error) {
 	}
 	if o.StopTimeout == 0 {
 		o.StopTimeout = DefaultStopTimeout
+	}
+	if a := o.BasicAuth; a != nil && (a.Username == "" || a.Password == "" || strings.ContainsAny(a.Username, ":\n")) {
+		return o, fmt.Errorf("basic auth needs a username (no ':') and a password")
 	}
 	if o.ReadyTimeout < 0 || o.StopTimeout < 0 {
 		return o, fmt.Errorf("timeouts must not be negative")

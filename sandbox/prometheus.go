@@ -87,6 +87,13 @@ func start(ctx context.Context, o PrometheusOptions, dir string) (*Prometheus, e
 	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
 		return nil, fmt.Errorf("write config: %w", err)
 	}
+	if o.BasicAuth != nil {
+		flag, err := writeWebConfig(dir, o.BasicAuth)
+		if err != nil {
+			return nil, err
+		}
+		o.Args = append(append([]string{}, o.Args...), flag)
+	}
 	host, port, _ := net.SplitHostPort(o.Listen) // checked by withDefaults
 	for attempt := 1; ; attempt++ {
 		addr := o.Listen
@@ -127,10 +134,10 @@ func launch(o PrometheusOptions, dir, cfgPath, addr string) (*Prometheus, error)
 		url:         "http://" + dialAddr(addr),
 		dir:         dir,
 		stopTimeout: o.StopTimeout,
-		http:        &http.Client{Timeout: 2 * time.Second},
+		http:        &http.Client{Timeout: 2 * time.Second, Transport: transport(o.BasicAuth)},
 		process:     proc,
 	}
-	client, err := api.NewClient(api.Config{Address: p.url})
+	client, err := api.NewClient(api.Config{Address: p.url, RoundTripper: transport(o.BasicAuth)})
 	if err != nil {
 		p.Kill()
 		return nil, fmt.Errorf("prometheus client: %w", err)

@@ -32,3 +32,25 @@ func StartPrometheusT(t testing.TB, o PrometheusOptions) *Prometheus {
 	})
 	return p
 }
+
+// StartVictoriaMetricsT starts a VictoriaMetrics for a test, in t.TempDir() unless o.Dir is
+// set, and stops it in t.Cleanup. A missing binary fails the test: it does not skip.
+func StartVictoriaMetricsT(t testing.TB, o VictoriaMetricsOptions) *VictoriaMetrics {
+	t.Helper()
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	v, err := StartVictoriaMetrics(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("victoria-metrics at %s, last log lines:\n%s", v.URL(), v.logs.lastLines(40))
+		}
+		if err := v.Stop(); err != nil {
+			t.Errorf("stop victoria-metrics: %v", err)
+		}
+	})
+	return v
+}

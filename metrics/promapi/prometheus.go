@@ -12,6 +12,7 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/sigv4"
 	"github.com/rs/zerolog"
 
 	"github.com/coalmine/coalmine/metrics"
@@ -27,20 +28,44 @@ type Prometheus struct {
 	OnQuery func(took time.Duration, err error)
 }
 
-// NewPrometheus builds a client for the server at url with the policy's timeout, auth and TLS.
+// New builds a client for the server at url with the policy's timeout, auth and TLS. A file
+// the settings name that cannot be read is an error here, not an unavailable Prometheus at
+// the first query: it is the policy's mistake, and waiting will not mend it.
 func New(url string, cfg policies.Prometheus, logger zerolog.Logger) (*Prometheus, error) {
 	if err := policies.CheckPrometheusURL(url); err != nil {
 		return nil, fmt.Errorf("prometheus url: %w", err)
 	}
+	if errs := cfg.CheckFiles(); len(errs) > 0 {
+		return nil, fmt.Errorf("prometheus settings: %w", errs)
+	}
 	rt, err := config.NewRoundTripperFromConfig(cfg.HTTP, "coalmine")
 	if err != nil {
 		return nil, fmt.Errorf("prometheus http client: %w", err)
+	}
+	if cfg.SigV4 != nil {
+		// As Prometheus's remote_write: the request is signed, then goes through the http
+		// settings. Credentials are looked up now (the keys given, else AWS's default chain),
+		// bounded by the query timeout, so that a policy without any fails here.
+		ctx, cancel := context.WithTimeout(context.Background(), signerTimeout(cfg))
+		rt, err = sigv4.NewSigV4RoundTripper(cfg.SigV4, rt, sigv4.WithContext(ctx))
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("prometheus sigv4: %w", err)
+		}
 	}
 	client, err := api.NewClient(api.Config{Address: url, RoundTripper: bounded{next: rt, max: maxAnswerBytes}})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client: %w", err)
 	}
 	return &Prometheus{api: v1.NewAPI(client), timeout: time.Duration(cfg.Timeout), logger: logger}, nil
+}
+
+// signerTimeout bounds the lookup of SigV4 credentials: the policy's query timeout, or 10 s.
+func signerTimeout(cfg policies.Prometheus) time.Duration {
+	if cfg.Timeout > 0 {
+		return time.Duration(cfg.Timeout)
+	}
+	return 10 * time.Second
 }
 
 // Observe runs one query at time at and decodes the answer.
