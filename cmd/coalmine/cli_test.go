@@ -147,3 +147,30 @@ func TestGateFilesForCI(t *testing.T) {
 		}
 	}
 }
+
+// TestMissingCredentialsFileIsAConfigError checks that a typo in a credentials file's name is a
+// usage error (2) naming the file and line, never "Prometheus unreachable" (4), which would hold
+// a gate until its deadline.
+func TestMissingCredentialsFileIsAConfigError(t *testing.T) {
+	b, err := os.ReadFile("../../policies/examples/my-app.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Replace(string(b), "    timeout: 10s\n", "    timeout: 10s\n    http:\n      basic_auth:\n        username: coalmine\n        password_file: /nonexistent/pasword\n", 1)
+	if doc == string(b) {
+		t.Fatal("the example's prometheus block moved; update the test")
+	}
+	policy := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(policy, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runArgs("validate", policy, "-q"); code != exitPass {
+		t.Errorf("validate without --check-files: exit %d (the file may live in the daemon's pod)\n%s", code, stderr)
+	}
+	for _, args := range [][]string{{"validate", policy, "--check-files"}, {"report", "-f", policy, "--prometheus-url", "http://127.0.0.1:1"}, {"gate", "-f", policy, "--prometheus-url", "http://127.0.0.1:1"}} {
+		code, _, stderr := runArgs(args...)
+		if code != exitUsage || !strings.Contains(stderr, "p.yaml:") || !strings.Contains(stderr, "spec.prometheus.http.basic_auth.password_file cannot read") {
+			t.Errorf("%s: exit %d, want 2 naming the file, line and field:\n%s", args[0], code, stderr)
+		}
+	}
+}

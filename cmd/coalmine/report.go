@@ -241,6 +241,10 @@ func setup(p *policies.Policy, namespace, promURL string, kube *kubeFlags, logge
 	if url == "" {
 		return nil, logger, fmt.Errorf("no Prometheus URL: set spec.prometheus.url in %s or pass --prometheus-url", file)
 	}
+	// A credentials file that cannot be read is the policy's problem, named at its line.
+	if errs := p.CheckFiles(); len(errs) > 0 {
+		return nil, logger, errs
+	}
 	prom, err := promapi.New(url, p.Spec.Prometheus, logger)
 	if err != nil {
 		return nil, logger, err

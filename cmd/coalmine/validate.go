@@ -14,8 +14,8 @@ as FILE:LINE: FIELD PROBLEM, and exits 2.`
 
 func newValidateCommand(s streams) *cobra.Command {
 	var (
-		pf    policyFlags
-		quiet bool
+		pf                policyFlags
+		quiet, checkFiles bool
 	)
 	cmd := &cobra.Command{
 		Use:   "validate -f FILE [FILE...]",
@@ -28,6 +28,15 @@ func newValidateCommand(s streams) *cobra.Command {
 		ValidArgsFunction: yamlFiles,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ps, err := pf.load(s.in, args)
+			if err == nil && checkFiles {
+				var errs policies.Errors
+				for _, p := range ps {
+					errs = append(errs, p.CheckFiles()...)
+				}
+				if len(errs) > 0 {
+					err = errs
+				}
+			}
 			if err != nil {
 				fmt.Fprintln(s.err, err)
 				return exitCode(exitUsage)
@@ -42,6 +51,7 @@ func newValidateCommand(s streams) *cobra.Command {
 	}
 	pf.register(cmd.Flags())
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing when every policy is valid")
+	cmd.Flags().BoolVar(&checkFiles, "check-files", false, "also check that every file the Prometheus settings name (password_file, ca_file, ...) can be read here (off by default: a daemon's policy names files in its pod)")
 	return cmd
 }
 
