@@ -112,6 +112,11 @@ func build(o options, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-created %q: want an RFC 3339 time such as git log -1 --format=%%cI prints: %w", o.created, err)
 	}
+	if o.layout != "" {
+		if _, err := checkLayoutDir(o.layout); err != nil {
+			return err
+		}
+	}
 	ca, err := os.ReadFile(o.caCerts)
 	if err != nil {
 		return fmt.Errorf("-ca-certs: %w", err)

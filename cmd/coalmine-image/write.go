@@ -40,20 +40,30 @@ func writeLayout(dir string, ref name.Tag, images []built) error {
 	return nil
 }
 
-// clearLayout removes the OCI layout at dir, if there is one; a directory holding anything
-// else is left alone and refused.
-func clearLayout(dir string) error {
+// checkLayoutDir refuses a dir that holds something other than an OCI layout, before the build
+// spends its time; it says whether there is a layout to replace.
+func checkLayoutDir(dir string) (found bool, err error) {
 	entries, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil
+		return false, nil
 	case err != nil:
-		return fmt.Errorf("layout %s: %w", dir, err)
+		return false, fmt.Errorf("layout %s: %w", dir, err)
 	case len(entries) == 0:
-		return nil
+		return false, nil
 	}
 	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
-		return fmt.Errorf("layout %s: exists and is not an OCI layout; not replacing it", dir)
+		return false, fmt.Errorf("layout %s: exists and is not an OCI layout; not replacing it", dir)
+	}
+	return true, nil
+}
+
+// clearLayout removes the OCI layout at dir, if there is one; a directory holding anything
+// else is left alone and refused.
+func clearLayout(dir string) error {
+	found, err := checkLayoutDir(dir)
+	if err != nil || !found {
+		return err
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("layout %s: remove the previous build: %w", dir, err)
