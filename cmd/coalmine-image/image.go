@@ -30,12 +30,11 @@ const (
 
 // spec is what every platform's image holds and says about itself.
 type spec struct {
-	repository string    // ghcr.io/coalmine/coalmine
-	version    string    // the tag, and the version label
-	revision   string    // the commit
-	created    time.Time // every timestamp in the image: the commit's date, so builds repeat
-	source     string    // the repository's URL
-	caCerts    []byte    // the CA bundle, PEM
+	version  string    // the tag, and the version label
+	revision string    // the commit
+	created  time.Time // every timestamp in the image: the commit's date, so builds repeat
+	source   string    // the repository's URL
+	caCerts  []byte    // the CA bundle, PEM
 }
 
 // labels are the image's OCI annotations (the pre-defined keys of the image spec), set as

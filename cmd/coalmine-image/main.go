@@ -63,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	flags := flag.NewFlagSet("coalmine-image", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	var binaries binaryFlags
-	flags.Var(&binaries, "binary", "`PLATFORM=PATH`: the static coalmine binary for linux/amd64, linux/arm64, ...; repeat for a multi-platform image (the first platform goes in the tarball)")
+	flags.Var(&binaries, "binary", "the static coalmine binary for a platform, as `PLATFORM=PATH` (linux/amd64=bin/coalmine); repeat for a multi-platform image (the first platform goes in the tarball)")
 	repository := flags.String("repository", "ghcr.io/coalmine/coalmine", "the image's name, without the tag")
 	version := flags.String("version", "", "the version: the image's tag and its org.opencontainers.image.version label (required)")
 	revision := flags.String("revision", "", "the commit the binary was built from: the org.opencontainers.image.revision label (required)")
@@ -71,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	source := flags.String("source", "https://github.com/coalmine/coalmine", "the org.opencontainers.image.source label")
 	caCerts := flags.String("ca-certs", "/etc/ssl/certs/ca-certificates.crt", "the CA bundle (PEM) to put at /etc/ssl/certs/ca-certificates.crt")
 	layoutDir := flags.String("layout", "", "write an OCI image layout to this directory, replacing a layout there")
-	tarballPath := flags.String("tarball", "", "write a `docker save` tarball of the first platform's image to this file")
+	tarballPath := flags.String("tarball", "", "write a tarball of the first platform's image, as docker save does, to this file")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -122,8 +122,8 @@ func build(o options, stdout io.Writer) error {
 		return fmt.Errorf("-ca-certs: %w", err)
 	}
 	s := spec{
-		repository: o.repository, version: o.version, revision: o.revision,
-		created: created.UTC().Truncate(time.Second), source: o.source, caCerts: ca,
+		version: o.version, revision: o.revision, created: created.UTC().Truncate(time.Second),
+		source: o.source, caCerts: ca,
 	}
 
 	var images []built
