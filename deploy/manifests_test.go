@@ -139,7 +139,7 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment) {
 		got, want string
 	}{
 		{"replicas", deref(d.Spec.Replicas), "2"},
-		{"image", c.Image, "ghcr.io/coalmine/coalmine:latest"},
+		{"image", c.Image, imageRepository + ":" + releaseVersion(t)},
 		{"command", strings.Join(c.Command, " "), ""}, // the image's entrypoint, /coalmine
 		{"subcommand", strings.Join(c.Args[:min(1, len(c.Args))], ""), "run"},
 		{"--policies", flags["policies"], "/etc/coalmine/policies"},
