@@ -9,18 +9,21 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/coalmine/coalmine/buildinfo"
 	"github.com/coalmine/coalmine/daemon"
 )
 
-const runSynopsis = `Usage: coalmine run --policies DIR [--kubeconfig FILE] [--namespaces NS,...] [--credentials-dir DIR] [--metrics-addr :8080]
+const runSynopsis = `Usage: coalmine run [--policies DIR] [--kubeconfig FILE] [--namespaces NS,...] [--credentials-dir DIR] [--metrics-addr :8080]
 
-The in-cluster daemon. Loads every policy in DIR (a mounted ConfigMap) and reloads it when it
-changes (an invalid file is reported and its last good version kept); watches the Deployments the
-policies name; and drives every canary that appears (a canary Deployment scaled above 0, a
-Deployment rolling out the canary's version) with the same engine as 'coalmine gate', many at
-once. Replicas elect a leader through a Lease; only the leader acts, and a standby that takes
+The in-cluster daemon. Watches the CanaryPolicy objects of --namespaces (default: all), each
+acting only in its own namespace, and writes their status on every transition (an invalid object
+gets phase Invalid and an Event, and its last valid generation stays in force); or, with
+--policies DIR, runs the policy files of DIR instead, read again when they change. Watches the
+Deployments the policies name, and drives every canary that appears (a canary Deployment scaled
+above 0, a Deployment rolling out the canary's version) with the same engine as 'coalmine gate',
+many at once. Replicas elect a leader through a Lease; only the leader acts, and a standby that takes
 over resumes every canary from its annotations. A policy may act only in --namespaces (when
 given) and read credentials files only under --credentials-dir. Serves /metrics, /healthz and
 /readyz. Stops cleanly on SIGTERM, leaving every canary resumable.`
@@ -33,7 +36,7 @@ func runDaemon(ctx context.Context, args []string, stderr io.Writer) int {
 		lf         logFlags
 		namespaces string
 	)
-	fs.StringVar(&opts.PoliciesDir, "policies", "", "directory of policy files (required)")
+	fs.StringVar(&opts.PoliciesDir, "policies", "", "directory of policy files to run instead of the CanaryPolicy objects")
 	fs.DurationVar(&opts.ReloadInterval, "reload-interval", opts.ReloadInterval, "how often the policy directory is read again")
 	fs.StringVar(&namespaces, "namespaces", "", "comma-separated namespaces to watch, the only ones a policy may target (default: all)")
 	fs.StringVar(&opts.CredentialsDir, "credentials-dir", "", "directory the files of policies' Prometheus settings (credentials_file, ca_file, ...) must be in (default: none allowed)")
@@ -59,10 +62,6 @@ func runDaemon(ctx context.Context, args []string, stderr io.Writer) int {
 	if code, stop := parse(fs, args); stop {
 		return code
 	}
-	if opts.PoliciesDir == "" {
-		fmt.Fprintln(stderr, "coalmine run: --policies DIR is required")
-		return exitUsage
-	}
 	if namespaces != "" {
 		opts.Namespaces = strings.Split(namespaces, ",")
 	}
@@ -76,9 +75,19 @@ func runDaemon(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "coalmine run: %v\n", err)
 		return exitUsage
 	}
+	cfg, err := kf.config()
+	if err != nil {
+		fmt.Fprintf(stderr, "coalmine run: %v\n", err)
+		return exitUsage
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "coalmine run: %v\n", err)
+		return exitUsage
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
-	if err := daemon.New(client, opts, logger, reg).Run(ctx); err != nil {
+	if err := daemon.New(client, opts, logger, reg).WithPolicyObjects(dyn).Run(ctx); err != nil {
 		logger.Error().Err(err).Msg("daemon stopped")
 		return exitUnavailable
 	}
