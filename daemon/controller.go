@@ -178,14 +178,20 @@ func (c *controller) watchPolicies(namespaces []string) []dynamicinformer.Dynami
 }
 
 // policyChanged loads an object's new generation and queues its key; a status write, which
-// changes no generation, queues nothing.
+// changes no generation, queues nothing. A refused generation of a canary being driven is
+// reported by its next tick, which keeps its schedule: the policy in force is the same.
 func (c *controller) policyChanged(obj any) {
 	o, ok := obj.(*unstructured.Unstructured)
 	if !ok {
 		return
 	}
-	if c.objects.set(o) {
-		c.queue.Add(objectKey(o))
+	key := objectKey(o)
+	inForce, refused := c.objects.set(o)
+	c.mu.Lock()
+	_, driving := c.canaries[key]
+	c.mu.Unlock()
+	if inForce || (refused && !driving) {
+		c.queue.Add(key)
 	}
 }
 

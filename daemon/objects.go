@@ -60,23 +60,24 @@ func newObjectStore(check func(*policies.Policy) error, logger zerolog.Logger) *
 // objectKey names an object's policy: its namespace and name, which is Key of the policy.
 func objectKey(o *unstructured.Unstructured) string { return o.GetNamespace() + "/" + o.GetName() }
 
-// set reads an object's current generation. It reports whether anything the controller acts
-// on changed: a status write does not change the generation, and changes nothing.
-func (s *objectStore) set(o *unstructured.Unstructured) bool {
+// set reads an object's current generation. It reports whether the policy in force changed,
+// and whether the generation was refused; a status write, which changes no generation, does
+// neither.
+func (s *objectStore) set(o *unstructured.Unstructured) (inForce, refused bool) {
 	key := objectKey(o)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, had := s.good[key]
 	if had && g.uid == string(o.GetUID()) && g.generation == o.GetGeneration() {
-		return false
+		return false, false
 	}
 	if r, ok := s.refused[key]; ok && r.uid == string(o.GetUID()) && r.generation == o.GetGeneration() {
-		return false
+		return false, false
 	}
 	if had && g.uid != string(o.GetUID()) {
 		// Deleted and created again: nothing of the old object stays in force.
 		delete(s.good, key)
-		had = false
+		had, inForce = false, true
 	}
 	p, err := policies.LoadObject(o.Object)
 	if err == nil && s.check != nil {
@@ -86,13 +87,13 @@ func (s *objectStore) set(o *unstructured.Unstructured) bool {
 		s.refused[key] = refusal{uid: string(o.GetUID()), generation: o.GetGeneration(), err: err}
 		s.logger.Error().Err(err).Str("policy", key).Int64("generation", o.GetGeneration()).Bool("kept_last_good", had).Msg("policy object invalid")
 		s.indexLocked()
-		return true
+		return inForce, true
 	}
 	delete(s.refused, key)
 	s.good[key] = goodObject{policy: p, uid: string(o.GetUID()), generation: o.GetGeneration()}
 	s.logger.Info().Str("policy", key).Int64("generation", o.GetGeneration()).Msg("policy object loaded")
 	s.indexLocked()
-	return true
+	return true, false
 }
 
 // remove forgets a deleted object.

@@ -45,15 +45,15 @@ func TestObjectStore(t *testing.T) {
 		return func(spec map[string]any) { spec["analysis"].(map[string]any)["interval"] = d }
 	}
 
-	if !s.set(policyObject(t, "default", "u1", 1, nil)) {
-		t.Fatal("a new object changes nothing")
+	if inForce, refused := s.set(policyObject(t, "default", "u1", 1, nil)); !inForce || refused {
+		t.Fatalf("a new valid object: in force %v, refused %v", inForce, refused)
 	}
 	p, ok := s.Get("default/my-app")
 	if !ok || Key(p) != "default/my-app" || strings.Join(s.For("default", "my-app-v2"), ",") != "default/my-app" {
 		t.Fatalf("policy not in force: %v %v", p, s.For("default", "my-app-v2"))
 	}
 	// A status write leaves the generation as it was: nothing to do, the same policy in force.
-	if s.set(policyObject(t, "default", "u1", 1, nil)) {
+	if inForce, refused := s.set(policyObject(t, "default", "u1", 1, nil)); inForce || refused {
 		t.Error("the same generation again counts as a change")
 	}
 	if q, _ := s.Get("default/my-app"); q != p {
@@ -62,8 +62,8 @@ func TestObjectStore(t *testing.T) {
 
 	// An invalid generation is refused, with the file loader's words, and the last good one
 	// stays in force.
-	if !s.set(policyObject(t, "default", "u1", 2, setInterval("-30s"))) {
-		t.Fatal("a new generation changes nothing")
+	if inForce, refused := s.set(policyObject(t, "default", "u1", 2, setInterval("-30s"))); inForce || !refused {
+		t.Fatalf("an invalid generation: in force %v, refused %v; want the last good one kept, refused", inForce, refused)
 	}
 	err, gen := s.refusedAt("default/my-app")
 	if err == nil || gen != 2 || message(err) != `spec.analysis.interval must be a positive duration, got "-30s"` {

@@ -215,6 +215,30 @@ func TestCanaryPolicyObjects(t *testing.T) {
 		}
 	})
 
+	t.Run("an invalid edit is refused with the loader's words; the fix is taken", func(t *testing.T) {
+		// The API server accepts it (a valid duration); the loader does not (2 steps of 4s
+		// cannot finish in 5s).
+		kubectl("patch", "-n", "crd-good", "canarypolicy/my-app", "--type=merge", "-p", `{"spec":{"analysis":{"maxDuration":"5s"}}}`)
+		st := waitPhase(t, dyn, "crd-good", "my-app", "Invalid", daemon.stderr)
+		want := "spec.strategy.stepDuration 2 steps x 4s = 8s is longer than spec.analysis.maxDuration 5s: the canary could never be promoted\n(the last valid generation stays in force)"
+		if st["message"] != want || st["observedGeneration"] != int64(2) {
+			t.Errorf("status %v, want message %q at generation 2", st, want)
+		}
+		var ev []string
+		err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+			ev = events(t, e.client, "crd-good")
+			return count(ev, "CanaryPolicyInvalid") == 1, nil
+		})
+		if err != nil {
+			t.Errorf("events in crd-good %v: want one CanaryPolicyInvalid", ev)
+		}
+		kubectl("patch", "-n", "crd-good", "canarypolicy/my-app", "--type=merge", "-p", `{"spec":{"analysis":{"maxDuration":"3m"}}}`)
+		st = waitPhase(t, dyn, "crd-good", "my-app", "Promoted", daemon.stderr)
+		if st["observedGeneration"] != int64(3) {
+			t.Errorf("status %v, want generation 3 observed", st)
+		}
+	})
+
 	t.Run("a CanaryPolicy naming another namespace is refused and touches nothing", func(t *testing.T) {
 		out := kubectl("apply", "-n", "crd-a", "-f", foreign)
 		if !strings.Contains(out, "canarypolicy.coalmine.dev/my-app created") {
