@@ -9,7 +9,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # Fuzz targets: package:target. `make test` runs each briefly; `make fuzz FUZZTIME=5m` longer.
 FUZZ_TARGETS := ./policies:FuzzLoad ./policies:FuzzRender ./metrics/promapi:FuzzDecode ./analyzer:FuzzDecodeProgress ./metrics/scrape:FuzzPodPage
 
-.PHONY: all build deps test unit vet fuzz demo clean image image-test bench-daemon bench-judge bench-pods bench-hostile
+.PHONY: all build deps test unit vet fuzz demo clean generate generated image image-test bench-daemon bench-judge bench-pods bench-hostile
 
 all: build
 
@@ -54,7 +54,27 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
 
-test: vet unit fuzz
+test: vet generated unit fuzz
+
+# generate writes what is generated from the policy types: the CanaryPolicy
+# CustomResourceDefinition (controller-gen, built outside go.mod into ~/.cache/coalmine/tools by
+# scripts/install-tools.sh: about 4 minutes the first time, then cached) and the JSON Schema for
+# editors derived from it.
+CRD_DIR    := deploy/crd
+SCHEMA_DIR := policies/schema
+
+generate:
+	@cg="$$(bash scripts/install-tools.sh | tail -n 1)"; \
+	"$$cg" crd:allowDangerousTypes=true paths=./policies output:crd:dir=$(CRD_DIR)
+	$(GO) test -count=1 -run '^TestJSONSchema$$' ./$(SCHEMA_DIR) -update
+
+# generated fails when the committed CRD or JSON Schema differ from what the types generate.
+generated:
+	@cg="$$(bash scripts/install-tools.sh | tail -n 1)"; tmp="$$(mktemp -d)"; \
+	"$$cg" crd:allowDangerousTypes=true paths=./policies output:crd:dir="$$tmp" && \
+	diff -u $(CRD_DIR)/coalmine.dev_canarypolicies.yaml "$$tmp/coalmine.dev_canarypolicies.yaml"; rc=$$?; rm -rf "$$tmp"; \
+	if [ $$rc -ne 0 ]; then echo "$(CRD_DIR) is out of date with policies/: run make generate"; exit 1; fi
+	$(GO) test -count=1 -run '^TestJSONSchema$$' ./$(SCHEMA_DIR)
 
 demo: deps build
 	bash scripts/demo.sh

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -33,6 +35,21 @@ type Canary struct {
 	// rec is the canary's record between ticks, with the evidence and the counters' last
 	// readings that only a running process has.
 	rec *Progress
+}
+
+// Record returns a copy of the canary's record as of its last step, without the evidence: where
+// the canary stands, for a status to report. It is nil before the record is read.
+func (c *Canary) Record() *Progress {
+	if c.rec == nil {
+		return nil
+	}
+	r := *c.rec
+	r.Evidence, r.Verdicts, r.Release = nil, slices.Clone(r.Verdicts), maps.Clone(r.Release)
+	if r.InFlight != nil {
+		f := *r.InFlight
+		r.InFlight = &f
+	}
+	return &r
 }
 
 func (c *Canary) now() time.Time {

@@ -10,6 +10,9 @@ import (
 	"github.com/rs/zerolog"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	"k8s.io/client-go/tools/cache"
@@ -33,6 +36,13 @@ type controller struct {
 	caches  map[string]actuator.Listers             // by namespace; "" for all
 	synced  []cache.InformerSynced
 
+	// policies is where policies come from: the directory's store, or objects.
+	policies policySource
+	// objects, policyListers and status are set when the policies are CanaryPolicy objects.
+	objects       *objectStore
+	policyListers map[string]cache.GenericLister // by namespace; "" for all
+	status        *actuator.PolicyStatus
+
 	mu       sync.Mutex
 	canaries map[string]*driven
 	proms    map[string]*promapi.Batcher
@@ -47,14 +57,22 @@ type driven struct {
 }
 
 func newController(d *Daemon) *controller {
-	return &controller{
+	c := &controller{
 		d:        d,
 		queue:    workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		listers:  map[string]appslisters.DeploymentLister{},
 		caches:   map[string]actuator.Listers{},
 		canaries: map[string]*driven{},
 		proms:    map[string]*promapi.Batcher{},
+		policies: d.store,
 	}
+	if d.store == nil {
+		c.objects = newObjectStore(admission(d.opts), d.logger)
+		c.policies = c.objects
+		c.policyListers = map[string]cache.GenericLister{}
+		c.status = actuator.NewPolicyStatus(d.dyn, d.client)
+	}
+	return c
 }
 
 func (c *controller) run(ctx context.Context) {
@@ -81,17 +99,39 @@ func (c *controller) run(ctx context.Context) {
 		c.synced = append(c.synced, inf.Informer().HasSynced, rs.Informer().HasSynced, pods.Informer().HasSynced, svcs.Informer().HasSynced)
 		factories = append(factories, f)
 	}
+	var objects []dynamicinformer.DynamicSharedInformerFactory
+	if c.objects != nil {
+		objects = c.watchPolicies(namespaces)
+	}
 	for _, f := range factories {
 		f.Start(ctx.Done())
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+	for _, f := range objects {
+		f.Start(ctx.Done())
+	}
+	shutdown := func() {
 		for _, f := range factories {
 			f.Shutdown()
 		}
+		for _, f := range objects {
+			f.Shutdown()
+		}
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		shutdown()
 		return
 	}
-	for _, p := range c.d.store.All() {
+	for _, p := range c.policies.All() {
 		c.queue.Add(Key(p))
+	}
+	for _, l := range c.policyListers {
+		// Refused objects too: their status says why.
+		all, _ := l.List(labels.Everything())
+		for _, o := range all {
+			if u, ok := o.(*unstructured.Unstructured); ok {
+				c.queue.Add(objectKey(u))
+			}
+		}
 	}
 	var workers sync.WaitGroup
 	for range max(1, c.d.opts.Workers) {
@@ -107,8 +147,51 @@ func (c *controller) run(ctx context.Context) {
 	c.d.metrics.inProgress.Sub(float64(len(c.canaries)))
 	c.canaries = map[string]*driven{}
 	c.mu.Unlock()
-	for _, f := range factories {
-		f.Shutdown()
+	shutdown()
+}
+
+// watchPolicies starts watching the CanaryPolicy objects of the namespaces ("" for all): each
+// new generation is loaded into the object store and its key queued.
+func (c *controller) watchPolicies(namespaces []string) []dynamicinformer.DynamicSharedInformerFactory {
+	var factories []dynamicinformer.DynamicSharedInformerFactory
+	for _, ns := range namespaces {
+		f := dynamicinformer.NewFilteredDynamicSharedInformerFactory(c.d.dyn, 10*time.Minute, ns, nil)
+		inf := f.ForResource(policyResource)
+		_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.policyChanged,
+			UpdateFunc: func(_, obj any) { c.policyChanged(obj) },
+			DeleteFunc: func(obj any) {
+				if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+					obj = t.Obj
+				}
+				if o, ok := obj.(*unstructured.Unstructured); ok {
+					c.objects.remove(objectKey(o))
+					c.queue.Add(objectKey(o))
+				}
+			},
+		})
+		c.policyListers[ns] = inf.Lister()
+		c.synced = append(c.synced, inf.Informer().HasSynced)
+		factories = append(factories, f)
+	}
+	return factories
+}
+
+// policyChanged loads an object's new generation and queues its key; a status write, which
+// changes no generation, queues nothing. A refused generation of a canary being driven is
+// reported by its next tick, which keeps its schedule: the policy in force is the same.
+func (c *controller) policyChanged(obj any) {
+	o, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return
+	}
+	key := objectKey(o)
+	inForce, refused := c.objects.set(o)
+	c.mu.Lock()
+	_, driving := c.canaries[key]
+	c.mu.Unlock()
+	if inForce || (refused && !driving) {
+		c.queue.Add(key)
 	}
 }
 
@@ -121,7 +204,7 @@ func (c *controller) enqueueFor(obj any) {
 	if !ok {
 		return
 	}
-	for _, key := range c.d.store.For(d.Namespace, d.Name) {
+	for _, key := range c.policies.For(d.Namespace, d.Name) {
 		// A canary being driven ticks on its own schedule; an event only starts one.
 		c.mu.Lock()
 		_, driving := c.canaries[key]
@@ -164,7 +247,7 @@ func (c *controller) sync(ctx context.Context, key string) (next time.Duration, 
 			err = fmt.Errorf("policy %s: panic: %v", key, r)
 		}
 	}()
-	p, ok := c.d.store.Get(key)
+	p, ok := c.policies.Get(key)
 	c.mu.Lock()
 	dc := c.canaries[key]
 	if dc != nil && (!ok || dc.policy != p) {
@@ -176,12 +259,17 @@ func (c *controller) sync(ctx context.Context, key string) (next time.Duration, 
 	}
 	c.mu.Unlock()
 	if !ok {
+		c.report(ctx, key, nil, sighting{}) // an object refused with nothing in force
 		return 0, nil
 	}
 	if dc == nil {
-		start, err := c.shouldRun(p)
-		if err != nil || !start {
+		start, seen, err := c.shouldRun(p)
+		if err != nil {
 			return 0, err
+		}
+		if !start {
+			c.report(ctx, key, p, seen)
+			return 0, nil
 		}
 		if dc, err = c.start(key, p); err != nil {
 			return 0, err
@@ -194,6 +282,7 @@ func (c *controller) sync(ctx context.Context, key string) (next time.Duration, 
 	if err != nil {
 		return 0, err
 	}
+	c.report(ctx, key, p, stepped(dc.engine.Record(), st))
 	if st.Outcome == "" {
 		return st.Next, nil
 	}
@@ -213,42 +302,47 @@ func (c *controller) sync(ctx context.Context, key string) (next time.Duration, 
 
 // shouldRun says whether a policy's canary is there and not yet ended: the canary Deployment
 // scaled above 0 (scale, shift, bluegreen) or rolling out the canary's version (rollout), and
-// no final outcome recorded for this canary version.
-func (c *controller) shouldRun(p *policies.Policy) (bool, error) {
+// no final outcome recorded for this canary version. When not, seen says what there is: no
+// canary yet (Pending), or the canary's end as recorded.
+func (c *controller) shouldRun(p *policies.Policy) (start bool, seen sighting, err error) {
 	t := p.Spec.Target
 	name := t.Canary.Deployment
 	if name == "" {
 		name = t.Baseline.Deployment
 	}
+	pending := sighting{phase: policies.PhasePending, reason: "NoCanary"}
 	lister, ok := c.listers[t.Namespace]
 	if !ok {
 		lister, ok = c.listers[""]
 	}
 	if !ok {
-		return false, nil // not a namespace this daemon watches
+		return false, sighting{}, nil // not a namespace this daemon watches
 	}
 	d, err := lister.Deployments(t.Namespace).Get(name)
 	if apierrors.IsNotFound(err) {
-		return false, nil
+		pending.message = fmt.Sprintf("waiting for Deployment %s/%s", t.Namespace, name)
+		return false, pending, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("deployment %s/%s: %w", t.Namespace, name, err)
+		return false, sighting{}, fmt.Errorf("deployment %s/%s: %w", t.Namespace, name, err)
 	}
 	prog, err := analyzer.DecodeProgress(d.Annotations[actuator.AnnotationProgress], p)
 	if errors.Is(err, analyzer.ErrUntrusted) {
 		// The runner refuses it with an Event, once per record, and ends.
-		return true, nil
+		return true, sighting{}, nil
 	}
 	if err != nil {
-		return false, err
+		return false, sighting{}, err
 	}
 	if prog != nil && prog.Canary == t.Canary.Version && prog.Policy == p.Metadata.Name && prog.Phase.Final() {
-		return false, nil
+		return false, recorded(prog), nil
 	}
 	if p.Spec.Strategy.Type == policies.StrategyRollout {
-		return d.Spec.Template.Labels[t.Labels.Version] == t.Canary.Version, nil
+		pending.message = fmt.Sprintf("waiting for Deployment %s/%s to roll out version %s", t.Namespace, name, t.Canary.Version)
+		return d.Spec.Template.Labels[t.Labels.Version] == t.Canary.Version, pending, nil
 	}
-	return d.Spec.Replicas != nil && *d.Spec.Replicas > 0, nil
+	pending.message = fmt.Sprintf("waiting for Deployment %s/%s to be scaled above 0", t.Namespace, name)
+	return d.Spec.Replicas != nil && *d.Spec.Replicas > 0, pending, nil
 }
 
 // start makes the engine of a policy's canary; its first tick reads the record.

@@ -14,17 +14,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/coalmine/coalmine/policies"
 )
 
 // Options configure the daemon.
 type Options struct {
-	// PoliciesDir is the directory of policy files (a mounted ConfigMap).
+	// PoliciesDir, when set, is a directory of policy files to run instead of the CanaryPolicy
+	// objects of the cluster.
 	PoliciesDir string
-	// ReloadInterval is how often the directory is read again.
+	// ReloadInterval is how often PoliciesDir is read again.
 	ReloadInterval time.Duration
 	// Namespaces limits the Deployments watched, and the namespaces a policy may target; empty
 	// watches every namespace.
@@ -71,7 +76,8 @@ type Daemon struct {
 	logger  zerolog.Logger
 	reg     *prometheus.Registry
 	metrics *selfMetrics
-	store   *Store
+	store   *Store            // the policies of PoliciesDir; nil when they are objects
+	dyn     dynamic.Interface // reads CanaryPolicy objects and writes their status
 	ready   atomic.Bool
 	leading atomic.Bool
 	addr    atomic.Value // string: the address /metrics listens on
@@ -80,13 +86,24 @@ type Daemon struct {
 	control *controller // set while leading
 }
 
-// New returns a daemon. Its /metrics serves reg.
+// New returns a daemon. Its /metrics serves reg. It runs the policies of opts.PoliciesDir when
+// set, and otherwise the cluster's CanaryPolicy objects, read through WithPolicyObjects' client.
 func New(client kubernetes.Interface, opts Options, logger zerolog.Logger, reg *prometheus.Registry) *Daemon {
-	return &Daemon{
+	d := &Daemon{
 		opts: opts, client: client, logger: logger, reg: reg,
 		metrics: newSelfMetrics(reg),
-		store:   NewStore(opts.PoliciesDir, logger).WithCheck(admission(opts)),
 	}
+	if opts.PoliciesDir != "" {
+		d.store = NewStore(opts.PoliciesDir, logger).WithCheck(admission(opts))
+	}
+	return d
+}
+
+// WithPolicyObjects gives the daemon the client it watches CanaryPolicy objects with and writes
+// their status through; without PoliciesDir it is required.
+func (d *Daemon) WithPolicyObjects(dyn dynamic.Interface) *Daemon {
+	d.dyn = dyn
+	return d
 }
 
 // Addr is the address the HTTP server listens on, once Run has started it.
@@ -98,14 +115,18 @@ func (d *Daemon) Addr() string {
 // Run serves HTTP, loads the policies, and drives canaries (while leading) until ctx is done,
 // then stops within ShutdownTimeout, leaving every canary resumable from its annotations.
 func (d *Daemon) Run(ctx context.Context) error {
-	if d.opts.ReloadInterval <= 0 {
-		return errors.New("reload interval must be > 0")
-	}
-	if _, err := d.store.Reload(); err != nil {
-		d.metrics.reloads.WithLabelValues("failure").Inc()
-		d.logger.Error().Err(err).Msg("policies loaded with problems; valid files are in force")
-	} else {
-		d.metrics.reloads.WithLabelValues("success").Inc()
+	if d.store != nil {
+		if d.opts.ReloadInterval <= 0 {
+			return errors.New("reload interval must be > 0")
+		}
+		if _, err := d.store.Reload(); err != nil {
+			d.metrics.reloads.WithLabelValues("failure").Inc()
+			d.logger.Error().Err(err).Msg("policies loaded with problems; valid files are in force")
+		} else {
+			d.metrics.reloads.WithLabelValues("success").Inc()
+		}
+	} else if err := d.checkPolicyResource(); err != nil {
+		return err
 	}
 	srv, err := d.serve()
 	if err != nil {
@@ -113,7 +134,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.ready.Store(true)
 	var wg sync.WaitGroup
-	wg.Go(func() { d.reloadLoop(ctx) })
+	if d.store != nil {
+		wg.Go(func() { d.reloadLoop(ctx) })
+	}
 
 	if d.opts.LeaderElect {
 		err = d.elect(ctx)
@@ -127,6 +150,27 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.logger.Warn().Err(serr).Msg("http server did not drain")
 	}
 	return err
+}
+
+// checkPolicyResource makes sure the cluster serves CanaryPolicy objects: without the
+// CustomResourceDefinition, the informer would wait for ever and say nothing.
+func (d *Daemon) checkPolicyResource() error {
+	if d.dyn == nil {
+		return errors.New("no policy directory and no client for CanaryPolicy objects")
+	}
+	gv := policies.Group + "/" + policies.Version
+	list, err := d.client.Discovery().ServerResourcesForGroupVersion(gv)
+	if err == nil {
+		for _, r := range list.APIResources {
+			if r.Name == policies.Resource {
+				return nil
+			}
+		}
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("discover %s: %w", gv, err)
+	}
+	return fmt.Errorf("the cluster does not serve %s.%s: install the CustomResourceDefinition (kubectl apply -f deploy/crd/), or run policy files with --policies DIR", policies.Resource, policies.Group)
 }
 
 func (d *Daemon) elect(ctx context.Context) error {

@@ -1,6 +1,7 @@
-// Package daemon is coalmine's in-cluster front end: it loads every policy in a directory and
-// keeps them current, watches the Deployments they name, and drives each canary that appears
-// with the same engine as the gate, many at once, under a leader-election Lease.
+// Package daemon is coalmine's in-cluster front end: it watches the CanaryPolicy objects (or
+// loads every policy in a directory) and keeps them current, watches the Deployments they name,
+// and drives each canary that appears with the same engine as the gate, many at once, under a
+// leader-election Lease. It writes each object's status on transitions.
 package daemon
 
 import (

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/coalmine/coalmine/policies"
 	"github.com/coalmine/coalmine/sandbox"
 )
 
@@ -53,7 +55,7 @@ func TestBaseOnCluster(t *testing.T) {
 		if strings.Contains(errOut, "Warning") {
 			t.Errorf("the API server warned:\n%s", errOut)
 		}
-		for _, obj := range []string{"clusterrole.rbac.authorization.k8s.io/coalmine", "deployment.apps/coalmine", "configmap/coalmine-policies"} {
+		for _, obj := range []string{"customresourcedefinition.apiextensions.k8s.io/canarypolicies.coalmine.dev", "clusterrole.rbac.authorization.k8s.io/coalmine", "deployment.apps/coalmine"} {
 			if !strings.Contains(out, obj+" created (server dry run)") {
 				t.Errorf("dry run output lacks %q:\n%s", obj+" created (server dry run)", out)
 			}
@@ -86,6 +88,41 @@ func TestBaseOnCluster(t *testing.T) {
 	if !ok {
 		return
 	}
+
+	t.Run("policies as objects", func(t *testing.T) {
+		out, errOut, err := kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/canarypolicies.coalmine.dev")
+		if err != nil {
+			t.Fatalf("CanaryPolicy CRD not established: %v\n%s%s", err, out, errOut)
+		}
+		// Every policy file that validates is accepted by the API server as it is.
+		good, _ := filepath.Glob("../policies/examples/*.yaml")
+		more, _ := filepath.Glob("../policies/testdata/*.good.yaml")
+		for _, f := range append(good, more...) {
+			if _, err := policies.LoadFile(f); err != nil {
+				t.Fatalf("%s does not validate: %v", f, err)
+			}
+			out, errOut, err := kubectl("apply", "--dry-run=server", "-n", "default", "-f", f)
+			if err != nil || !strings.Contains(out, "(server dry run)") || strings.Contains(errOut, "Warning") {
+				t.Errorf("kubectl apply --dry-run=server -f %s: %v\n%s%s", f, err, out, errOut)
+			}
+		}
+		// What the schema says the loader also refuses, the API server refuses too.
+		for _, tc := range []struct{ file, want string }{
+			{"../policies/testdata/unknown-field.bad.yaml", "unknown field"},
+			{"../policies/testdata/wrong-type.bad.yaml", "Invalid value"},
+			{"../policies/testdata/negative-interval.bad.yaml", "spec.analysis.interval"},
+			{"../policies/testdata/bad-kind.bad.yaml", "spec.metrics[0].kind: Unsupported value"},
+		} {
+			out, errOut, err := kubectl("apply", "--dry-run=server", "-n", "default", "-f", tc.file)
+			if err == nil || !strings.Contains(errOut, tc.want) {
+				t.Errorf("kubectl apply %s: want refused with %q, got %v\n%s%s", tc.file, tc.want, err, out, errOut)
+			}
+		}
+		out, errOut, err = kubectl("get", "canarypolicies", "-A")
+		if err != nil || !strings.Contains(out, "No resources found") && !strings.Contains(errOut, "No resources found") {
+			t.Errorf("kubectl get canarypolicies -A after dry runs only: %v\n%s%s", err, out, errOut)
+		}
+	})
 
 	t.Run("pods admitted and available", func(t *testing.T) {
 		ticker := time.NewTicker(100 * time.Millisecond)
@@ -172,6 +209,10 @@ func checkAccess(ctx context.Context, t *testing.T, client kubernetes.Interface)
 		{"get its lease", access{verb: "get", group: "coordination.k8s.io", resource: "leases", namespace: "coalmine", name: "coalmine"}, true},
 		{"update its lease", access{verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: "coalmine", name: "coalmine"}, true},
 		{"create leases in its namespace", access{verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: "coalmine"}, true},
+		{"get canarypolicies", access{verb: "get", group: "coalmine.dev", resource: "canarypolicies", namespace: "default"}, true},
+		{"list canarypolicies everywhere", access{verb: "list", group: "coalmine.dev", resource: "canarypolicies"}, true},
+		{"watch canarypolicies everywhere", access{verb: "watch", group: "coalmine.dev", resource: "canarypolicies"}, true},
+		{"update canarypolicies/status", access{verb: "update", group: "coalmine.dev", resource: "canarypolicies", subresource: "status", namespace: "default"}, true},
 
 		// Everything else.
 		{"get secrets", access{verb: "get", resource: "secrets", namespace: "default"}, false},
@@ -199,7 +240,12 @@ func checkAccess(ctx context.Context, t *testing.T, client kubernetes.Interface)
 		{"list leases", access{verb: "list", group: "coordination.k8s.io", resource: "leases", namespace: "coalmine"}, false},
 		{"delete its lease", access{verb: "delete", group: "coordination.k8s.io", resource: "leases", namespace: "coalmine", name: "coalmine"}, false},
 		{"list configmaps", access{verb: "list", resource: "configmaps", namespace: "default"}, false},
-		{"get its policies configmap", access{verb: "get", resource: "configmaps", namespace: "coalmine", name: "coalmine-policies"}, false},
+		{"get configmaps in its namespace", access{verb: "get", resource: "configmaps", namespace: "coalmine"}, false},
+		// A policy's spec is its authors': coalmine writes only the status.
+		{"update canarypolicies", access{verb: "update", group: "coalmine.dev", resource: "canarypolicies", namespace: "default"}, false},
+		{"patch canarypolicies", access{verb: "patch", group: "coalmine.dev", resource: "canarypolicies", namespace: "default"}, false},
+		{"create canarypolicies", access{verb: "create", group: "coalmine.dev", resource: "canarypolicies", namespace: "default"}, false},
+		{"delete canarypolicies", access{verb: "delete", group: "coalmine.dev", resource: "canarypolicies", namespace: "default"}, false},
 		{"list namespaces", access{verb: "list", resource: "namespaces"}, false},
 		{"list nodes", access{verb: "list", resource: "nodes"}, false},
 		{"create serviceaccount tokens", access{verb: "create", resource: "serviceaccounts", subresource: "token", namespace: "coalmine", name: "coalmine"}, false},

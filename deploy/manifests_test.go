@@ -5,11 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -26,42 +24,11 @@ import (
 	"github.com/coalmine/coalmine/policies"
 )
 
-var update = flag.Bool("update", false, "rewrite deploy/policies/my-app.yaml from policies/examples/my-app.yaml")
-
-// The policy the base ships and the example it copies: kustomize reads no file outside its
-// root, so the base holds a copy that must not drift.
-const (
-	policyCopy    = "policies/my-app.yaml"
-	policyExample = "../policies/examples/my-app.yaml"
-)
-
-func TestPolicyCopyMatchesExample(t *testing.T) {
-	want, err := os.ReadFile(policyExample)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if *update {
-		if err := os.WriteFile(policyCopy, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(policyCopy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("deploy/%s differs from policies/examples/my-app.yaml; run go test ./deploy -run TestPolicyCopy -update", policyCopy)
-	}
-}
-
-// TestPoliciesInConfigMap checks that the ConfigMap holds every policy file of the base, each
-// valid, under the name the daemon's directory listing will see.
-func TestPoliciesInConfigMap(t *testing.T) {
+// TestCRDInBase checks that the base installs the CanaryPolicy CustomResourceDefinition that
+// make generate writes, as generated: the daemon watches its objects.
+func TestCRDInBase(t *testing.T) {
 	var k struct {
-		ConfigMapGenerator []struct {
-			Name  string   `yaml:"name"`
-			Files []string `yaml:"files"`
-		} `yaml:"configMapGenerator"`
+		Resources []string `yaml:"resources"`
 	}
 	b, err := os.ReadFile("kustomization.yaml")
 	if err != nil {
@@ -70,31 +37,58 @@ func TestPoliciesInConfigMap(t *testing.T) {
 	if err := yaml.Unmarshal(b, &k); err != nil {
 		t.Fatal(err)
 	}
-	if len(k.ConfigMapGenerator) != 1 || k.ConfigMapGenerator[0].Name != "coalmine-policies" {
-		t.Fatalf("want one configMapGenerator, coalmine-policies; got %+v", k.ConfigMapGenerator)
+	const crd = "crd/coalmine.dev_canarypolicies.yaml"
+	if !slices.Contains(k.Resources, crd) {
+		t.Fatalf("kustomization.yaml resources %q lack %s", k.Resources, crd)
 	}
-	var listed []string
-	for _, f := range k.ConfigMapGenerator[0].Files {
-		key, path, ok := strings.Cut(f, "=")
-		if !ok {
-			t.Errorf("configMapGenerator file %q: want KEY=policies/FILE, so the key is the file's name", f)
-			continue
-		}
-		if key != filepath.Base(path) {
-			t.Errorf("configMapGenerator file %q: key %q should be the file's name %q", f, key, filepath.Base(path))
-		}
-		listed = append(listed, filepath.Clean(path))
+	var c struct {
+		Kind     string `json:"kind"`
+		Metadata struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
+		Spec struct {
+			Group string `json:"group"`
+			Scope string `json:"scope"`
+			Names struct {
+				Kind       string   `json:"kind"`
+				ShortNames []string `json:"shortNames"`
+				Categories []string `json:"categories"`
+			} `json:"names"`
+			Versions []struct {
+				Name         string `json:"name"`
+				Served       bool   `json:"served"`
+				Storage      bool   `json:"storage"`
+				Subresources struct {
+					Status *struct{} `json:"status"`
+				} `json:"subresources"`
+				Columns []struct {
+					Name string `json:"name"`
+				} `json:"additionalPrinterColumns"`
+			} `json:"versions"`
+		} `json:"spec"`
 	}
-	files, err := policies.Files("policies")
-	if err != nil {
+	docs := documents(t, crd)
+	if len(docs) != 1 {
+		t.Fatalf("%s: want one document, got %d", crd, len(docs))
+	}
+	if err := json.Unmarshal(docs[0], &c); err != nil {
 		t.Fatal(err)
 	}
-	slices.Sort(listed)
-	if !slices.Equal(listed, files) {
-		t.Errorf("configMapGenerator lists %q; policies/ holds %q", listed, files)
+	var columns []string
+	for _, v := range c.Spec.Versions {
+		for _, col := range v.Columns {
+			columns = append(columns, col.Name)
+		}
 	}
-	if _, err := policies.LoadFiles(files...); err != nil {
-		t.Errorf("invalid policy in the base: %v", err)
+	got := fmt.Sprintf("%s %s %s %s %s %v %v", c.Kind, c.Metadata.Name, c.Spec.Group, c.Spec.Scope, c.Spec.Names.Kind, c.Spec.Names.ShortNames, c.Spec.Names.Categories)
+	if want := "CustomResourceDefinition canarypolicies.coalmine.dev coalmine.dev Namespaced CanaryPolicy [cpol] [coalmine]"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+	if len(c.Spec.Versions) != 1 || c.Spec.Versions[0].Name != policies.Version || !c.Spec.Versions[0].Served || !c.Spec.Versions[0].Storage || c.Spec.Versions[0].Subresources.Status == nil {
+		t.Errorf("want one version %s, served, stored, with a status subresource: %+v", policies.Version, c.Spec.Versions)
+	}
+	if want := []string{"Phase", "Step", "Verdict", "Baseline", "Canary", "Message", "Age"}; !slices.Equal(columns, want) {
+		t.Errorf("printer columns %q, want %q", columns, want)
 	}
 }
 
@@ -128,12 +122,6 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment) {
 		k, v, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
 		flags[k] = v
 	}
-	var mount *corev1.VolumeMount
-	for i, m := range c.VolumeMounts {
-		if m.MountPath == "/etc/coalmine/policies" {
-			mount = &c.VolumeMounts[i]
-		}
-	}
 	tests := []struct {
 		name      string
 		got, want string
@@ -142,7 +130,7 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment) {
 		{"image", c.Image, imageRepository + ":" + releaseVersion(t)},
 		{"command", strings.Join(c.Command, " "), ""}, // the image's entrypoint, /coalmine
 		{"subcommand", strings.Join(c.Args[:min(1, len(c.Args))], ""), "run"},
-		{"--policies", flags["policies"], "/etc/coalmine/policies"},
+		{"--policies (none: CanaryPolicy objects)", flags["policies"], ""},
 		{"--metrics-addr", flags["metrics-addr"], ":8080"},
 		{"--leader-elect", flags["leader-elect"], "true"},
 		{"service account", pod.ServiceAccountName, "coalmine"},
@@ -166,8 +154,7 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment) {
 		{"limits memory", c.Resources.Limits.Memory().String(), "256Mi"},
 		{"env POD_NAMESPACE", fieldRef(c.Env, "POD_NAMESPACE"), "metadata.namespace"},
 		{"env POD_NAME", fieldRef(c.Env, "POD_NAME"), "metadata.name"},
-		{"policies mount", mountString(mount), "policies read-only"},
-		{"policies volume", configMapOf(pod.Volumes, "policies"), "coalmine-policies"},
+		{"volumes", fmt.Sprint(len(pod.Volumes), len(c.VolumeMounts)), "0 0"},
 		{"prometheus.io/scrape", d.Spec.Template.Annotations["prometheus.io/scrape"], "true"},
 		{"prometheus.io/port", d.Spec.Template.Annotations["prometheus.io/port"], "8080"},
 		{"prometheus.io/path", d.Spec.Template.Annotations["prometheus.io/path"], "/metrics"},
@@ -225,6 +212,8 @@ func TestSelectors(t *testing.T) {
 func TestRBAC(t *testing.T) {
 	want := map[string][]string{
 		"ClusterRole /coalmine": {
+			"coalmine.dev/canarypolicies get", "coalmine.dev/canarypolicies list", "coalmine.dev/canarypolicies watch",
+			"coalmine.dev/canarypolicies/status update",
 			"apps/deployments get", "apps/deployments list", "apps/deployments watch",
 			"apps/deployments update", "apps/deployments patch", "apps/deployments delete",
 			"apps/replicasets get", "apps/replicasets list", "apps/replicasets watch",
@@ -426,23 +415,4 @@ func fieldRef(env []corev1.EnvVar, name string) string {
 		}
 	}
 	return "<unset>"
-}
-
-func mountString(m *corev1.VolumeMount) string {
-	if m == nil {
-		return "<not mounted>"
-	}
-	if m.ReadOnly {
-		return m.Name + " read-only"
-	}
-	return m.Name + " writable"
-}
-
-func configMapOf(volumes []corev1.Volume, name string) string {
-	for _, v := range volumes {
-		if v.Name == name && v.ConfigMap != nil {
-			return v.ConfigMap.Name
-		}
-	}
-	return "<no configMap volume " + name + ">"
 }

@@ -55,6 +55,10 @@ func defaultSteps(t StrategyType) []string {
 // applyElementDefaults fills defaults that live inside lists, which decoding cannot prefill, and
 // those that depend on other fields.
 func (p *Policy) applyElementDefaults() {
+	if p.Spec.Target.Namespace == "" {
+		// A CanaryPolicy object's release is in its own namespace.
+		p.Spec.Target.Namespace = p.Metadata.Namespace
+	}
 	for i := range p.Spec.Metrics {
 		m := &p.Spec.Metrics[i]
 		if m.Kind == KindLatency && m.Quantile == 0 {

@@ -52,6 +52,9 @@ func (p *Policy) Validate() Errors {
 	} else if !dns1123RE.MatchString(p.Metadata.Name) || len(p.Metadata.Name) > 253 {
 		v.errorf("metadata.name", "must be a DNS-1123 name (lowercase letters, digits and '-'), got %q", p.Metadata.Name)
 	}
+	if ns := p.Metadata.Namespace; ns != "" && len(validation.IsDNS1123Label(ns)) > 0 {
+		v.errorf("metadata.namespace", "must be a namespace name (at most 63 lowercase letters, digits and '-'), got %q", ns)
+	}
 	p.validateTarget(v)
 	p.validateAnalysis(v)
 	p.validatePrometheus(v)
@@ -69,10 +72,15 @@ func (p *Policy) Validate() Errors {
 
 func (p *Policy) validateTarget(v *validator) {
 	t := p.Spec.Target
-	if t.Namespace == "" {
+	switch {
+	case t.Namespace == "":
 		v.errorf("spec.target.namespace", "is required")
-	} else if len(validation.IsDNS1123Label(t.Namespace)) > 0 {
+	case len(validation.IsDNS1123Label(t.Namespace)) > 0:
 		v.errorf("spec.target.namespace", "must be a namespace name (at most 63 lowercase letters, digits and '-'), got %q", t.Namespace)
+	case p.Metadata.Namespace != "" && t.Namespace != p.Metadata.Namespace:
+		// Kubernetes RBAC decides who may write a CanaryPolicy where: a policy that could name
+		// another namespace would steer a release its author may not touch.
+		v.errorf("spec.target.namespace", "must be the policy's own namespace %q (metadata.namespace) or unset: a policy acts only in its own namespace, got %q", p.Metadata.Namespace, t.Namespace)
 	}
 	if t.App == "" {
 		v.errorf("spec.target.app", "is required")

@@ -9,16 +9,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/coalmine/coalmine/buildinfo"
 	"github.com/coalmine/coalmine/daemon"
 )
 
-const runLong = `The in-cluster daemon. Loads every policy in DIR (a mounted ConfigMap) and reloads it when it
-changes (an invalid file is reported and its last good version kept); watches the Deployments the
-policies name; and drives every canary that appears (a canary Deployment scaled above 0, a
-Deployment rolling out the canary's version) with the same engine as 'coalmine gate', many at
-once. Replicas elect a leader through a Lease; only the leader acts, and a standby that takes
+const runLong = `The in-cluster daemon. Watches the CanaryPolicy objects of --namespaces (default: all), each
+acting only in its own namespace, and writes their status on every transition (an invalid object
+gets phase Invalid and an Event, and its last valid generation stays in force); or, with
+--policies DIR, runs the policy files of DIR instead, read again when they change. Watches the
+Deployments the policies name, and drives every canary that appears (a canary Deployment scaled
+above 0, a Deployment rolling out the canary's version) with the same engine as 'coalmine gate',
+many at once. Replicas elect a leader through a Lease; only the leader acts, and a standby that takes
 over resumes every canary from its annotations. A policy may act only in --namespaces (when
 given) and read credentials files only under --credentials-dir. Serves /metrics, /healthz and
 /readyz. Stops cleanly on SIGTERM, leaving every canary resumable.`
@@ -31,18 +34,19 @@ func newRunCommand(s streams) *cobra.Command {
 		namespaces []string
 	)
 	cmd := &cobra.Command{
-		Use:     "run --policies DIR",
-		Short:   "The in-cluster daemon: drive every canary the policies in a directory describe",
-		Long:    runLong,
-		Example: `  coalmine run --policies /etc/coalmine/policies --namespaces shop,payments --credentials-dir /etc/coalmine/credentials`,
-		Args:    cobra.NoArgs,
+		Use:   "run",
+		Short: "The in-cluster daemon: drive every canary the CanaryPolicy objects (or policy files) describe",
+		Long:  runLong,
+		Example: `  coalmine run --namespaces shop,payments --credentials-dir /etc/coalmine/credentials
+  coalmine run --policies /etc/coalmine/policies   # policy files instead of objects`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Namespaces = namespaces
 			return exit(runDaemon(cmd.Context(), opts, &kf, &lf, s.err))
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&opts.PoliciesDir, "policies", "", "directory of policy files (required)")
+	fs.StringVar(&opts.PoliciesDir, "policies", "", "directory of policy files to run instead of the CanaryPolicy objects")
 	fs.DurationVar(&opts.ReloadInterval, "reload-interval", opts.ReloadInterval, "how often the policy directory is read again")
 	fs.StringSliceVar(&namespaces, "namespaces", nil, "namespaces to watch, the only ones a policy may target (comma-separated or repeated; default: all)")
 	fs.StringSliceVar(&namespaces, "namespace", nil, "same as --namespaces")
@@ -69,10 +73,6 @@ func newRunCommand(s streams) *cobra.Command {
 }
 
 func runDaemon(ctx context.Context, opts daemon.Options, kf *kubeFlags, lf *logFlags, stderr io.Writer) int {
-	if opts.PoliciesDir == "" {
-		fmt.Fprintln(stderr, "coalmine run: --policies DIR is required")
-		return exitUsage
-	}
 	logger, err := lf.logger(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "coalmine run: %v\n", err)
@@ -83,9 +83,19 @@ func runDaemon(ctx context.Context, opts daemon.Options, kf *kubeFlags, lf *logF
 		fmt.Fprintf(stderr, "coalmine run: %v\n", err)
 		return exitUsage
 	}
+	cfg, err := kf.config()
+	if err != nil {
+		fmt.Fprintf(stderr, "coalmine run: %v\n", err)
+		return exitUsage
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "coalmine run: %v\n", err)
+		return exitUsage
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
-	if err := daemon.New(client, opts, logger, reg).Run(ctx); err != nil {
+	if err := daemon.New(client, opts, logger, reg).WithPolicyObjects(dyn).Run(ctx); err != nil {
 		logger.Error().Err(err).Msg("daemon stopped")
 		return exitUnavailable
 	}
