@@ -26,12 +26,14 @@ build:
 # deps installs the real components the tests and the demo run against: Debian's Prometheus,
 # and, built once from the Go module proxy into ~/.cache/coalmine (about 10 minutes cold, under a
 # second when cached), etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
-# kwok and Prometheus 3 with Kubernetes discovery; and Debian's chromium, in which the HTML report
-# is rendered and checked.
+# kwok and Prometheus 3 with Kubernetes discovery; helm, which the chart's tests run (built the
+# same way, about 5 minutes cold); and Debian's chromium, in which the HTML report is rendered and
+# checked.
 deps:
 	bash scripts/install-prometheus.sh
 	bash scripts/install-chromium.sh
 	bash scripts/install-kube.sh
+	bash scripts/install-helm.sh
 
 vet:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
