@@ -27,8 +27,8 @@ build:
 # and, built once from the Go module proxy into ~/.cache/coalmine (about 10 minutes cold, under a
 # second when cached), etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
 # kwok and Prometheus 3 with Kubernetes discovery; helm, which the chart's tests run (built the
-# same way, about 5 minutes cold); and Debian's chromium, in which the HTML report is rendered and
-# checked.
+# same way: 9 CPU-minutes cold, some 5 minutes on two idle cores); and Debian's chromium, in
+# which the HTML report is rendered and checked.
 deps:
 	bash scripts/install-prometheus.sh
 	bash scripts/install-chromium.sh

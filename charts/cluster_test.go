@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,7 +112,7 @@ func TestChartOnCluster(t *testing.T) {
 
 	ok = t.Run("helm install", func(t *testing.T) {
 		out, errOut, err := h.run(ctx, nil, "install", "coalmine", chart, "--namespace", "coalmine", "-f", "testdata/monitoring.yaml",
-			"--set-file", `policies.files.my-app\.yaml=../policies/examples/my-app.yaml`, "--wait", "--timeout", "2m")
+			"--set", "policies.source=files", "--set-file", `policies.files.my-app\.yaml=../policies/examples/my-app.yaml`, "--wait", "--timeout", "2m")
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
@@ -138,6 +139,19 @@ func TestChartOnCluster(t *testing.T) {
 		if out, errOut, err := kubectl(m, "diff", "-f", "-"); err != nil {
 			t.Errorf("kubectl diff of helm's manifest: %v\n%s%s", err, out, errOut)
 		}
+		// helm installed the chart's CRDs (crds/) first; the CanaryPolicy CRD takes the example.
+		for name := range yamlFiles(t, chartCRDs) {
+			out, errOut, err := kubectl("", "wait", "--for=condition=Established", "--timeout=30s", "-f", chartCRDs+"/"+name)
+			if err != nil {
+				t.Errorf("CRD of crds/%s after helm install: %v\n%s%s", name, err, out, errOut)
+			}
+		}
+		if len(yamlFiles(t, chartCRDs)) > 0 {
+			out, errOut, err := kubectl("", "apply", "--dry-run=server", "--namespace=default", "-f", "../policies/examples/my-app.yaml")
+			if err != nil || !strings.Contains(out, "canarypolicy.coalmine.dev/my-app created (server dry run)") {
+				t.Errorf("the example policy as a CanaryPolicy object: %v\n%s%s", err, out, errOut)
+			}
+		}
 		// An upgrade with the same values changes nothing and succeeds.
 		if out, _, err := h.run(ctx, nil, "upgrade", "coalmine", chart, "--namespace", "coalmine", "--reuse-values", "--wait", "--timeout", "2m"); err != nil {
 			t.Fatalf("%v\n%s", err, out)
@@ -157,8 +171,9 @@ func TestChartOnCluster(t *testing.T) {
 			{"create", "", "events", "", "elsewhere", "", true},
 			{"list", "coalmine.dev", "canarypolicies", "", "", "", true},
 			{"watch", "coalmine.dev", "canarypolicies", "", "team-b", "", true},
-			{"patch", "coalmine.dev", "canarypolicies", "status", "team-b", "", true},
+			// The daemon writes status with an update of the subresource, never a patch.
 			{"update", "coalmine.dev", "canarypolicies", "status", "team-b", "", true},
+			{"patch", "coalmine.dev", "canarypolicies", "status", "team-b", "", false},
 			{"update", "coalmine.dev", "canarypolicies", "", "team-b", "", false},
 			{"delete", "coalmine.dev", "canarypolicies", "", "team-b", "", false},
 			{"get", "coordination.k8s.io", "leases", "", "coalmine", "coalmine", true},
@@ -172,8 +187,9 @@ func TestChartOnCluster(t *testing.T) {
 	})
 
 	ok = t.Run("helm install confined to namespaces", func(t *testing.T) {
+		// Policies from CanaryPolicy objects, the CRD already there from the first install.
 		out, _, err := h.run(ctx, nil, "install", "scoped", chart, "--namespace", "coalmine-scoped", "--create-namespace",
-			"-f", "testdata/namespaced.yaml", "--wait", "--timeout", "2m")
+			"-f", "testdata/namespaced.yaml", "--set", "policies.source=crd", "--wait", "--timeout", "2m")
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
@@ -185,6 +201,9 @@ func TestChartOnCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkStoredDeployment(t, d, "--namespaces=team-a,team-b")
+		if args := d.Spec.Template.Spec.Containers[0].Args; slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--policies") }) {
+			t.Errorf("policies from CanaryPolicy objects, yet args %q", args)
+		}
 		if _, err := admin.RbacV1().ClusterRoles().Get(ctx, "scoped-coalmine", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("a confined install made ClusterRole scoped-coalmine: %v", err)
 		}
@@ -200,7 +219,7 @@ func TestChartOnCluster(t *testing.T) {
 			{"watch", "", "pods", "", "team-b", "", true},
 			{"create", "", "events", "", "team-a", "", true},
 			{"list", "coalmine.dev", "canarypolicies", "", "team-a", "", true},
-			{"patch", "coalmine.dev", "canarypolicies", "status", "team-b", "", true},
+			{"update", "coalmine.dev", "canarypolicies", "status", "team-b", "", true},
 			{"get", "coordination.k8s.io", "leases", "", "coalmine-scoped", "scoped-coalmine", true},
 			// Not in another namespace, nor cluster-wide.
 			{"patch", "apps", "deployments", "", "elsewhere", "", false},

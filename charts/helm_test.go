@@ -261,6 +261,7 @@ func TestTemplateRefusesValues(t *testing.T) {
 		{"replicas without leader election", []string{"--set", "daemon.leaderElect=false"}, "more than one replica needs leader election"},
 		{"policy file not yaml", []string{"--set", "policies.files.my-app\\.json=x"}, `policies.files: "my-app.json": the daemon reads only *.yaml and *.yml files`},
 		{"no service account name", []string{"--set", "serviceAccount.create=false"}, "serviceAccount.name is required"},
+		{"unknown policy source", []string{"--set", "policies.source=configmap"}, `policies.source: "configmap": want crd or files`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

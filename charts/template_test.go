@@ -3,6 +3,7 @@ package charts_test
 import (
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -35,9 +36,11 @@ func TestTemplate(t *testing.T) {
 		objects []string
 		replace bool
 		image   string
-		// The args `coalmine run` gets, besides run --policies --metrics-addr --leader-elect
+		// The args `coalmine run` gets, besides run [--policies] --metrics-addr --leader-elect
 		// --log-format.
 		args2 []string
+		// Policies from CanaryPolicy objects (no --policies), without leader election.
+		crd, noLeaderElect bool
 		// Whether the pods carry the prometheus.io annotations.
 		scrapeAnnotations bool
 	}{
@@ -96,12 +99,33 @@ func TestTemplate(t *testing.T) {
 			},
 			image:             "ghcr.io/coalmine/coalmine@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 			args2:             []string{"--reload-interval=5s", "--namespaces=default"},
+			noLeaderElect:     true,
+			scrapeAnnotations: true,
+		},
+		{
+			name: "policies from CanaryPolicy objects", release: "coalmine",
+			args:    []string{"--set", "policies.source=crd,policies.files.ignored\\.yaml=x", "-f", "testdata/namespaced.yaml"},
+			replace: true,
+			objects: []string{
+				"Deployment coalmine/coalmine", "PodDisruptionBudget coalmine/coalmine",
+				"Role coalmine/coalmine-leader-election", "RoleBinding coalmine/coalmine-leader-election",
+				"Role team-a/coalmine", "RoleBinding team-a/coalmine", "Role team-b/coalmine", "RoleBinding team-b/coalmine",
+				"Service coalmine/coalmine-metrics", "ServiceAccount coalmine/coalmine",
+			},
+			image:             "ghcr.io/coalmine/coalmine:" + appVersion,
+			args2:             []string{"--lease-name=coalmine", "--namespaces=team-a,team-b"},
+			crd:               true,
 			scrapeAnnotations: true,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			objs := parseManifest(t, h.template(t, tt.release, tt.args...))
+			args := tt.args
+			if !tt.crd {
+				// Policy files whatever the default.
+				args = append([]string{"--set", "policies.source=files"}, args...)
+			}
+			objs := parseManifest(t, h.template(t, tt.release, args...))
 			want := tt.objects
 			if !tt.replace {
 				want = append(slices.Clone(baseObjects), tt.objects...)
@@ -123,15 +147,21 @@ func TestTemplate(t *testing.T) {
 			if strings.HasSuffix(c.Image, ":latest") || !strings.ContainsAny(c.Image, ":@") {
 				t.Errorf("image %q runs latest", c.Image)
 			}
-			leaderElect := !slices.Contains(tt.args2, "--namespaces=default") // the one case without
-			wantArgs := append([]string{"run", "--policies=/etc/coalmine/policies", "--metrics-addr=:8080",
-				"--leader-elect=" + map[bool]string{true: "true", false: "false"}[leaderElect], "--log-format=json"}, tt.args2...)
+			wantArgs := []string{"run"}
+			if !tt.crd {
+				wantArgs = append(wantArgs, "--policies=/etc/coalmine/policies")
+			}
+			wantArgs = append(wantArgs, "--metrics-addr=:8080", "--leader-elect="+strconv.FormatBool(!tt.noLeaderElect), "--log-format=json")
+			wantArgs = append(wantArgs, tt.args2...)
 			if !slices.Equal(c.Args, wantArgs) {
 				t.Errorf("args:\n  got  %q\n  want %q", c.Args, wantArgs)
 			}
 			_, scraped := d.Spec.Template.Annotations["prometheus.io/scrape"]
 			if scraped != tt.scrapeAnnotations {
 				t.Errorf("prometheus.io/scrape annotation on the pods: %v, want %v", scraped, tt.scrapeAnnotations)
+			}
+			if mounted := len(d.Spec.Template.Spec.Volumes) > 0; mounted == tt.crd {
+				t.Errorf("volumes %+v: want the policies ConfigMap only when policies are files", d.Spec.Template.Spec.Volumes)
 			}
 			checkReferences(t, objs, &d, fullname)
 		})
@@ -203,7 +233,7 @@ func TestPolicyFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs := parseManifest(t, h.template(t, "coalmine", "--set-file", `policies.files.my-app\.yaml=`+example,
+	objs := parseManifest(t, h.template(t, "coalmine", "--set", "policies.source=files", "--set-file", `policies.files.my-app\.yaml=`+example,
 		"--set", `policies.files.other\.yml=kind: CanaryPolicy`))
 	var cm corev1.ConfigMap
 	objs.decode(t, "ConfigMap", "coalmine-policies", &cm)

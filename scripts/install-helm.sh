@@ -4,10 +4,11 @@
 # a temp dir, never in the repo, so coalmine's go.mod is untouched), cached,
 # keyed by version, in
 #   ${COALMINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/coalmine}/bin/helm-<version>/helm
-# A cached binary that runs is kept, so only the first run pays (about 3 min
-# cold on 2 cores). Runs are serialised with flock, and the binary is built
-# into a temp dir and renamed into place, so concurrent runs and readers
-# never see half a build.
+# A cached binary that runs is kept, so only the first run pays: cold (empty
+# Go build and module caches) about 9 CPU-minutes, so some 5 minutes on two
+# idle cores (17.5 minutes measured on two cores shared with other builds).
+# Runs are serialised with flock, and the binary is built into a temp dir and
+# renamed into place, so concurrent runs and readers never see half a build.
 #
 # Usage: scripts/install-helm.sh [--force]
 #   --force  rebuild even when the binary is cached.

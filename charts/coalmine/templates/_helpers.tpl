@@ -63,6 +63,15 @@ helm.sh/chart: {{ include "coalmine.chart" . }}
 {{- end -}}
 {{- end -}}
 
+{{/* Whether the daemon reads policy files from a ConfigMap (else CanaryPolicy objects). */}}
+{{- define "coalmine.policyFiles" -}}
+{{- if eq .Values.policies.source "files" -}}
+true
+{{- else if ne .Values.policies.source "crd" -}}
+{{- fail (printf "policies.source: %q: want crd or files" (toString .Values.policies.source)) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "coalmine.policiesConfigMap" -}}
 {{- default (printf "%s-policies" (include "coalmine.fullname" .)) .Values.policies.existingConfigMap -}}
 {{- end -}}
@@ -88,7 +97,9 @@ namespace.
 {{/*
 The rules of the API calls `coalmine run` makes on the releases it drives: the same as
 deploy/rbac.yaml's ClusterRole (see the reasons there), and the CanaryPolicy objects it watches
-and reports status on. In a ClusterRole, or in a Role per namespace of rbac.namespaces.
+(get, list, watch) and reports progress on (update of the status subresource; never their spec).
+Granted whatever policies.source is, so that switching it needs no other change. In a
+ClusterRole, or in a Role per namespace of rbac.namespaces.
 */}}
 {{- define "coalmine.rules" -}}
 - apiGroups: ["apps"]
@@ -111,7 +122,7 @@ and reports status on. In a ClusterRole, or in a Role per namespace of rbac.name
   verbs: ["get", "list", "watch"]
 - apiGroups: ["coalmine.dev"]
   resources: ["canarypolicies/status"]
-  verbs: ["update", "patch"]
+  verbs: ["update"]
 {{- end -}}
 
 {{/* The PromQL label matchers of this release's coalmine series, for the alerts. */}}
