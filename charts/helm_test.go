@@ -259,7 +259,7 @@ func TestTemplateRefusesValues(t *testing.T) {
 		{"bad namespace", []string{"--set", "rbac.namespaces={team-a,Team_B}"}, `rbac.namespaces: "Team_B" is not a namespace name`},
 		{"namespace twice", []string{"--set", "rbac.namespaces={team-a,team-a}"}, `rbac.namespaces: "team-a" is listed twice`},
 		{"replicas without leader election", []string{"--set", "daemon.leaderElect=false"}, "more than one replica needs leader election"},
-		{"policy file not yaml", []string{"--set", "policies.files.my-app\\.json=x"}, `policies.files: "my-app.json": the daemon reads only *.yaml and *.yml files`},
+		{"policy file not yaml", []string{"--set", "policies.source=files,policies.files.my-app\\.json=x"}, `policies.files: "my-app.json": the daemon reads only *.yaml and *.yml files`},
 		{"no service account name", []string{"--set", "serviceAccount.create=false"}, "serviceAccount.name is required"},
 		{"unknown policy source", []string{"--set", "policies.source=configmap"}, `policies.source: "configmap": want crd or files`},
 	}
