@@ -25,7 +25,7 @@ import (
 
 // helmVersion is the helm scripts/install-helm.sh builds; TestInstallScriptVersion keeps the two
 // in step.
-const helmVersion = "4.3.2"
+const helmVersion = sandbox.HelmVersion
 
 // chart is the chart's directory, relative to this package.
 const chart = "coalmine"
@@ -34,16 +34,9 @@ const chart = "coalmine"
 // the test: CI must run these tests, and `make test` builds it.
 func helmBinary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("COALMINE_HELM"); p != "" {
-		return p
-	}
-	dir, err := sandbox.DefaultKubeBinDir(os.Getenv)
+	p, err := sandbox.HelmPath()
 	if err != nil {
 		t.Fatal(err)
-	}
-	p := filepath.Join(dir, "helm-"+helmVersion, "helm")
-	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm()&0o111 == 0 {
-		t.Fatalf("helm %s not found at %s; run scripts/install-helm.sh or make test", helmVersion, p)
 	}
 	return p
 }

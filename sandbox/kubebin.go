@@ -21,6 +21,8 @@ const (
 	KubeVersion       = "1.36.3"
 	KwokVersion       = "0.8.0"
 	PrometheusVersion = "3.7.3"
+	// HelmVersion is the helm scripts/install-helm.sh builds.
+	HelmVersion = "4.3.2"
 )
 
 // kubeBinaries are the paths of everything StartCluster runs.
@@ -105,4 +107,20 @@ func KubectlPath() (string, error) {
 		return "", err
 	}
 	return b.kubectl, nil
+}
+
+// HelmPath returns $COALMINE_HELM, else the helm scripts/install-helm.sh installed.
+func HelmPath() (string, error) {
+	if p := os.Getenv("COALMINE_HELM"); p != "" {
+		return p, nil
+	}
+	dir, err := DefaultKubeBinDir(os.Getenv)
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "helm-"+HelmVersion, "helm")
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm()&0o111 == 0 {
+		return "", fmt.Errorf("helm %s not found at %s; run scripts/install-helm.sh (make deps)", HelmVersion, p)
+	}
+	return p, nil
 }
