@@ -11,7 +11,7 @@
 #       --build-arg COMMIT=$(git rev-parse HEAD) --build-arg DATE=$(git log -1 --format=%cI) .
 #   docker buildx build --platform linux/amd64,linux/arm64 ... --push .
 #
-# deploy/deployment.yaml runs it as `/coalmine run --policies=/etc/coalmine/policies ...`.
+# deploy/deployment.yaml runs it as `/coalmine run --leader-elect ...`, watching CanaryPolicy objects.
 
 ARG GO_VERSION=1.26
 
