@@ -2,6 +2,7 @@ package analyzer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -136,7 +137,10 @@ func (a *Analyzer) counterReader() (CounterReader, error) {
 
 // Watch judges the policy from now for window, reading every interval: what a source without
 // history (the pods) answers to "what does the window say?". The first reading is the starting
-// point, so a window shorter than two intervals is stretched to two.
+// point, so a window shorter than two intervals is stretched to two. A reading that finds the
+// metrics unavailable (a pod that did not answer this once) is passed over, as the gate holds a
+// tick: the next reading takes the increase since the last good one. If the last reading is
+// unavailable there is no verdict.
 func (a *Analyzer) Watch(ctx context.Context, p *policies.Policy, window time.Duration) (Result, error) {
 	interval := time.Duration(p.Spec.Analysis.Interval)
 	ev := NewEvidence()
@@ -144,10 +148,14 @@ func (a *Analyzer) Watch(ctx context.Context, p *policies.Policy, window time.Du
 	var res Result
 	for {
 		var err error
-		if res, err = a.Step(ctx, p, time.Now(), ev); err != nil {
+		res, err = a.Step(ctx, p, time.Now(), ev)
+		done := time.Since(start) >= window
+		switch {
+		case errors.Is(err, metrics.ErrUnavailable) && !done:
+			a.logger.Warn().Err(err).Msg("reading passed over")
+		case err != nil:
 			return res, err
-		}
-		if ev.Intervals > 0 && time.Since(start) >= window {
+		case ev.Intervals > 0 && done:
 			res.Window = time.Since(start).Round(time.Second).String()
 			return res, nil
 		}
