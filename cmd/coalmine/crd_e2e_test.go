@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -105,17 +103,7 @@ func waitPhase(t *testing.T, dyn dynamic.Interface, ns, name, phase string, log 
 // startObjectDaemon starts `coalmine run` watching CanaryPolicy objects: no --policies.
 func (e *env) startObjectDaemon(t *testing.T, name, kubeconfig string) *daemonProc {
 	t.Helper()
-	d := &daemonProc{name: name, addr: freeAddr(t), stderr: &syncBuffer{}}
-	d.cmd = exec.Command(coalmineBinary(t), "run", "--kubeconfig", kubeconfig,
-		"--prometheus-url", e.promURL, "--metrics-addr", d.addr,
-		"--lease-namespace", "coalmine", "--identity", name,
-		"--lease-duration", "4s", "--renew-deadline", "3s", "--retry-period", "500ms", "--log-format", "json")
-	d.cmd.Stdout, d.cmd.Stderr = io.Discard, d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.cmd.Process.Kill(); _ = d.cmd.Wait() })
-	return d
+	return e.runDaemon(t, name, kubeconfig, "--lease-namespace", "coalmine", "--identity", name)
 }
 
 // TestCanaryPolicyObjects runs the daemon as deploy/ installs it, with policies as CanaryPolicy
@@ -126,14 +114,7 @@ func TestCanaryPolicyObjects(t *testing.T) {
 	e := startEnv(t, simulator.Scenario{Seed: 13, Tick: model.Duration(100 * time.Millisecond), Apps: []simulator.App{
 		app("crd-good", 0.01, slow), app("crd-b", 0.01, slow),
 	}})
-	kubectl := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(e.cluster.Kubectl(), append([]string{"--kubeconfig", e.cluster.Kubeconfig()}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	kubectl := func(args ...string) string { t.Helper(); return e.kubectl(t, args...) }
 	// What deploy/ installs for the daemon: the CRD, its namespace, ServiceAccount and RBAC.
 	kubectl("apply", "-f", "../../deploy/crd/", "-f", "../../deploy/namespace.yaml", "-f", "../../deploy/serviceaccount.yaml", "-f", "../../deploy/rbac.yaml")
 	kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/canarypolicies.coalmine.dev")

@@ -41,17 +41,33 @@ func freeAddr(t *testing.T) string {
 
 func (e *env) startDaemon(t *testing.T, name, policies, kubeconfig string) *daemonProc {
 	t.Helper()
+	return e.runDaemon(t, name, kubeconfig, "--policies", policies, "--reload-interval", "1s", "--lease-namespace", "coalmine", "--identity", name)
+}
+
+// runDaemon starts `coalmine run` against the sandbox with short leader-election times and JSON
+// logs, and stops it when the test ends.
+func (e *env) runDaemon(t *testing.T, name, kubeconfig string, args ...string) *daemonProc {
+	t.Helper()
 	d := &daemonProc{name: name, addr: freeAddr(t), stderr: &syncBuffer{}}
-	d.cmd = exec.Command(coalmineBinary(t), "run", "--policies", policies, "--kubeconfig", kubeconfig,
-		"--prometheus-url", e.promURL, "--metrics-addr", d.addr, "--reload-interval", "1s",
-		"--lease-namespace", "coalmine", "--identity", name,
-		"--lease-duration", "4s", "--renew-deadline", "3s", "--retry-period", "500ms", "--log-format", "json")
+	d.cmd = exec.Command(coalmineBinary(t), append([]string{"run", "--kubeconfig", kubeconfig,
+		"--prometheus-url", e.promURL, "--metrics-addr", d.addr,
+		"--lease-duration", "4s", "--renew-deadline", "3s", "--retry-period", "500ms", "--log-format", "json"}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = io.Discard, d.stderr
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d.cmd.Process.Kill(); _ = d.cmd.Wait() })
 	return d
+}
+
+// kubectl runs the sandbox's kubectl as its admin; a failure fails the test.
+func (e *env) kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(e.cluster.Kubectl(), append([]string{"--kubeconfig", e.cluster.Kubeconfig()}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
 
 func (d *daemonProc) get(t *testing.T, path string) string {

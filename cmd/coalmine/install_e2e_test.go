@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,14 +26,7 @@ func TestInstalledDaemon(t *testing.T) {
 	e := startEnv(t, simulator.Scenario{Seed: 17, Tick: model.Duration(100 * time.Millisecond), Apps: []simulator.App{
 		app("inst-kustomize", 0.01, slow), app("inst-helm", 0.01, slow),
 	}})
-	kubectl := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(e.cluster.Kubectl(), append([]string{"--kubeconfig", e.cluster.Kubeconfig()}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	kubectl := func(args ...string) string { t.Helper(); return e.kubectl(t, args...) }
 	dyn, err := dynamic.NewForConfig(e.cluster.RESTConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -56,15 +48,7 @@ func TestInstalledDaemon(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := &daemonProc{name: sa, addr: freeAddr(t), stderr: &syncBuffer{}}
-		d.cmd = exec.Command(coalmineBinary(t), "run", "--kubeconfig", kubeconfig, "--prometheus-url", e.promURL,
-			"--metrics-addr", d.addr, "--lease-namespace", saNamespace, "--lease-name", leaseName, "--identity", "process",
-			"--lease-duration", "4s", "--renew-deadline", "3s", "--retry-period", "500ms", "--log-format", "json")
-		d.cmd.Stdout, d.cmd.Stderr = io.Discard, d.stderr
-		if err := d.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = d.cmd.Process.Kill(); _ = d.cmd.Wait() }()
+		d := e.runDaemon(t, sa, kubeconfig, "--lease-namespace", saNamespace, "--lease-name", leaseName, "--identity", "process")
 
 		policy := seedPolicy{ns: ns, strategy: "scale", strategyBlock: `steps: ["1", "50%"]
     stepDuration: 4s`, interval: 2 * time.Second, maxDuration: "3m", readyTimeout: "12s"}.write(t)
