@@ -204,26 +204,8 @@ func (p *Prometheus) stop() error {
 // waitReady polls /-/ready until it answers 200, the process exits, ctx ends
 // or timeout passes.
 func (p *Prometheus) waitReady(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	ticker := time.NewTicker(50 * time.Millisecond)
-	defer ticker.Stop()
-	last := "no answer yet"
-	for {
-		select {
-		case <-p.done:
-			return p.exited()
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %s/-/ready (%s): %w; last log lines:\n%s",
-				p.url, last, ctx.Err(), p.logs.lastLines(logLines))
-		case <-ticker.C:
-			ready, status := p.ready(ctx)
-			if ready {
-				return nil
-			}
-			last = status
-		}
-	}
+	return waitProcessReady(ctx, timeout, p.url+"/-/ready", p.done, p.exited,
+		func() string { return p.logs.lastLines(logLines) }, p.ready)
 }
 
 // ready reports whether /-/ready answers 200, and otherwise what it answered.

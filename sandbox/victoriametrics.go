@@ -141,31 +141,16 @@ func findVictoriaMetrics(explicit string, getenv func(string) string) (string, e
 
 // waitReady polls /health until it answers 200, the process exits, ctx ends or timeout passes.
 func (v *VictoriaMetrics) waitReady(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	ticker := time.NewTicker(50 * time.Millisecond)
-	defer ticker.Stop()
-	last := "no answer yet"
-	for {
-		select {
-		case <-v.done:
-			return v.exited()
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %s/health (%s): %w; last log lines:\n%s", v.url, last, ctx.Err(), v.logs.lastLines(logLines))
-		case <-ticker.C:
+	return waitProcessReady(ctx, timeout, v.url+"/health", v.done, v.exited,
+		func() string { return v.logs.lastLines(logLines) }, func(ctx context.Context) (bool, string) {
 			resp, err := v.get(ctx, "/health")
 			if err != nil {
-				last = err.Error()
-				continue
+				return false, err.Error()
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		}
-	}
+			return resp.StatusCode == http.StatusOK, resp.Status
+		})
 }
 
 func (v *VictoriaMetrics) get(ctx context.Context, path string) (*http.Response, error) {

@@ -125,3 +125,29 @@ func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFun
 	}
 	return context.WithTimeout(ctx, DefaultWaitTimeout)
 }
+
+// waitProcessReady polls check every 50 ms until it reports ready, the process exits (done
+// closes: exited says how), ctx ends or timeout passes; what names the endpoint and logs gives
+// the process's last lines for the error. Prometheus and VictoriaMetrics start alike.
+func waitProcessReady(ctx context.Context, timeout time.Duration, what string, done <-chan struct{}, exited func() error,
+	logs func() string, check func(context.Context) (bool, string)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ticker := time.NewTicker(50 * time.Millisecond)
+	defer ticker.Stop()
+	last := "no answer yet"
+	for {
+		select {
+		case <-done:
+			return exited()
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s (%s): %w; last log lines:\n%s", what, last, ctx.Err(), logs())
+		case <-ticker.C:
+			ready, status := check(ctx)
+			if ready {
+				return nil
+			}
+			last = status
+		}
+	}
+}
