@@ -8,6 +8,15 @@ const (
 	// for one canary is in it; its format belongs to the analyzer.
 	AnnotationProgress = "coalmine.dev/progress"
 
+	// AnnotationCommands holds people's commands to the canary (coalmine promote, abort, pause,
+	// resume, retry, approve), the newest few, until its driver takes them; its format belongs
+	// to the analyzer.
+	AnnotationCommands = "coalmine.dev/commands"
+
+	// AnnotationNotified holds how far each notification receiver got through the canary's
+	// notices; only the sender writes it.
+	AnnotationNotified = "coalmine.dev/notified"
+
 	// revisionAnnotation is the Deployment controller's own revision number.
 	revisionAnnotation = "deployment.kubernetes.io/revision"
 )

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/rs/zerolog"
+
+	"github.com/coalmine/coalmine/policies"
 )
 
 // DryRun is the actuator's twin that writes nothing: it reads the cluster through a real
@@ -73,3 +75,14 @@ func (d *DryRun) Event(_ context.Context, _ string, warning bool, reason, messag
 	d.logger.Info().Bool("warning", warning).Str("reason", reason).Str("message", message).Msg("would record event")
 	return nil
 }
+
+// Target reads the release's versions.
+func (d *DryRun) Target(ctx context.Context) (string, string, string, error) {
+	return d.r.Target(ctx)
+}
+
+// Use acts on the policy with its versions read.
+func (d *DryRun) Use(p *policies.Policy) error { return d.r.Use(p) }
+
+// Commands reads the commands people left.
+func (d *DryRun) Commands(ctx context.Context) (string, error) { return d.r.Commands(ctx) }

@@ -68,6 +68,38 @@ func (k *kube) patchAnnotation(ctx context.Context, name, key, value string) err
 	return nil
 }
 
+// patchAnnotationIf sets one annotation to change(its value), with a merge patch that holds only
+// if the Deployment is as read: on a conflict it is read and changed again.
+func (k *kube) patchAnnotationIf(ctx context.Context, name, key string, change func(old string) (string, error)) error {
+	var changeErr error
+	err := retry.RetryOnConflict(conflictBackoff, func() error {
+		d, err := k.client.AppsV1().Deployments(k.ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		value, err := change(d.Annotations[key])
+		if err != nil {
+			changeErr = err
+			return nil
+		}
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+			"resourceVersion": d.ResourceVersion, "annotations": map[string]string{key: value}}})
+		if err != nil {
+			changeErr = err
+			return nil
+		}
+		_, err = k.client.AppsV1().Deployments(k.ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+		return err
+	})
+	if changeErr != nil {
+		return fmt.Errorf("annotate deployment %s/%s: %w", k.ns, name, changeErr)
+	}
+	if err != nil {
+		return fmt.Errorf("annotate deployment %s/%s: %w", k.ns, name, err)
+	}
+	return nil
+}
+
 // updateDeployment re-reads a Deployment, lets change modify its copy, and writes it back,
 // retrying on conflict. change reports whether it changed anything; nothing changed, nothing is
 // written.

@@ -44,25 +44,40 @@ type Release struct {
 // NewRelease returns the actuator for a policy's release, with the strategy the policy names.
 // Reads go to the API server; WithCache makes them come from informers.
 func NewRelease(client kubernetes.Interface, p *policies.Policy, logger zerolog.Logger) (*Release, error) {
-	t := p.Spec.Target
-	k := &kube{client: client, ns: t.Namespace, logger: logger, now: time.Now, reads: live{client}}
-	r := &Release{k: k, policy: p, recordOn: t.Canary.Deployment}
-	switch p.Spec.Strategy.Type {
-	case policies.StrategyScale:
-		r.strategy = &scale{k: k, p: p, shift: false}
-	case policies.StrategyShift:
-		r.strategy = &scale{k: k, p: p, shift: true}
-	case policies.StrategyRollout:
-		if r.recordOn == "" {
-			r.recordOn = t.Baseline.Deployment
-		}
-		r.strategy = &rollout{k: k, p: p, name: r.recordOn}
-	case policies.StrategyBlueGreen:
-		r.strategy = &blueGreen{k: k, p: p}
-	default:
-		return nil, fmt.Errorf("unknown strategy %q", p.Spec.Strategy.Type)
+	k := &kube{client: client, ns: p.Spec.Target.Namespace, logger: logger, now: time.Now, reads: live{client}}
+	r := &Release{k: k}
+	if err := r.Use(p); err != nil {
+		return nil, err
 	}
 	return r, nil
+}
+
+// Use makes the release act on p from now on: the same policy with the versions it did not pin
+// read from the Deployments (see ReadVersions). The namespace stays the one it was made for.
+func (r *Release) Use(p *policies.Policy) error {
+	t := p.Spec.Target
+	if t.Namespace != r.k.ns {
+		return fmt.Errorf("policy %s acts in namespace %s, its release in %s", p.Metadata.Name, t.Namespace, r.k.ns)
+	}
+	k, recordOn := r.k, t.Canary.Deployment
+	var s strategy
+	switch p.Spec.Strategy.Type {
+	case policies.StrategyScale:
+		s = &scale{k: k, p: p, shift: false}
+	case policies.StrategyShift:
+		s = &scale{k: k, p: p, shift: true}
+	case policies.StrategyRollout:
+		if recordOn == "" {
+			recordOn = t.Baseline.Deployment
+		}
+		s = &rollout{k: k, p: p, name: recordOn}
+	case policies.StrategyBlueGreen:
+		s = &blueGreen{k: k, p: p}
+	default:
+		return fmt.Errorf("unknown strategy %q", p.Spec.Strategy.Type)
+	}
+	r.policy, r.strategy, r.recordOn = p, s, recordOn
+	return nil
 }
 
 // WithCache makes the release read from cache (the daemon's informers) instead of the API
@@ -159,4 +174,42 @@ func stateInt32(state map[string]string, key string) (int32, error) {
 		return 0, fmt.Errorf("the canary's record has %s %q", key, v)
 	}
 	return int32(n), nil
+}
+
+// Target reads, from the API server, the release's versions and its canary's pod template.
+func (r *Release) Target(ctx context.Context) (baseline, canary, template string, err error) {
+	v, err := r.Versions(ctx, true)
+	return v.Baseline, v.Canary, v.Template, err
+}
+
+// Commands returns the commands people left for the canary, "" when none.
+func (r *Release) Commands(ctx context.Context) (string, error) {
+	d, err := r.k.deployment(ctx, r.recordOn, false)
+	if err != nil {
+		return "", err
+	}
+	return d.Annotations[AnnotationCommands], nil
+}
+
+// RecordOn names the Deployment that carries the canary's record, commands and Events.
+func (r *Release) RecordOn() string { return r.recordOn }
+
+// AddCommand rewrites the commands kept for the canary with change, from what the API server
+// has: a write that lost a race with another is made again from the newer list.
+func (r *Release) AddCommand(ctx context.Context, change func(old string) (string, error)) error {
+	return r.k.patchAnnotationIf(ctx, r.recordOn, AnnotationCommands, change)
+}
+
+// SetNotified records how far the notification receivers got.
+func (r *Release) SetNotified(ctx context.Context, value string) error {
+	return r.k.patchAnnotation(ctx, r.recordOn, AnnotationNotified, value)
+}
+
+// Notified returns how far the notification receivers got, as SetNotified left it.
+func (r *Release) Notified(ctx context.Context) (string, error) {
+	d, err := r.k.deployment(ctx, r.recordOn, true)
+	if err != nil {
+		return "", err
+	}
+	return d.Annotations[AnnotationNotified], nil
 }

@@ -2,7 +2,10 @@ package analyzer
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/coalmine/coalmine/policies"
 )
 
 // Release is the cluster side of a canary, as the analyzer needs it. The actuator implements
@@ -33,6 +36,13 @@ type Release interface {
 	// Event tells people what happened, on the Deployment, once per key: recording the same
 	// key again (after a crash) records nothing.
 	Event(ctx context.Context, key string, warning bool, reason, message string) error
+	// Target reads the release's versions from its Deployments (those the policy pins as
+	// written) and identifies the canary's pod template.
+	Target(ctx context.Context) (baseline, canary, template string, err error)
+	// Use makes the release act on p, the policy with the versions read, from now on.
+	Use(p *policies.Policy) error
+	// Commands returns the commands people left for the canary (see DecodeCommands).
+	Commands(ctx context.Context) (string, error)
 }
 
 // Outcome is how a canary ended.
@@ -48,7 +58,14 @@ const (
 	// OutcomeBusy: another driver holds the canary (its record names it, until a time not yet
 	// come); nothing was done.
 	OutcomeBusy Outcome = "busy"
+	// OutcomeWaiting: the caller's time ran out while the canary waited for a person (paused,
+	// or for approval); it stays as it is, resumable.
+	OutcomeWaiting Outcome = "waiting"
 )
+
+// ErrNoCanary is a release with no canary to drive: both versions are the same, or a
+// Deployment has no version label.
+var ErrNoCanary = errors.New("no canary")
 
 // Tick is what one look at a running canary saw and decided.
 type Tick struct {

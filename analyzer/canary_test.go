@@ -43,7 +43,25 @@ type fakeRelease struct {
 	// state is what Prepare returns; badState counts the actions handed any other state.
 	state    map[string]string
 	badState int
+	// commands are the commands people left (see DecodeCommands); template the canary's pod
+	// template (default "t1").
+	commands string
+	template string
+	used     *policies.Policy
 }
+
+func (f *fakeRelease) Target(context.Context) (string, string, string, error) {
+	t := f.template
+	if t == "" {
+		t = "t1"
+	}
+	if f.used != nil {
+		return f.used.Spec.Target.Baseline.Version, f.used.Spec.Target.Canary.Version, t, nil
+	}
+	return "v1", "v2", t, nil
+}
+func (f *fakeRelease) Use(p *policies.Policy) error             { f.used = p; return nil }
+func (f *fakeRelease) Commands(context.Context) (string, error) { return f.commands, nil }
 
 func (f *fakeRelease) Steps() int { return f.steps }
 

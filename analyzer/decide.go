@@ -42,6 +42,8 @@ const (
 	CauseChanged       Cause = "changed"
 	CauseActionTimeout Cause = "actionTimeout"
 	CauseUntrusted     Cause = "untrustedRecord"
+	// CauseCommand is a person's command: coalmine abort or promote.
+	CauseCommand Cause = "command"
 )
 
 // Decision is what to do about one look at a canary, with its reason and, in words, what it
@@ -55,6 +57,10 @@ type Decision struct {
 	Cause  Cause  `json:"cause,omitempty"`
 	Final  Phase  `json:"-"`
 	Reason string `json:"reason"`
+	// Waiting is set on a hold that waits for a person (paused, or for approval): the deadline
+	// does not end it. Await is the approval gate it waits for, if any.
+	Waiting bool `json:"waiting,omitempty"`
+	Await   int  `json:"await,omitempty"`
 	// Effect says what the action changes, in the terms of the policy's strategy.
 	Effect string `json:"effect"`
 }
@@ -103,11 +109,20 @@ func decide(p *policies.Policy, rec *Progress, obs Observed, res *Result, now, d
 			return Decision{Action: Stop, Cause: CauseActionTimeout, Final: PhaseStopped,
 				Reason: fmt.Sprintf("%s did not complete within %s; coalmine stopped acting on the release", f.Action, actionTimeout(p))}
 		}
+		if f.Action == Advance && rec.Abort != nil {
+			return Decision{Action: Rollback, Cause: CauseCommand, Reason: "aborted by " + rec.Abort.who()}
+		}
 		return Decision{Action: f.Action, Step: f.Step, Cause: f.Cause, Reason: "finishing the " + string(f.Action) + " in flight: " + rec.Reason}
 	}
 	if obs.Changed != "" {
 		return Decision{Action: Stop, Cause: CauseChanged, Final: PhaseStopped,
 			Reason: "someone else changed the release (" + obs.Changed + "); coalmine stopped acting on it"}
+	}
+	switch {
+	case rec.Abort != nil:
+		return Decision{Action: Rollback, Cause: CauseCommand, Reason: "aborted by " + rec.Abort.who()}
+	case rec.Promote != nil && rec.Promote.SkipAnalysis:
+		return Decision{Action: Promote, Cause: CauseCommand, Reason: "promoted without analysis by " + rec.Promote.who()}
 	}
 	if obs.Problem != "" {
 		return Decision{Action: Rollback, Cause: CauseHealth, Reason: "unhealthy canary: " + obs.Problem}
@@ -131,8 +146,23 @@ func decide(p *policies.Policy, rec *Progress, obs Observed, res *Result, now, d
 		return Decision{Action: Rollback, Cause: CauseVerdict, Reason: res.Reason}
 	case res.Verdict == Inconclusive:
 		d = Decision{Action: Hold, Reason: res.Reason}
+	case rec.Promote != nil:
+		return Decision{Action: Promote, Cause: CauseCommand,
+			Reason: fmt.Sprintf("promoted by %s once step %d/%d passed: %s", rec.Promote.who(), rec.Step+1, rec.Steps, res.Reason)}
 	case stepElapsed < time.Duration(p.Spec.Strategy.StepDuration):
 		d = Decision{Action: Hold, Reason: fmt.Sprintf("passing; step %d/%d runs for %s", rec.Step+1, rec.Steps, p.Spec.Strategy.StepDuration)}
+	case rec.Paused != nil:
+		// A person holds it: passing or not, nothing moves forward, and the deadline waits.
+		return Decision{Action: Hold, Waiting: true,
+			Reason: fmt.Sprintf("paused by %s at step %d/%d (coalmine resume to go on): %s", rec.Paused.who(), rec.Step+1, rec.Steps, res.Reason)}
+	case awaiting(p, rec) != 0:
+		g := awaiting(p, rec)
+		what := fmt.Sprintf("step %d/%d (%s)", g, rec.Steps, stepName(p, g-1))
+		if g > rec.Steps {
+			what = "promotion"
+		}
+		return Decision{Action: Hold, Waiting: true, Await: g,
+			Reason: fmt.Sprintf("step %d/%d passed; waiting for approval before %s (coalmine approve)", rec.Step+1, rec.Steps, what)}
 	case rec.Step+1 >= rec.Steps:
 		return Decision{Action: Promote, Cause: CauseVerdict, Reason: "passed every step: " + res.Reason}
 	case !now.Before(deadline):
@@ -146,6 +176,12 @@ func decide(p *policies.Policy, rec *Progress, obs Observed, res *Result, now, d
 	if now.Before(deadline) {
 		return d
 	}
+	if rec.Paused != nil {
+		// Paused: the canary waits for a person, not for the deadline.
+		d.Waiting = true
+		d.Reason = fmt.Sprintf("paused by %s: %s", rec.Paused.who(), d.Reason)
+		return d
+	}
 	if obs.Unavailable != "" {
 		// An outage never promotes nor rolls back: the canary stays as it is, resumable.
 		d.Reason = "deadline passed while metrics were unavailable: " + obs.Unavailable
@@ -156,6 +192,18 @@ func decide(p *policies.Policy, rec *Progress, obs Observed, res *Result, now, d
 		return Decision{Action: Rollback, Cause: CauseDeadline, Reason: reason}
 	}
 	return Decision{Action: Stop, Cause: CauseDeadline, Final: PhaseHeld, Reason: reason}
+}
+
+// awaiting is the approval gate the canary's next move waits for (a 1-based step, the number of
+// steps plus one for the promotion); 0 when it need not wait.
+func awaiting(p *policies.Policy, rec *Progress) int {
+	next := rec.Step + 2
+	for _, g := range p.Spec.Strategy.ApproveBefore {
+		if g == next && rec.Approved < g {
+			return g
+		}
+	}
+	return 0
 }
 
 // warming reports whether the current step is in its warm-up at now: its evidence is left out.

@@ -35,6 +35,8 @@ type Canary struct {
 	// rec is the canary's record between ticks, with the evidence and the counters' last
 	// readings that only a running process has.
 	rec *Progress
+	// template identifies the canary's pod template, as read when the record was.
+	template string
 }
 
 // Record returns a copy of the canary's record as of its last step, without the evidence: where
@@ -143,10 +145,19 @@ func (c *Canary) Step(ctx context.Context, deadline time.Time) (st StepResult, e
 		}
 	}
 	rec := c.rec
-	if d := rec.Started.Add(time.Duration(p.Spec.Analysis.MaxDuration)); d.Before(deadline) {
+	took, err := c.take(ctx)
+	if err != nil {
+		return StepResult{}, err
+	}
+	if d := rec.Started.Add(time.Duration(p.Spec.Analysis.MaxDuration) + rec.PausedFor); d.Before(deadline) {
 		deadline = d
 	}
 	if rec.InFlight != nil {
+		if took {
+			if err := c.save(ctx); err != nil {
+				return StepResult{}, err
+			}
+		}
 		if st, err := c.carryOut(ctx, deadline); err != nil || st.Outcome != "" || rec.InFlight != nil {
 			return st, err
 		}
@@ -161,7 +172,16 @@ func (c *Canary) Step(ctx context.Context, deadline time.Time) (st StepResult, e
 	t.Decision, t.Action, t.Reason = d, string(d.Action), d.Reason
 	t.Duration = c.now().Sub(now)
 	st = StepResult{Tick: &t}
-	changed := rec.Apply(d, res, now)
+	changed := rec.Apply(d, res, now) || took
+	if d.Await != 0 && rec.Asked != d.Await {
+		// Asked once per gate: an Event and a notice.
+		rec.Asked, changed = d.Await, true
+		key := fmt.Sprintf("%s/%s/%d/approval-%d", rec.Policy, rec.Canary, rec.Started.UnixNano(), d.Await)
+		if err := c.Release.Event(ctx, key, false, "CanaryApprovalNeeded", d.Reason); err != nil {
+			c.Logger.Warn().Err(err).Msg("event not recorded")
+		}
+		rec.notify(NoticeApprovalNeeded, d.Reason, "", now)
+	}
 	switch d.Action {
 	case Advance, Promote, Rollback:
 		// Write-ahead: the action is recorded before it is made. Nothing blocks a rollback: if
@@ -194,6 +214,10 @@ func (c *Canary) Step(ctx context.Context, deadline time.Time) (st StepResult, e
 		st.Outcome, st.Reason = OutcomeUnavailable, d.Reason
 		return st, nil
 	}
+	if !now.Before(deadline) && d.Waiting {
+		st.Outcome, st.Reason = OutcomeWaiting, d.Reason
+		return st, nil
+	}
 	st.Next = c.untilNextTick(deadline)
 	return st, nil
 }
@@ -214,7 +238,10 @@ func (c *Canary) untilNextTick(deadline time.Time) time.Duration {
 // load reads the record, or starts a canary at step 0. done is set when the canary has
 // already ended or its record cannot be trusted.
 func (c *Canary) load(ctx context.Context) (StepResult, bool, error) {
-	p := c.Policy
+	p, err := c.resolve(ctx)
+	if err != nil {
+		return StepResult{}, false, err
+	}
 	raw, err := c.Release.Progress(ctx)
 	if err != nil {
 		return StepResult{}, false, err
@@ -234,24 +261,142 @@ func (c *Canary) load(ctx context.Context) (StepResult, bool, error) {
 	if err != nil {
 		return StepResult{}, false, err
 	}
-	if rec != nil && rec.Canary == p.Spec.Target.Canary.Version && rec.Policy == p.Metadata.Name {
+	var retry *Command
+	if rec != nil && rec.Canary == p.Spec.Target.Canary.Version && rec.Policy == p.Metadata.Name && (rec.Template == "" || rec.Template == c.template) {
 		if other := c.heldBy(rec, c.now()); other != "" && !rec.Phase.Final() {
 			return c.busy(ctx, &busyError{driver: other, until: rec.DriverUntil}), true, nil
 		}
-		c.rec = rec
-		if rec.Phase.Final() {
+		if !rec.Phase.Final() {
+			c.rec = rec
+			c.Logger.Info().Str("record", rec.String()).Msg("resuming canary")
+			return StepResult{}, false, nil
+		}
+		if retry, err = c.retried(ctx, rec); err != nil {
+			return StepResult{}, false, err
+		}
+		if retry == nil {
+			c.rec = rec
 			return StepResult{Outcome: outcomeOf(rec), Reason: "already " + string(rec.Phase) + ": " + rec.Reason}, true, nil
 		}
-		c.Logger.Info().Str("record", rec.String()).Msg("resuming canary")
-		return StepResult{}, false, nil
 	}
 	// A new canary: nothing an earlier one recorded is reused.
 	rec = NewProgress(p, c.now())
+	rec.Template = c.template
 	if rec.Release, err = c.Release.Prepare(ctx); err != nil {
 		return StepResult{}, false, err
 	}
+	if retry != nil {
+		// The commands the ended attempt took stay taken.
+		rec.Handled = append(c.handledBy(ctx), retry.ID)
+		c.announce(ctx, rec, Taken{Command: *retry})
+	}
 	c.rec = rec
 	return StepResult{}, false, c.save(ctx)
+}
+
+// handledBy is the commands the record on the cluster has taken.
+func (c *Canary) handledBy(ctx context.Context) []string {
+	raw, err := c.Release.Progress(ctx)
+	if err != nil {
+		return nil
+	}
+	old, err := DecodeProgress(raw, c.Policy)
+	if err != nil || old == nil {
+		return nil
+	}
+	return old.Handled
+}
+
+// resolve reads the release's versions, those the policy does not pin from its Deployments,
+// and makes the canary act on them: the policy in force from then on is the one with both
+// versions written.
+func (c *Canary) resolve(ctx context.Context) (*policies.Policy, error) {
+	p := c.Policy
+	baseline, canary, template, err := c.Release.Target(ctx)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case canary == "" || baseline == "":
+		l := p.Spec.Target.Labels.Version
+		return nil, fmt.Errorf("%w: the Deployments' pod templates carry no %s label to tell the versions apart (label them, or pin spec.target.*.version)", ErrNoCanary, l)
+	case canary == baseline:
+		return nil, fmt.Errorf("%w: baseline and canary both run version %s", ErrNoCanary, canary)
+	}
+	if !p.Pinned() {
+		p = p.WithVersions(baseline, canary)
+		if err := c.Release.Use(p); err != nil {
+			return nil, err
+		}
+		c.Policy = p
+	}
+	c.template = template
+	return p, nil
+}
+
+// retried returns the command that starts an ended canary again, nil when there is none.
+func (c *Canary) retried(ctx context.Context, rec *Progress) (*Command, error) {
+	raw, err := c.Release.Commands(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cmds, err := DecodeCommands(raw)
+	if err != nil {
+		c.Logger.Warn().Err(err).Msg("commands refused")
+		return nil, nil
+	}
+	for _, cmd := range cmds {
+		if cmd.Verb == VerbRetry && cmd.Canary == rec.Canary && cmd.Attempt.Equal(rec.Started) && !rec.handled(cmd.ID) {
+			return &cmd, nil
+		}
+	}
+	return nil, nil
+}
+
+// take takes the commands people left since the last tick into the record, each with an Event
+// and a notice; it reports whether any was.
+func (c *Canary) take(ctx context.Context) (bool, error) {
+	raw, err := c.Release.Commands(ctx)
+	if err != nil {
+		return false, err
+	}
+	cmds, err := DecodeCommands(raw)
+	if err != nil {
+		// Written by someone who is not coalmine: nothing of it is obeyed, once said.
+		c.Logger.Warn().Err(err).Msg("commands refused")
+		return false, nil
+	}
+	taken := c.rec.Take(cmds, c.Policy.Spec.Strategy.ApproveBefore, c.now())
+	for _, t := range taken {
+		c.announce(ctx, c.rec, t)
+	}
+	return len(taken) > 0, nil
+}
+
+// announce tells people a command was taken (or why it was not): an Event naming who asked,
+// and a notice.
+func (c *Canary) announce(ctx context.Context, rec *Progress, t Taken) {
+	cmd := t.Command
+	msg := fmt.Sprintf("%s requested by %s", cmd.Verb, orSomeone(cmd.By))
+	if cmd.Reason != "" {
+		msg += ": " + cmd.Reason
+	}
+	if t.Ignored != "" {
+		msg += "; ignored: " + t.Ignored
+	}
+	key := fmt.Sprintf("%s/%s/command/%s", rec.Policy, rec.Canary, cmd.ID)
+	if err := c.Release.Event(ctx, key, t.Ignored != "", "CanaryCommand", msg); err != nil {
+		c.Logger.Warn().Err(err).Msg("event not recorded")
+	}
+	c.Logger.Info().Str("command", string(cmd.Verb)).Str("by", cmd.By).Str("ignored", t.Ignored).Msg("command taken")
+	rec.notify(NoticeCommand, msg, clipText(cmd.By), c.now())
+}
+
+func orSomeone(s string) string {
+	if s == "" {
+		return "someone"
+	}
+	return s
 }
 
 // carryOut carries the action in flight on as far as it goes now.
@@ -419,6 +564,7 @@ func (c *Canary) end(ctx context.Context, rec *Progress, d Decision) {
 	default:
 		return
 	}
+	rec.notify(noticeOf(reason), message, byOf(rec, d), c.now())
 	key = fmt.Sprintf("%s/%s/%d/%s", rec.Policy, rec.Canary, rec.Started.UnixNano(), key)
 	if err := c.Release.Event(ctx, key, warning, reason, message); err != nil {
 		c.Logger.Warn().Err(err).Str("reason", reason).Msg("event not recorded")
@@ -509,4 +655,35 @@ func outcomeOf(rec *Progress) Outcome {
 		return OutcomeStopped
 	}
 	return OutcomeInconclusive
+}
+
+// noticeOf is the kind of notice of a transition with the Event reason reason.
+func noticeOf(reason string) NoticeKind {
+	switch reason {
+	case "CanaryStarted":
+		return NoticeStarted
+	case "CanaryStepAdvanced":
+		return NoticeStep
+	case "CanaryPromoted":
+		return NoticePromoted
+	case "CanaryRolledBack":
+		return NoticeRolledBack
+	case "CanaryRolledBackAtDeadline", "CanaryInconclusive":
+		return NoticeInconclusive
+	}
+	return NoticeStopped
+}
+
+// byOf names the person behind a transition a command made; "" for coalmine's own.
+func byOf(rec *Progress, d Decision) string {
+	if d.Cause != CauseCommand {
+		return ""
+	}
+	switch {
+	case d.Action == Rollback && rec.Abort != nil:
+		return rec.Abort.By
+	case d.Action == Promote && rec.Promote != nil:
+		return rec.Promote.By
+	}
+	return ""
 }

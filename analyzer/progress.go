@@ -50,9 +50,14 @@ type Progress struct {
 	Policy  string `json:"policy"`
 	// Canary is the canary version this record is about; a record of another version belongs
 	// to an earlier canary and is never reused.
-	Canary  string    `json:"canary"`
-	Phase   Phase     `json:"phase"`
-	Started time.Time `json:"started"`
+	Canary string `json:"canary"`
+	// Baseline is the version the canary is judged against.
+	Baseline string `json:"baseline,omitempty"`
+	// Template identifies the canary's pod template: a record of another template, even of the
+	// same version, belongs to an earlier canary.
+	Template string    `json:"template,omitempty"`
+	Phase    Phase     `json:"phase"`
+	Started  time.Time `json:"started"`
 	// Step is the current step (0-based) of Steps, and StepStarted when it was decided.
 	Step        int       `json:"step"`
 	Steps       int       `json:"steps"`
@@ -78,6 +83,23 @@ type Progress struct {
 	// refuses the canary until then, instead of overwriting the record.
 	Driver      string    `json:"driver,omitempty"`
 	DriverUntil time.Time `json:"driverUntil,omitzero"`
+	// Paused, Promote and Abort are people's standing requests (coalmine pause, promote,
+	// abort), and Approved the last approval gate let through (a 1-based step; the number of
+	// steps plus one is the promotion): Decide reads them. Asked is the gate whose approval
+	// was last asked for. Handled are the commands taken, newest last.
+	Paused   *Request `json:"paused,omitempty"`
+	Promote  *Request `json:"promote,omitempty"`
+	Abort    *Request `json:"abort,omitempty"`
+	Approved int      `json:"approved,omitempty"`
+	// PausedFor is how long the canary was paused, added to its deadline.
+	PausedFor time.Duration `json:"pausedFor,omitempty"`
+	Asked     int           `json:"asked,omitempty"`
+	Handled   []string      `json:"handled,omitempty"`
+	// Notices are what the canary has to tell people (its outbox), newest last, numbered by Seq
+	// from 1: whoever sends them records how far each receiver got elsewhere, so each is sent
+	// once across restarts.
+	Notices []Notice `json:"notices,omitempty"`
+	Seq     int      `json:"seq,omitempty"`
 	// Evidence is what the counter-reading judges have gathered so far; it is stored compactly
 	// (see encodeEvidence).
 	Evidence *Evidence `json:"-"`
@@ -96,6 +118,46 @@ type InFlight struct {
 	// Since is when it was decided; a promotion or rollback that does not complete within
 	// actionTimeout ends the canary as stopped.
 	Since time.Time `json:"since"`
+}
+
+// Notice is one thing a canary tells people: started, a step, approval needed, promoted, rolled
+// back, inconclusive, stopped, or a command taken.
+type Notice struct {
+	Seq  int        `json:"seq"`
+	Kind NoticeKind `json:"kind"`
+	// Step is the canary's step (1-based) when the notice was made.
+	Step   int       `json:"step"`
+	Reason string    `json:"reason,omitempty"`
+	By     string    `json:"by,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// NoticeKind is what a notice is about.
+type NoticeKind string
+
+// The kinds of notices.
+const (
+	NoticeStarted        NoticeKind = "started"
+	NoticeStep           NoticeKind = "step"
+	NoticeApprovalNeeded NoticeKind = "approvalNeeded"
+	NoticePromoted       NoticeKind = "promoted"
+	NoticeRolledBack     NoticeKind = "rolledBack"
+	NoticeInconclusive   NoticeKind = "inconclusive"
+	NoticeStopped        NoticeKind = "stopped"
+	NoticeCommand        NoticeKind = "command"
+)
+
+// maxNotices bounds the outbox: a receiver down for longer than that many notices misses the
+// oldest.
+const maxNotices = 16
+
+// notify adds a notice to the outbox.
+func (p *Progress) notify(kind NoticeKind, reason, by string, now time.Time) {
+	p.Seq++
+	p.Notices = append(p.Notices, Notice{Seq: p.Seq, Kind: kind, Step: p.Step + 1, Reason: clip(reason), By: by, At: now})
+	if len(p.Notices) > maxNotices {
+		p.Notices = p.Notices[len(p.Notices)-maxNotices:]
+	}
 }
 
 // StepVerdict is the last verdict seen at a step.

@@ -17,8 +17,9 @@ import (
 	"github.com/coalmine/coalmine/policies"
 )
 
-// RecordVersion is the format of the record this coalmine writes, and the only one it obeys.
-const RecordVersion = 1
+// RecordVersion is the format of the record this coalmine writes. It also obeys version 1, the
+// same format without the versions, people's requests and notices.
+const RecordVersion = 2
 
 // The bounds a record must keep: what is read from the cluster is somebody else's until shown
 // otherwise.
@@ -95,7 +96,7 @@ func DecodeProgress(raw string, p *policies.Policy) (*Progress, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, untrusted("not a coalmine record: more after the record")
 	}
-	if s.Version != RecordVersion {
+	if s.Version != RecordVersion && s.Version != 1 {
 		return nil, untrusted("version %d; this coalmine reads version %d", s.Version, RecordVersion)
 	}
 	sum := s.Sum
@@ -142,6 +143,22 @@ func (p *Progress) validate(pol *policies.Policy) error {
 		return fmt.Errorf("%d step verdicts for %d steps", len(p.Verdicts), steps)
 	case len(p.Driver) > maxDriverName:
 		return fmt.Errorf("a driver name of %d bytes", len(p.Driver))
+	case p.PausedFor < 0:
+		return errors.New("a negative time paused")
+	case p.Approved < 0 || p.Approved > steps+1 || p.Asked < 0 || p.Asked > steps+1:
+		return fmt.Errorf("approval of step %d out of range", p.Approved)
+	case len(p.Handled) > maxHandled || len(p.Notices) > maxNotices || p.Seq < len(p.Notices):
+		return errors.New("more commands or notices than a record keeps")
+	}
+	for _, r := range []*Request{p.Paused, p.Promote, p.Abort} {
+		if r != nil && (len(r.By) > maxCommandText || len(r.Reason) > maxCommandText) {
+			return errors.New("a request's text is too long")
+		}
+	}
+	for i, n := range p.Notices {
+		if n.Seq < 1 || n.Seq > p.Seq || i > 0 && n.Seq <= p.Notices[i-1].Seq {
+			return errors.New("notices out of order")
+		}
 	}
 	for _, v := range p.Verdicts {
 		if v.Step < 0 || v.Step >= steps || !v.Verdict.known() {
@@ -163,9 +180,9 @@ func (p *Progress) validate(pol *policies.Policy) error {
 	if (p.Phase == PhasePromoting || p.Phase == PhaseRollingBack) && p.InFlight == nil {
 		return fmt.Errorf("phase %s with nothing in flight", p.Phase)
 	}
-	if p.Phase == PhasePromoting || p.Phase == PhasePromoted {
-		// A promotion is the outcome of analysis: the last step must have passed, and the
-		// evidence the record carries must say so too.
+	if (p.Phase == PhasePromoting || p.Phase == PhasePromoted) && p.Promote == nil {
+		// A promotion is the outcome of analysis, unless a person asked for it: the last step
+		// must have passed, and the evidence the record carries must say so too.
 		if p.Step != steps-1 || p.lastVerdict() != Pass {
 			return fmt.Errorf("phase %s without a passing verdict at the last step", p.Phase)
 		}

@@ -416,7 +416,7 @@ func TestDecodeProgressRefuses(t *testing.T) {
 	}{
 		{name: "phase edited by hand to promoting", raw: strings.Replace(valid, `"phase":"progressing"`, `"phase":"promoting"`, 1), want: "checksum"},
 		{name: "step edited by hand", raw: strings.Replace(valid, `"step":2`, `"step":1`, 1), want: "checksum"},
-		{name: "a field added by hand", raw: strings.Replace(valid, `{"v":1,`, `{"v":1,"owner":"me",`, 1), want: "not a coalmine record"},
+		{name: "a field added by hand", raw: strings.Replace(valid, `{"v":2,`, `{"v":2,"owner":"me",`, 1), want: "not a coalmine record"},
 		{name: "forged promoting, checksum right, evidence not passing", raw: forgeable(t, p, promoting), want: "recorded evidence says inconclusive"},
 		{name: "forged promoted, checksum right, evidence not passing", raw: forgeable(t, p, func(rec *Progress) { promoting(rec); rec.InFlight, rec.Phase = nil, PhasePromoted }), want: "recorded evidence says"},
 		{name: "forged promoting without evidence", raw: forgeable(t, p, func(rec *Progress) { promoting(rec); rec.Evidence = nil }), want: "without evidence"},
@@ -432,7 +432,7 @@ func TestDecodeProgressRefuses(t *testing.T) {
 		{name: "a verdict of a step that does not exist", raw: forgeable(t, p, func(rec *Progress) { rec.Verdicts = []StepVerdict{{Step: 7, Verdict: Pass}} }), want: "verdict"},
 		{name: "a verdict that is not one", raw: forgeable(t, p, func(rec *Progress) { rec.Verdicts = []StepVerdict{{Step: 0, Verdict: "great"}} }), want: "verdict"},
 		{name: "no start time", raw: forgeable(t, p, func(rec *Progress) { rec.Started = time.Time{} }), want: "start times"},
-		{name: "version 2", raw: reseal(t, valid, func(s *storedProgress) { s.Version = 2 }), want: "version 2"},
+		{name: "version 3", raw: reseal(t, valid, func(s *storedProgress) { s.Version = 3 }), want: "version 3"},
 		{name: "no version", raw: reseal(t, valid, func(s *storedProgress) { s.Version = 0 }), want: "version 0"},
 		{name: "oversize", raw: forgeable(t, p, func(rec *Progress) { rec.Reason = strings.Repeat("x", maxRecordBytes) }), want: "bytes"},
 		{name: "evidence that is not base64", raw: reseal(t, valid, func(s *storedProgress) { s.EvidenceBlob = "!!!" }), want: "evidence"},
@@ -781,7 +781,7 @@ func TestCanaryRefusesUntrustedRecords(t *testing.T) {
 		{name: "a forged promoting record with a right checksum", raw: forgeable(t, p, promoting)},
 		{name: "a record edited by hand", raw: strings.Replace(valid, `"step":2`, `"step":0`, 1)},
 		{name: "garbage", raw: "{kubectl annotate oops"},
-		{name: "a record of version 2", raw: reseal(t, valid, func(s *storedProgress) { s.Version = 2 })},
+		{name: "a record of version 3", raw: reseal(t, valid, func(s *storedProgress) { s.Version = 3 })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -419,4 +419,23 @@ type Strategy struct {
 	// "scaleToZero" keeps the Deployment at 0 replicas, "delete" removes it.
 	// +kubebuilder:validation:Enum=scaleToZero;delete
 	BaselineAfterPromotion string `yaml:"baselineAfterPromotion,omitempty" json:"baselineAfterPromotion,omitempty"`
+	// ApproveBefore lists the steps (1-based) that wait for a person's `coalmine approve`
+	// before they start; the number of steps plus one is the promotion.
+	// +listType=atomic
+	// +kubebuilder:validation:items:Minimum=2
+	ApproveBefore []int `yaml:"approveBefore,omitempty" json:"approveBefore,omitempty"`
+}
+
+// Pinned reports whether the policy writes both versions; otherwise each canary's versions are
+// read from its Deployments.
+func (p *Policy) Pinned() bool {
+	return p.Spec.Target.Baseline.Version != "" && p.Spec.Target.Canary.Version != ""
+}
+
+// WithVersions is p with the baseline's and the canary's versions set: a shallow copy, whose
+// other fields are p's, to be read and never changed.
+func (p *Policy) WithVersions(baseline, canary string) *Policy {
+	q := *p
+	q.Spec.Target.Baseline.Version, q.Spec.Target.Canary.Version = baseline, canary
+	return &q
 }

@@ -451,6 +451,12 @@ func (p *Policy) validateStrategy(v *validator) {
 	} else if stepsOK && p.Spec.Analysis.MaxDuration > 0 {
 		p.validateCanFinish(v)
 	}
+	n := len(s.Steps)
+	for i, g := range s.ApproveBefore {
+		if g < 2 || g > n+1 {
+			v.errorf(fmt.Sprintf("spec.strategy.approveBefore[%d]", i), "must be a step from 2 to %d (the number of steps plus one is the promotion), got %d", n+1, g)
+		}
+	}
 	switch s.BaselineAfterPromotion {
 	case "scaleToZero":
 	case "delete":
