@@ -92,6 +92,25 @@ func (b *blueGreen) prepare(ctx context.Context) (map[string]string, error) {
 // setStep is the switch. The Service moves to the canary only once every canary pod is Ready:
 // switched earlier, it would send all the traffic to pods that cannot serve it.
 func (b *blueGreen) setStep(ctx context.Context, i int, state map[string]string) (bool, error) {
+	if b.p.FollowsReleases() {
+		// Release after release the canary Deployment waits at 0 replicas (see promote): it
+		// comes up at the baseline's size before the switch.
+		t := b.p.Spec.Target
+		c, err := b.k.deployment(ctx, t.Canary.Deployment, true)
+		if err != nil {
+			return false, err
+		}
+		if replicas(c) == 0 {
+			base, err := b.k.deployment(ctx, t.Baseline.Deployment, true)
+			if err != nil {
+				return false, err
+			}
+			if err := b.k.scale(ctx, t.Canary.Deployment, max(replicas(base), 1)); err != nil {
+				return false, err
+			}
+			return false, nil
+		}
+	}
 	ready, problem, err := b.health(ctx, i, state)
 	if err != nil || !ready || problem != "" {
 		// A problem is the next tick's to judge: the canary is rolled back at readyTimeout
@@ -109,7 +128,26 @@ func (b *blueGreen) promote(ctx context.Context, _ map[string]string) (bool, err
 	if err := b.selectVersion(ctx, t.Canary.Version); err != nil {
 		return false, err
 	}
-	if b.p.Spec.Strategy.BaselineAfterPromotion == "delete" {
+	if b.p.AfterPromotion() == policies.AfterPromotionUpdate {
+		base, err := b.k.deployment(ctx, t.Baseline.Deployment, true)
+		if err != nil {
+			return false, err
+		}
+		n := replicas(base)
+		if n == 0 {
+			c, err := b.k.deployment(ctx, t.Canary.Deployment, true)
+			if err != nil {
+				return false, err
+			}
+			n = replicas(c)
+		}
+		done, err := b.k.takeTemplate(ctx, t.Baseline.Deployment, t.Canary.Deployment, n)
+		if err != nil || !done {
+			return false, err
+		}
+		return true, b.k.scale(ctx, t.Canary.Deployment, 0)
+	}
+	if b.p.AfterPromotion() == policies.AfterPromotionDelete {
 		err := b.k.client.AppsV1().Deployments(b.k.ns).Delete(ctx, t.Baseline.Deployment, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return false, fmt.Errorf("delete deployment %s/%s: %w", b.k.ns, t.Baseline.Deployment, err)

@@ -261,27 +261,80 @@ func (r *rollout) resume(ctx context.Context, state map[string]string, template 
 // complete reports whether the Deployment's rollout has finished: every pod updated and Ready,
 // none of an older template left.
 func complete(d *appsv1.Deployment) bool {
+	return !d.Spec.Paused && rolledOut(d)
+}
+
+// rolledOut reports whether every pod of the Deployment runs its template and is Ready.
+func rolledOut(d *appsv1.Deployment) bool {
 	n := replicas(d)
 	s := d.Status
-	return s.ObservedGeneration >= d.Generation && !d.Spec.Paused &&
+	return s.ObservedGeneration >= d.Generation &&
 		s.UpdatedReplicas == n && s.ReadyReplicas == n && s.AvailableReplicas == n && s.Replicas == n
 }
 
-func (r *rollout) promote(ctx context.Context, state map[string]string) (bool, error) {
-	if err := r.resume(ctx, state, nil); err != nil {
-		return false, err
-	}
+// parked reports whether the Deployment waits, paused, for the next release: rolled out, and
+// paused by park, not held at a step.
+func parked(d *appsv1.Deployment) bool {
+	return d.Spec.Paused && !held(d) && rolledOut(d)
+}
+
+// finish ends a promotion or a rollback once the rollout is complete. A policy that follows
+// release after release parks the Deployment, paused, so that the next change to its pod
+// template (from kubectl or from Git) starts no pod until coalmine takes the first step.
+func (r *rollout) finish(ctx context.Context) (bool, error) {
 	d, err := r.k.deployment(ctx, r.name, true)
 	if err != nil {
 		return false, err
 	}
-	return complete(d), nil
+	if !complete(d) {
+		return false, nil
+	}
+	if !r.p.FollowsReleases() {
+		return true, nil
+	}
+	return true, r.park(ctx)
+}
+
+// park pauses the Deployment between releases.
+func (r *rollout) park(ctx context.Context) error {
+	return r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
+		if d.Spec.Paused {
+			return false, nil
+		}
+		r.k.logger.Info().Str("deployment", d.Name).Msg("pausing the deployment until the next release")
+		d.Spec.Paused = true
+		return true, nil
+	})
+}
+
+// isCanary reports whether the Deployment's pod template is the canary's version.
+func (r *rollout) isCanary(d *appsv1.Deployment) bool {
+	return r.versionOf(&d.Spec.Template) == r.p.Spec.Target.Canary.Version
+}
+
+func (r *rollout) promote(ctx context.Context, state map[string]string) (bool, error) {
+	if r.p.FollowsReleases() {
+		d, err := r.k.deployment(ctx, r.name, true)
+		if err != nil {
+			return false, err
+		}
+		if parked(d) && r.isCanary(d) {
+			return true, nil // promoted and parked by an earlier call
+		}
+	}
+	if err := r.resume(ctx, state, nil); err != nil {
+		return false, err
+	}
+	return r.finish(ctx)
 }
 
 func (r *rollout) rollback(ctx context.Context, state map[string]string) (bool, error) {
 	d, err := r.k.deployment(ctx, r.name, true)
 	if err != nil {
 		return false, err
+	}
+	if r.p.FollowsReleases() && parked(d) && r.versionOf(&d.Spec.Template) == r.p.Spec.Target.Baseline.Version {
+		return true, nil // undone and parked by an earlier call
 	}
 	if r.versionOf(&d.Spec.Template) == r.p.Spec.Target.Baseline.Version {
 		// Undone already (the controller renumbers the restored revision): make sure it runs.
@@ -291,10 +344,7 @@ func (r *rollout) rollback(ctx context.Context, state map[string]string) (bool, 
 	} else if err := r.undo(ctx, d, state); err != nil {
 		return false, err
 	}
-	if d, err = r.k.deployment(ctx, r.name, true); err != nil {
-		return false, err
-	}
-	return complete(d), nil
+	return r.finish(ctx)
 }
 
 // undo resumes the Deployment with the pod template of the last good revision.

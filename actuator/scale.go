@@ -31,6 +31,16 @@ func (s *scale) prepare(ctx context.Context) (map[string]string, error) {
 	if n == 0 {
 		return nil, fmt.Errorf("baseline %s/%s has 0 replicas: nothing to compare the canary with", s.k.ns, b.Name)
 	}
+	if s.p.AfterPromotion() == policies.AfterPromotionUpdate {
+		// Found out now, not when the canary is about to be promoted.
+		c, err := s.k.deployment(ctx, s.p.Spec.Target.Canary.Deployment, true)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := baselineTemplate(b, c); err != nil {
+			return nil, err
+		}
+	}
 	return map[string]string{stateBaselineReplicas: strconv.Itoa(int(n))}, nil
 }
 
@@ -65,6 +75,15 @@ func (s *scale) promote(ctx context.Context, state map[string]string) (bool, err
 		return false, err
 	}
 	t := s.p.Spec.Target
+	if s.p.AfterPromotion() == policies.AfterPromotionUpdate {
+		// The baseline takes the canary's pod template and serves on; the canary Deployment
+		// is free for the next release.
+		done, err := s.k.takeTemplate(ctx, t.Baseline.Deployment, t.Canary.Deployment, base)
+		if err != nil || !done {
+			return false, err
+		}
+		return true, s.k.scale(ctx, t.Canary.Deployment, 0)
+	}
 	if err := s.k.scale(ctx, t.Canary.Deployment, base); err != nil {
 		return false, err
 	}
@@ -75,7 +94,7 @@ func (s *scale) promote(ctx context.Context, state map[string]string) (bool, err
 	if c.Status.ReadyReplicas < base || c.Status.UpdatedReplicas < base {
 		return false, nil // the baseline keeps serving until the canary can take all of it
 	}
-	if s.p.Spec.Strategy.BaselineAfterPromotion == "delete" {
+	if s.p.AfterPromotion() == policies.AfterPromotionDelete {
 		err := s.k.client.AppsV1().Deployments(s.k.ns).Delete(ctx, t.Baseline.Deployment, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return false, fmt.Errorf("delete deployment %s/%s: %w", s.k.ns, t.Baseline.Deployment, err)

@@ -40,7 +40,7 @@ func (v Versions) Releasing() bool {
 // Deployment's pod template. With one (rollout) the canary is the pod template's version, and the
 // baseline the version of the newest revision still running pods that is not the template's: a
 // paused Deployment whose template changed has not started the new version yet, and its serving
-// revision is the baseline.
+// revision is the baseline. A Deployment whose every pod runs its template has no canary.
 func ReadVersions(ctx context.Context, c Cache, p *policies.Policy) (Versions, error) {
 	t := p.Spec.Target
 	label := t.Labels.Version
@@ -55,7 +55,10 @@ func ReadVersions(ctx context.Context, c Cache, p *policies.Policy) (Versions, e
 			return v, fmt.Errorf("get deployment %s/%s: %w", t.Namespace, name, err)
 		}
 		v.Canary, v.Template = d.Spec.Template.Labels[label], templateID(&d.Spec.Template)
-		if v.Baseline, err = servingVersion(ctx, c, d, label, v.Canary); err != nil {
+		if rolledOut(d) && d.Status.UpdatedReplicas > 0 {
+			// Every pod runs the template: nothing beside it to compare it with.
+			v.Baseline = v.Canary
+		} else if v.Baseline, err = servingVersion(ctx, c, d, label, v.Canary); err != nil {
 			return v, err
 		}
 	} else {

@@ -257,3 +257,17 @@ func clipText(s string) string {
 	}
 	return s
 }
+
+// RetryAsked reports whether raw holds a retry, not yet taken, of the ended canary rec.
+func RetryAsked(rec *Progress, raw string) bool {
+	cmds, err := DecodeCommands(raw)
+	if err != nil || rec == nil || !rec.Phase.Final() {
+		return false
+	}
+	for _, c := range cmds {
+		if c.Verb == VerbRetry && c.Canary == rec.Canary && c.Attempt.Equal(rec.Started) && !rec.handled(c.ID) {
+			return true
+		}
+	}
+	return false
+}

@@ -252,13 +252,19 @@ func TestPeopleInTheLoop(t *testing.T) {
 
 	t.Run("a new pod template of the same version is a new canary", func(t *testing.T) {
 		p := gatePolicy(t)
+		p.Spec.Target.Baseline.Version, p.Spec.Target.Canary.Version = "", "" // read from the Deployments
 		rel := &fakeRelease{steps: 3}
 		c, clk := newCanary(t, p, rel, healthy)
 		stepUntil(t, c, clk, 200, ended)
+		c, _ = newCanary(t, p, rel, healthy)
+		c.Now, c.Sleep = clk.now, clk.sleep
+		if st, _ := c.Step(context.Background(), clk.t.Add(time.Hour)); st.Outcome != OutcomePromoted {
+			t.Fatalf("outcome %s, want the same template left promoted", st.Outcome)
+		}
 		rel.template = "t2"
 		c, _ = newCanary(t, p, rel, healthy)
 		c.Now, c.Sleep = clk.now, clk.sleep
-		if st := stepUntil(t, c, clk, 200, ended); st.Outcome != OutcomePromoted || c.rec.Template != "t2" || rel.prepares != 2 {
+		if st := stepUntil(t, c, clk, 200, ended); st.Outcome != OutcomePromoted || c.rec.Template != "t2" || rel.prepares != 2 || c.rec.Canary != "v2" || c.rec.Baseline != "v1" {
 			t.Fatalf("outcome %s, template %q, %d prepares; want a second canary", st.Outcome, c.rec.Template, rel.prepares)
 		}
 	})

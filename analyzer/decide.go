@@ -239,8 +239,13 @@ func effect(p *policies.Policy, d Decision) string {
 		return "change nothing; coalmine stops acting on this canary"
 	}
 	after := "scale to 0"
-	if s.BaselineAfterPromotion == "delete" {
+	switch p.AfterPromotion() {
+	case policies.AfterPromotionDelete:
 		after = "delete"
+	case policies.AfterPromotionUpdate:
+		if d.Action == Promote && (s.Type == policies.StrategyScale || s.Type == policies.StrategyShift || s.Type == policies.StrategyBlueGreen) {
+			return fmt.Sprintf("give Deployment %s/%s the pod template of %s/%s and wait for it to roll out, then scale %s/%s to 0 for the next release", ns, baseline, ns, canary, ns, canary)
+		}
 	}
 	switch s.Type {
 	case policies.StrategyScale:
@@ -285,7 +290,7 @@ func effect(p *policies.Policy, d Decision) string {
 // NewProgress is the record of a canary starting at now: step 0 decided, not yet applied.
 func NewProgress(p *policies.Policy, now time.Time) *Progress {
 	return &Progress{
-		Version: RecordVersion, Policy: p.Metadata.Name, Canary: p.Spec.Target.Canary.Version,
+		Version: RecordVersion, Policy: p.Metadata.Name, Canary: p.Spec.Target.Canary.Version, Baseline: p.Spec.Target.Baseline.Version,
 		Phase: PhaseProgressing, Started: now, Steps: len(p.Spec.Strategy.Steps), StepStarted: now,
 		InFlight: &InFlight{Action: Advance, Step: 0, Since: now},
 	}

@@ -238,6 +238,9 @@ func (c *Canary) untilNextTick(deadline time.Time) time.Duration {
 // load reads the record, or starts a canary at step 0. done is set when the canary has
 // already ended or its record cannot be trusted.
 func (c *Canary) load(ctx context.Context) (StepResult, bool, error) {
+	// A policy that pins its versions drives one canary of that version, whatever its pod
+	// template; one that does not, a canary per pod template.
+	pinned := c.Policy.Pinned()
 	p, err := c.resolve(ctx)
 	if err != nil {
 		return StepResult{}, false, err
@@ -262,7 +265,7 @@ func (c *Canary) load(ctx context.Context) (StepResult, bool, error) {
 		return StepResult{}, false, err
 	}
 	var retry *Command
-	if rec != nil && rec.Canary == p.Spec.Target.Canary.Version && rec.Policy == p.Metadata.Name && (rec.Template == "" || rec.Template == c.template) {
+	if rec != nil && rec.Canary == p.Spec.Target.Canary.Version && rec.Policy == p.Metadata.Name && (rec.Template == "" || rec.Template == c.template || pinned) {
 		if other := c.heldBy(rec, c.now()); other != "" && !rec.Phase.Final() {
 			return c.busy(ctx, &busyError{driver: other, until: rec.DriverUntil}), true, nil
 		}
@@ -337,14 +340,10 @@ func (c *Canary) resolve(ctx context.Context) (*policies.Policy, error) {
 // retried returns the command that starts an ended canary again, nil when there is none.
 func (c *Canary) retried(ctx context.Context, rec *Progress) (*Command, error) {
 	raw, err := c.Release.Commands(ctx)
-	if err != nil {
+	if err != nil || !RetryAsked(rec, raw) {
 		return nil, err
 	}
-	cmds, err := DecodeCommands(raw)
-	if err != nil {
-		c.Logger.Warn().Err(err).Msg("commands refused")
-		return nil, nil
-	}
+	cmds, _ := DecodeCommands(raw)
 	for _, cmd := range cmds {
 		if cmd.Verb == VerbRetry && cmd.Canary == rec.Canary && cmd.Attempt.Equal(rec.Started) && !rec.handled(cmd.ID) {
 			return &cmd, nil

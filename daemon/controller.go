@@ -263,7 +263,7 @@ func (c *controller) sync(ctx context.Context, key string) (next time.Duration, 
 		return 0, nil
 	}
 	if dc == nil {
-		start, seen, err := c.shouldRun(p)
+		start, seen, err := c.shouldRun(ctx, p)
 		if err != nil {
 			return 0, err
 		}
@@ -283,8 +283,12 @@ func (c *controller) sync(ctx context.Context, key string) (next time.Duration, 
 		return 0, err
 	}
 	c.report(ctx, key, p, stepped(dc.engine.Record(), st))
-	if st.Outcome == "" {
+	switch st.Outcome {
+	case "":
 		return st.Next, nil
+	case analyzer.OutcomeWaiting:
+		// Past its time, waiting for a person: it goes on when they answer.
+		return time.Duration(p.Spec.Analysis.Interval), nil
 	}
 	c.mu.Lock()
 	if c.canaries[key] == dc {
@@ -300,25 +304,27 @@ func (c *controller) sync(ctx context.Context, key string) (next time.Duration, 
 	return 0, nil
 }
 
-// shouldRun says whether a policy's canary is there and not yet ended: the canary Deployment
-// scaled above 0 (scale, shift, bluegreen) or rolling out the canary's version (rollout), and
-// no final outcome recorded for this canary version. When not, seen says what there is: no
-// canary yet (Pending), or the canary's end as recorded.
-func (c *controller) shouldRun(p *policies.Policy) (start bool, seen sighting, err error) {
+// shouldRun says whether a policy's canary is there and not yet ended. With versions pinned:
+// the canary Deployment scaled above 0 (scale, shift, bluegreen) or rolling out the canary's
+// version (rollout). Without: the Deployments running two versions (see actuator.ReadVersions).
+// Either way, no final outcome recorded for this canary (its version and pod template), unless
+// a person asked to retry it. When not, seen says what there is: no canary yet (Pending), or the
+// canary's end as recorded.
+func (c *controller) shouldRun(ctx context.Context, p *policies.Policy) (start bool, seen sighting, err error) {
 	t := p.Spec.Target
 	name := t.Canary.Deployment
 	if name == "" {
 		name = t.Baseline.Deployment
 	}
 	pending := sighting{phase: policies.PhasePending, reason: "NoCanary"}
-	lister, ok := c.listers[t.Namespace]
+	cached, ok := c.caches[t.Namespace]
 	if !ok {
-		lister, ok = c.listers[""]
+		cached, ok = c.caches[""]
 	}
 	if !ok {
 		return false, sighting{}, nil // not a namespace this daemon watches
 	}
-	d, err := lister.Deployments(t.Namespace).Get(name)
+	d, err := cached.Deployment(ctx, t.Namespace, name)
 	if apierrors.IsNotFound(err) {
 		pending.message = fmt.Sprintf("waiting for Deployment %s/%s", t.Namespace, name)
 		return false, pending, nil
@@ -326,7 +332,16 @@ func (c *controller) shouldRun(p *policies.Policy) (start bool, seen sighting, e
 	if err != nil {
 		return false, sighting{}, fmt.Errorf("deployment %s/%s: %w", t.Namespace, name, err)
 	}
-	prog, err := analyzer.DecodeProgress(d.Annotations[actuator.AnnotationProgress], p)
+	v, err := actuator.ReadVersions(ctx, cached, p)
+	if apierrors.IsNotFound(errors.Unwrap(err)) {
+		pending.message = err.Error()
+		return false, pending, nil
+	}
+	if err != nil {
+		return false, sighting{}, err
+	}
+	pending.canary, pending.baseline = v.Canary, v.Baseline
+	prog, err := analyzer.DecodeProgress(d.Annotations[actuator.AnnotationProgress], p.WithVersions(v.Baseline, v.Canary))
 	if errors.Is(err, analyzer.ErrUntrusted) {
 		// The runner refuses it with an Event, once per record, and ends.
 		return true, sighting{}, nil
@@ -334,8 +349,26 @@ func (c *controller) shouldRun(p *policies.Policy) (start bool, seen sighting, e
 	if err != nil {
 		return false, sighting{}, err
 	}
-	if prog != nil && prog.Canary == t.Canary.Version && prog.Policy == p.Metadata.Name && prog.Phase.Final() {
-		return false, recorded(prog), nil
+	if prog != nil && prog.Canary == v.Canary && prog.Policy == p.Metadata.Name && (prog.Template == "" || prog.Template == v.Template || p.Pinned()) {
+		if prog.Phase.Final() && !analyzer.RetryAsked(prog, d.Annotations[actuator.AnnotationCommands]) {
+			return false, recorded(prog), nil
+		}
+		if !prog.Phase.Final() {
+			return true, sighting{}, nil // resumed from its record
+		}
+	}
+	if !v.Releasing() && prog != nil && prog.Policy == p.Metadata.Name && prog.Phase.Final() {
+		return false, recorded(prog), nil // the last canary's end, until the next one
+	}
+	if !v.Releasing() {
+		pending.message = fmt.Sprintf("no canary: the Deployments run %s", v.Canary)
+		if v.Canary == "" || v.Baseline == "" {
+			pending.message = fmt.Sprintf("no canary: Deployment %s/%s has not run two versions (label %s)", t.Namespace, name, t.Labels.Version)
+		}
+		return false, pending, nil
+	}
+	if p.FollowsReleases() {
+		return true, pending, nil
 	}
 	if p.Spec.Strategy.Type == policies.StrategyRollout {
 		pending.message = fmt.Sprintf("waiting for Deployment %s/%s to roll out version %s", t.Namespace, name, t.Canary.Version)

@@ -22,6 +22,7 @@ type sighting struct {
 	reason      string
 	message     string
 	canary      string
+	baseline    string
 }
 
 // phaseOf is the status phase of a canary whose record is in rec's phase.
@@ -48,7 +49,15 @@ func phaseOf(rec *analyzer.Progress) policies.Phase {
 
 // recorded is the sighting of a canary as its record says.
 func recorded(rec *analyzer.Progress) sighting {
-	s := sighting{phase: phaseOf(rec), step: rec.Step + 1, steps: rec.Steps, message: rec.Reason, canary: rec.Canary}
+	s := sighting{phase: phaseOf(rec), step: rec.Step + 1, steps: rec.Steps, message: rec.Reason, canary: rec.Canary, baseline: rec.Baseline}
+	if s.phase == policies.PhaseAnalyzing {
+		switch {
+		case rec.Paused != nil:
+			s.phase = policies.PhasePaused
+		case rec.Asked > rec.Approved:
+			s.phase = policies.PhaseWaitingForApproval
+		}
+	}
 	if rec.Cause != "" {
 		s.reason = camel(string(rec.Cause))
 	}
@@ -85,6 +94,8 @@ func stepped(rec *analyzer.Progress, st analyzer.StepResult) sighting {
 		s.phase, s.step, s.steps = policies.PhaseBusy, 0, 0
 	case analyzer.OutcomeUnavailable:
 		s.phase = policies.PhaseAnalyzing // held through the outage; it goes on when the metrics answer
+	case analyzer.OutcomeWaiting:
+		return s // waiting for a person, as recorded
 	case analyzer.OutcomePromoted:
 		s.phase = policies.PhasePromoted
 	case analyzer.OutcomeRolledBack:
@@ -138,6 +149,9 @@ func nextStatus(st policies.Status, generation int64, p *policies.Policy, s sigh
 	}
 	if s.canary != "" {
 		next.CanaryVersion = s.canary
+	}
+	if s.baseline != "" {
+		next.BaselineVersion = s.baseline
 	}
 	changed := next.Phase != st.Phase || next.Step != st.Step || next.Verdict != st.Verdict ||
 		next.ObservedGeneration != st.ObservedGeneration || (refused != nil && next.Message != st.Message)

@@ -35,9 +35,8 @@ func Default() Policy {
 			},
 			Health: Health{ReadyTimeout: model.Duration(5 * time.Minute), MaxRestarts: 3},
 			Strategy: Strategy{
-				Type:                   StrategyScale,
-				StepDuration:           model.Duration(5 * time.Minute),
-				BaselineAfterPromotion: "scaleToZero",
+				Type:         StrategyScale,
+				StepDuration: model.Duration(5 * time.Minute),
 			},
 		},
 	}

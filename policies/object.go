@@ -51,7 +51,7 @@ type CanaryPolicyList struct {
 }
 
 // Phase is where a CanaryPolicy's release stands, as its status says.
-// +kubebuilder:validation:Enum=Pending;Analyzing;Promoting;RollingBack;Promoted;RolledBack;Inconclusive;Stopped;Busy;Invalid
+// +kubebuilder:validation:Enum=Pending;Analyzing;Promoting;RollingBack;Promoted;RolledBack;Inconclusive;Stopped;Busy;Paused;WaitingForApproval;Invalid
 type Phase string
 
 // The phases. Promoted, RolledBack, Inconclusive and Stopped end a canary version; Invalid is a
@@ -72,6 +72,10 @@ const (
 	PhaseStopped Phase = "Stopped"
 	// PhaseBusy: another driver (a gate, another install) holds the canary.
 	PhaseBusy Phase = "Busy"
+	// PhasePaused: a person paused the canary (coalmine pause); coalmine resume goes on.
+	PhasePaused Phase = "Paused"
+	// PhaseWaitingForApproval: the canary passed its step and waits for coalmine approve.
+	PhaseWaitingForApproval Phase = "WaitingForApproval"
 	// PhaseInvalid: the policy was refused; the message says why. A policy that was valid
 	// before keeps running as it was.
 	PhaseInvalid Phase = "Invalid"

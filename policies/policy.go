@@ -416,8 +416,11 @@ type Strategy struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Service string `yaml:"service,omitempty" json:"service,omitempty"`
 	// BaselineAfterPromotion says what happens to the baseline once the canary is promoted:
-	// "scaleToZero" keeps the Deployment at 0 replicas, "delete" removes it.
-	// +kubebuilder:validation:Enum=scaleToZero;delete
+	// "update" gives the baseline Deployment the canary's pod template and scales the canary to
+	// 0, so that the next release starts on the canary Deployment again (the default when the
+	// policy does not pin its versions); "scaleToZero" keeps the baseline at 0 replicas (the
+	// default when it does), "delete" removes it.
+	// +kubebuilder:validation:Enum=update;scaleToZero;delete
 	BaselineAfterPromotion string `yaml:"baselineAfterPromotion,omitempty" json:"baselineAfterPromotion,omitempty"`
 	// ApproveBefore lists the steps (1-based) that wait for a person's `coalmine approve`
 	// before they start; the number of steps plus one is the promotion.
@@ -439,3 +442,27 @@ func (p *Policy) WithVersions(baseline, canary string) *Policy {
 	q.Spec.Target.Baseline.Version, q.Spec.Target.Canary.Version = baseline, canary
 	return &q
 }
+
+// The baselineAfterPromotion values.
+const (
+	AfterPromotionUpdate      = "update"
+	AfterPromotionScaleToZero = "scaleToZero"
+	AfterPromotionDelete      = "delete"
+)
+
+// AfterPromotion is what happens to the baseline once the canary is promoted: as written, or
+// update for a policy that follows release after release (its versions not pinned) and
+// scaleToZero for one that drives one release.
+func (p *Policy) AfterPromotion() string {
+	if a := p.Spec.Strategy.BaselineAfterPromotion; a != "" {
+		return a
+	}
+	if p.Pinned() {
+		return AfterPromotionScaleToZero
+	}
+	return AfterPromotionUpdate
+}
+
+// FollowsReleases reports whether the policy drives release after release: its versions are
+// read from the Deployments. A rollout's Deployment is then kept paused between releases.
+func (p *Policy) FollowsReleases() bool { return !p.Pinned() }

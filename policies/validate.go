@@ -458,13 +458,13 @@ func (p *Policy) validateStrategy(v *validator) {
 		}
 	}
 	switch s.BaselineAfterPromotion {
-	case "scaleToZero":
-	case "delete":
+	case "", AfterPromotionScaleToZero:
+	case AfterPromotionDelete, AfterPromotionUpdate:
 		if s.Type == StrategyRollout {
-			v.errorf("spec.strategy.baselineAfterPromotion", "delete is not used by rollout, which updates one Deployment in place: there is no baseline Deployment to delete")
+			v.errorf("spec.strategy.baselineAfterPromotion", "%s is not used by rollout, which updates one Deployment in place: there is no baseline Deployment to %s", s.BaselineAfterPromotion, s.BaselineAfterPromotion)
 		}
 	default:
-		v.errorf("spec.strategy.baselineAfterPromotion", "must be one of [scaleToZero delete], got %q", s.BaselineAfterPromotion)
+		v.errorf("spec.strategy.baselineAfterPromotion", "must be one of [update scaleToZero delete], got %q", s.BaselineAfterPromotion)
 	}
 }
 

@@ -194,6 +194,8 @@ func exitForKube(err error) int {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
+	case errors.Is(err, analyzer.ErrNoCanary):
+		return exitUsage
 	case apierrors.IsNotFound(err), apierrors.IsForbidden(err), apierrors.IsUnauthorized(err), apierrors.IsInvalid(err):
 		return exitUsage
 	case errors.Is(err, metrics.ErrQuery), errors.Is(err, metrics.ErrMultipleSeries), errors.Is(err, metrics.ErrUnexpectedSeries):

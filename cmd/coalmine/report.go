@@ -97,6 +97,11 @@ func runReport(ctx context.Context, cmd *cobra.Command, f *reportFlags, s stream
 		return exitUsage
 	}
 	file := p.Origin.File
+	if p, err = withVersions(ctx, &f.kube, p, logger); err != nil {
+		code := exitForKube(err)
+		fmt.Fprintf(stderr, "coalmine report: %v\n", err)
+		return code
+	}
 	prom, logger, err := setup(p, f.kube.namespace(), f.promURL, &f.kube, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "coalmine report: %v\n", err)
