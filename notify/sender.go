@@ -85,6 +85,9 @@ func NewSender(secrets Secrets, version string) *Sender {
 // failure is an *AttemptError. Errors never hold the URL, which for Slack is a secret.
 func (s *Sender) Send(ctx context.Context, t Target, n Notice) error {
 	nt := t.Notification
+	if strings.ContainsAny(n.ID+string(n.Kind), "\r\n\x00") {
+		return &AttemptError{Permanent: true, Err: errors.New("notice id or kind holds a line break: it cannot be a header")}
+	}
 	ctx, cancel := context.WithTimeout(ctx, nt.AttemptTimeout())
 	defer cancel()
 

@@ -219,6 +219,20 @@ func TestSendBodies(t *testing.T) {
 	}
 }
 
+// TestSendRefusesHeaderInjection checks a notice whose ID would split a header is refused
+// for good rather than retried.
+func TestSendRefusesHeaderInjection(t *testing.T) {
+	rc := newReceiver(t, nil)
+	err := NewSender(FileSecrets{}, "test").Send(context.Background(), webhookTarget("hook", rc.URL), notice("n-1\r\nX-Evil: 1"))
+	var ae *AttemptError
+	if !errors.As(err, &ae) || !ae.Permanent {
+		t.Errorf("Send = %v, want a permanent error", err)
+	}
+	if n := len(rc.requests()); n != 0 {
+		t.Errorf("%d requests, want 0", n)
+	}
+}
+
 func TestRetryAfter(t *testing.T) {
 	now := time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
 	tests := []struct {
