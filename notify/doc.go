@@ -84,6 +84,14 @@
 // a link of its own. A Slack webhook's URL is its credential: name it through urlFrom, and no
 // error or log repeats it.
 //
+// # Trust
+//
+// Notices are POSTed from where coalmine runs, to whatever URL a policy names, and a failed
+// attempt's status goes to logs: whoever may write a policy may make coalmine POST a notice to
+// a service inside the cluster. Secrets are read only from the policy's own namespace, and
+// the files a notification reads (policies.Notification.Files) are the daemon's to bound as
+// it bounds the Prometheus settings' files.
+//
 // # Delivery
 //
 // Each attempt has the notification's timeout (default 5s). A 2xx answer delivers the notice.
