@@ -73,4 +73,5 @@ func (p *Policy) applyElementDefaults() {
 	if len(p.Spec.Strategy.Steps) == 0 {
 		p.Spec.Strategy.Steps = defaultSteps(p.Spec.Strategy.Type)
 	}
+	p.applyNotificationDefaults()
 }

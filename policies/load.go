@@ -114,8 +114,8 @@ func decodeDocument(name string, doc *yaml.Node) (*Policy, Errors) {
 			}
 		}
 	}
+	p.Origin = src // before the defaults: some depend on what the document writes
 	p.applyElementDefaults()
-	p.Origin = src
 	if errs := p.Validate(); len(errs) > 0 {
 		return &p, errs
 	}

@@ -93,6 +93,9 @@ type Spec struct {
 	Strategy Strategy `yaml:"strategy" json:"strategy,omitzero"`
 	// Health fails a canary whose pods break, whatever its metrics say.
 	Health Health `yaml:"health" json:"health,omitzero"`
+	// Notifications are where coalmine tells people about the canary: webhooks and Slack.
+	// +listType=atomic
+	Notifications []Notification `yaml:"notifications,omitempty" json:"notifications,omitempty"`
 }
 
 // Health bounds the canary's pods: a canary that breaks them fails whatever its metrics say.

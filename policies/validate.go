@@ -61,6 +61,7 @@ func (p *Policy) Validate() Errors {
 	p.validateSource(v)
 	p.validateMetrics(v)
 	p.validateStrategy(v)
+	p.validateNotifications(v)
 	if p.Spec.Health.ReadyTimeout <= 0 {
 		v.errorf("spec.health.readyTimeout", "must be > 0")
 	}
