@@ -200,9 +200,10 @@ func (r *Release) AddCommand(ctx context.Context, change func(old string) (strin
 	return r.k.patchAnnotationIf(ctx, r.recordOn, AnnotationCommands, change)
 }
 
-// SetNotified records how far the notification receivers got.
-func (r *Release) SetNotified(ctx context.Context, value string) error {
-	return r.k.patchAnnotation(ctx, r.recordOn, AnnotationNotified, value)
+// SetNotified rewrites how far the notification receivers got with change, from what the API
+// server has, retried on conflict.
+func (r *Release) SetNotified(ctx context.Context, change func(old string) (string, error)) error {
+	return r.k.patchAnnotationIf(ctx, r.recordOn, AnnotationNotified, change)
 }
 
 // Notified returns how far the notification receivers got, as SetNotified left it.

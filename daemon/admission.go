@@ -24,6 +24,13 @@ func admission(opts Options) func(*policies.Policy) error {
 				return fmt.Errorf("spec.prometheus.http reads %q, outside --credentials-dir %s", f, opts.CredentialsDir)
 			}
 		}
+		for _, n := range p.Spec.Notifications {
+			for _, f := range n.Files() {
+				if !within(opts.CredentialsDir, f) {
+					return fmt.Errorf("spec.notifications %s reads %q, outside --credentials-dir %q", n.Name, f, opts.CredentialsDir)
+				}
+			}
+		}
 		return nil
 	}
 }

@@ -51,9 +51,10 @@ type controller struct {
 // driven is one canary being driven: its policy and its engine, which keeps the evidence and
 // the counters' last readings between ticks.
 type driven struct {
-	policy *policies.Policy
-	engine *analyzer.Canary
-	logger zerolog.Logger
+	policy  *policies.Policy
+	engine  *analyzer.Canary
+	release *actuator.Release
+	logger  zerolog.Logger
 }
 
 func newController(d *Daemon) *controller {
@@ -279,6 +280,8 @@ func (c *controller) sync(ctx context.Context, key string) (next time.Duration, 
 	if st.Tick != nil {
 		c.tick(key, dc.logger, *st.Tick)
 	}
+	// The policy in force is the engine's: the versions read from the Deployments.
+	c.d.notifier.Offer(ctx, dc.engine.Policy, dc.engine.Record(), dc.release)
 	if err != nil {
 		return 0, err
 	}
@@ -401,7 +404,7 @@ func (c *controller) start(key string, p *policies.Policy) (*driven, error) {
 	} else if l, ok := c.caches[""]; ok {
 		rel.WithCache(l)
 	}
-	dc := &driven{policy: p, logger: logger, engine: &analyzer.Canary{
+	dc := &driven{policy: p, logger: logger, release: rel, engine: &analyzer.Canary{
 		Policy: p, Release: rel, Analyzer: analyzer.New(source, logger), Logger: logger, Driver: c.d.driver(),
 	}}
 	c.mu.Lock()

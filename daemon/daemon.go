@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
+	"github.com/coalmine/coalmine/buildinfo"
+	"github.com/coalmine/coalmine/notify"
 	"github.com/coalmine/coalmine/policies"
 )
 
@@ -84,6 +86,10 @@ type Daemon struct {
 
 	mu      sync.Mutex
 	control *controller // set while leading
+
+	// notices delivers the canaries' notifications; notifier keeps their marks.
+	notices  *notify.Dispatcher
+	notifier *Notifier
 }
 
 // New returns a daemon. Its /metrics serves reg. It runs the policies of opts.PoliciesDir when
@@ -96,6 +102,10 @@ func New(client kubernetes.Interface, opts Options, logger zerolog.Logger, reg *
 	if opts.PoliciesDir != "" {
 		d.store = NewStore(opts.PoliciesDir, logger).WithCheck(admission(opts))
 	}
+	sender := notify.NewSender(notify.KubeSecrets{Client: client}, buildinfo.Get().Version)
+	// Options are all valid: the dispatcher cannot fail to start.
+	d.notices, _ = notify.NewDispatcher(notify.Options{Send: sender.Send, Registerer: reg, Logger: logger})
+	d.notifier = NewNotifier(d.notices, logger)
 	return d
 }
 
@@ -134,6 +144,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.ready.Store(true)
 	var wg sync.WaitGroup
+	wg.Go(func() { _ = d.notices.Run(ctx) })
 	if d.store != nil {
 		wg.Go(func() { d.reloadLoop(ctx) })
 	}

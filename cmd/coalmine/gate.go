@@ -9,13 +9,19 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/coalmine/coalmine/actuator"
 	"github.com/coalmine/coalmine/analyzer"
+	"github.com/coalmine/coalmine/buildinfo"
+	"github.com/coalmine/coalmine/daemon"
 	"github.com/coalmine/coalmine/metrics"
+	"github.com/coalmine/coalmine/notify"
 	"github.com/coalmine/coalmine/report"
 )
 
@@ -97,9 +103,15 @@ func runGate(ctx context.Context, f *gateFlags, s streams) int {
 	if dryRun {
 		release = actuator.NewDryRun(rel, logger)
 	}
-	canary := &analyzer.Canary{
+	notifier, stopNotices := gateNotifier(ctx, client, dryRun, logger)
+	defer stopNotices()
+	var canary *analyzer.Canary
+	canary = &analyzer.Canary{
 		Policy: p, Release: release, Analyzer: analyzer.New(prom, logger), Logger: logger,
-		OnTick: func(t analyzer.Tick) { fmt.Fprintln(stdout, report.ProgressLine(t)) },
+		OnTick: func(t analyzer.Tick) {
+			fmt.Fprintln(stdout, report.ProgressLine(t))
+			notifier.Offer(ctx, canary.Policy, canary.Record(), rel)
+		},
 		Driver: gateDriver(),
 	}
 	limit := time.Duration(p.Spec.Analysis.MaxDuration)
@@ -107,6 +119,13 @@ func runGate(ctx context.Context, f *gateFlags, s streams) int {
 		limit = time.Duration(timeout)
 	}
 	rep, err := canary.Run(ctx, time.Now().Add(limit))
+	// The end's notices, then a bounded wait for them: the verdict is made, and people are told.
+	notifier.Offer(ctx, canary.Policy, canary.Record(), rel)
+	wait, cancel := context.WithTimeout(ctx, noticeWait)
+	if werr := notifier.Wait(wait); werr != nil {
+		logger.Warn().Err(werr).Msg("notifications not all delivered before the gate exits")
+	}
+	cancel()
 	if werr := writeGateFiles(junit, summary, htmlReport, p.Metadata.Name, rep); werr != nil {
 		fmt.Fprintf(stderr, "coalmine gate: %v\n", werr)
 	}
@@ -202,4 +221,27 @@ func exitForKube(err error) int {
 		return exitUsage
 	}
 	return exitUnavailable
+}
+
+// noticeWait bounds how long a gate that has ended waits for its notifications.
+const noticeWait = 30 * time.Second
+
+// gateNotifier starts the gate's notification sender; a dry run sends nothing. stop ends it.
+func gateNotifier(ctx context.Context, client kubernetes.Interface, dryRun bool, logger zerolog.Logger) (*daemon.Notifier, func()) {
+	if dryRun {
+		return nil, func() {}
+	}
+	sender := notify.NewSender(notify.KubeSecrets{Client: client}, buildinfo.Get().Version)
+	disp, err := notify.NewDispatcher(notify.Options{Send: sender.Send, Registerer: prometheus.NewRegistry(), Logger: logger})
+	if err != nil {
+		logger.Warn().Err(err).Msg("notifications off")
+		return nil, func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = disp.Run(ctx)
+	}()
+	return daemon.NewNotifier(disp, logger), func() { cancel(); <-done }
 }
