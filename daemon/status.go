@@ -228,3 +228,6 @@ func (c *controller) report(ctx context.Context, key string, p *policies.Policy,
 		}
 	}
 }
+
+// RecordPhase is the phase a canary's record puts it in, as CanaryPolicy status shows it.
+func RecordPhase(rec *analyzer.Progress) policies.Phase { return recorded(rec).phase }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/coalmine/coalmine/analyzer"
 )
 
 func main() {
@@ -114,6 +116,10 @@ func newRootCommand(s streams, invokedAs string) *cobra.Command {
 		newRunCommand(s),
 		newBacktestCommand(s),
 		newVersionCommand(s),
+		newStatusCommand(s),
 	)
+	for _, v := range analyzer.Verbs {
+		root.AddCommand(newControlCommand(s, v))
+	}
 	return root
 }
