@@ -214,3 +214,22 @@ func (r *Release) Notified(ctx context.Context) (string, error) {
 	}
 	return d.Annotations[AnnotationNotified], nil
 }
+
+// Park pauses a rollout's Deployment between releases, when the policy follows release after
+// release and the Deployment is rolled out and not paused: the next change to its pod template
+// then starts no pod until coalmine takes the first step. It reports whether it paused it; any
+// other strategy, or a Deployment mid-rollout, is left alone.
+func (r *Release) Park(ctx context.Context) (bool, error) {
+	ro, ok := r.strategy.(*rollout)
+	if !ok || !r.policy.FollowsReleases() {
+		return false, nil
+	}
+	d, err := r.k.deployment(ctx, ro.name, true)
+	if err != nil {
+		return false, err
+	}
+	if d.Spec.Paused || !rolledOut(d) {
+		return false, nil
+	}
+	return true, ro.park(ctx)
+}

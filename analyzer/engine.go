@@ -240,7 +240,7 @@ func (c *Canary) untilNextTick(deadline time.Time) time.Duration {
 func (c *Canary) load(ctx context.Context) (StepResult, bool, error) {
 	// A policy that pins its versions drives one canary of that version, whatever its pod
 	// template; one that does not, a canary per pod template.
-	pinned := c.Policy.Pinned()
+	pinned := !c.Policy.FollowsReleases()
 	p, err := c.resolve(ctx)
 	if err != nil {
 		return StepResult{}, false, err
@@ -263,6 +263,11 @@ func (c *Canary) load(ctx context.Context) (StepResult, bool, error) {
 	}
 	if err != nil {
 		return StepResult{}, false, err
+	}
+	if rec != nil && rec.Policy == p.Metadata.Name && rec.Undone(p.Spec.Target.Baseline.Version, p.Spec.Target.Canary.Version) {
+		// The last canary's own rollback, not a new canary.
+		c.rec = rec
+		return StepResult{Outcome: outcomeOf(rec), Reason: "already " + string(rec.Phase) + ": " + rec.Reason}, true, nil
 	}
 	var retry *Command
 	if rec != nil && rec.Canary == p.Spec.Target.Canary.Version && rec.Policy == p.Metadata.Name && (rec.Template == "" || rec.Template == c.template || pinned) {

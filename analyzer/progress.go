@@ -210,3 +210,10 @@ func (p *Progress) String() string {
 	}
 	return s
 }
+
+// Undone reports whether a release running baseline beside canary is this ended canary taken
+// back: its canary now the baseline's version and its baseline the canary's, as a rollback
+// leaves a rollout's Deployment while its old pods go. That is no new canary.
+func (p *Progress) Undone(baseline, canary string) bool {
+	return p.Phase.Final() && p.Canary == baseline && p.Baseline == canary && p.Baseline != ""
+}

@@ -269,6 +269,7 @@ func (c *controller) sync(ctx context.Context, key string) (next time.Duration, 
 			return 0, err
 		}
 		if !start {
+			c.park(ctx, key, p)
 			c.report(ctx, key, p, seen)
 			return 0, nil
 		}
@@ -352,7 +353,7 @@ func (c *controller) shouldRun(ctx context.Context, p *policies.Policy) (start b
 	if err != nil {
 		return false, sighting{}, err
 	}
-	if prog != nil && prog.Canary == v.Canary && prog.Policy == p.Metadata.Name && (prog.Template == "" || prog.Template == v.Template || p.Pinned()) {
+	if prog != nil && prog.Canary == v.Canary && prog.Policy == p.Metadata.Name && (prog.Template == "" || prog.Template == v.Template || !p.FollowsReleases()) {
 		if prog.Phase.Final() && !analyzer.RetryAsked(prog, d.Annotations[actuator.AnnotationCommands]) {
 			return false, recorded(prog), nil
 		}
@@ -360,7 +361,7 @@ func (c *controller) shouldRun(ctx context.Context, p *policies.Policy) (start b
 			return true, sighting{}, nil // resumed from its record
 		}
 	}
-	if !v.Releasing() && prog != nil && prog.Policy == p.Metadata.Name && prog.Phase.Final() {
+	if prog != nil && prog.Policy == p.Metadata.Name && prog.Phase.Final() && (!v.Releasing() || prog.Undone(v.Baseline, v.Canary)) {
 		return false, recorded(prog), nil // the last canary's end, until the next one
 	}
 	if !v.Releasing() {
@@ -379,6 +380,30 @@ func (c *controller) shouldRun(ctx context.Context, p *policies.Policy) (start b
 	}
 	pending.message = fmt.Sprintf("waiting for Deployment %s/%s to be scaled above 0", t.Namespace, name)
 	return d.Spec.Replicas != nil && *d.Spec.Replicas > 0, pending, nil
+}
+
+// park keeps a rollout's Deployment paused between releases (see actuator.Release.Park), with
+// an Event when it pauses it.
+func (c *controller) park(ctx context.Context, key string, p *policies.Policy) {
+	if p.Spec.Strategy.Type != policies.StrategyRollout || !p.FollowsReleases() {
+		return
+	}
+	rel, err := actuator.NewRelease(c.d.client, p, c.d.logger)
+	if err != nil {
+		return
+	}
+	parked, err := rel.Park(ctx)
+	if err != nil {
+		c.d.logger.Warn().Err(err).Str("policy", key).Msg("deployment not parked")
+		return
+	}
+	if parked {
+		msg := fmt.Sprintf("paused Deployment %s/%s between releases: the next change to its pod template starts no pod until coalmine takes the first step", p.Spec.Target.Namespace, rel.RecordOn())
+		if err := rel.Event(ctx, fmt.Sprintf("%s/parked/%d", key, time.Now().UnixNano()), false, "DeploymentParked", msg); err != nil {
+			c.d.logger.Warn().Err(err).Msg("event not recorded")
+		}
+		c.d.logger.Info().Str("policy", key).Msg("deployment parked between releases")
+	}
 }
 
 // start makes the engine of a policy's canary; its first tick reads the record.

@@ -30,8 +30,8 @@ const (
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Step",type=string,JSONPath=`.status.step`
 // +kubebuilder:printcolumn:name="Verdict",type=string,JSONPath=`.status.verdict`
-// +kubebuilder:printcolumn:name="Baseline",type=string,JSONPath=`.spec.target.baseline.version`,priority=1
-// +kubebuilder:printcolumn:name="Canary",type=string,JSONPath=`.spec.target.canary.version`
+// +kubebuilder:printcolumn:name="Baseline",type=string,JSONPath=`.status.baselineVersion`,priority=1
+// +kubebuilder:printcolumn:name="Canary",type=string,JSONPath=`.status.canaryVersion`
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type CanaryPolicy struct {

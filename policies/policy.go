@@ -27,6 +27,9 @@ type Policy struct {
 
 	// Origin is where the policy was read from; it is not part of the format.
 	Origin Origin `yaml:"-" json:"-"`
+	// VersionsRead is set on a policy whose versions WithVersions filled in, read from the
+	// Deployments: it follows release after release although its versions are now known.
+	VersionsRead bool `yaml:"-" json:"-"`
 }
 
 // Origin locates a policy: its file and, per field path, the line it was written on.
@@ -442,6 +445,7 @@ func (p *Policy) Pinned() bool {
 // other fields are p's, to be read and never changed.
 func (p *Policy) WithVersions(baseline, canary string) *Policy {
 	q := *p
+	q.VersionsRead = p.VersionsRead || !p.Pinned()
 	q.Spec.Target.Baseline.Version, q.Spec.Target.Canary.Version = baseline, canary
 	return &q
 }
@@ -460,12 +464,12 @@ func (p *Policy) AfterPromotion() string {
 	if a := p.Spec.Strategy.BaselineAfterPromotion; a != "" {
 		return a
 	}
-	if p.Pinned() {
-		return AfterPromotionScaleToZero
+	if p.FollowsReleases() {
+		return AfterPromotionUpdate
 	}
-	return AfterPromotionUpdate
+	return AfterPromotionScaleToZero
 }
 
 // FollowsReleases reports whether the policy drives release after release: its versions are
 // read from the Deployments. A rollout's Deployment is then kept paused between releases.
-func (p *Policy) FollowsReleases() bool { return !p.Pinned() }
+func (p *Policy) FollowsReleases() bool { return !p.Pinned() || p.VersionsRead }
