@@ -355,14 +355,14 @@ func (c *controller) shouldRun(ctx context.Context, p *policies.Policy) (start b
 	}
 	if prog != nil && prog.Canary == v.Canary && prog.Policy == p.Metadata.Name && (prog.Template == "" || prog.Template == v.Template || !p.FollowsReleases()) {
 		if prog.Phase.Final() && !analyzer.RetryAsked(prog, d.Annotations[actuator.AnnotationCommands]) {
-			return false, recorded(prog), nil
+			return false, c.ended(ctx, p, prog), nil
 		}
 		if !prog.Phase.Final() {
 			return true, sighting{}, nil // resumed from its record
 		}
 	}
 	if prog != nil && prog.Policy == p.Metadata.Name && prog.Phase.Final() && (!v.Releasing() || prog.Undone(v.Baseline, v.Canary)) {
-		return false, recorded(prog), nil // the last canary's end, until the next one
+		return false, c.ended(ctx, p, prog), nil // the last canary's end, until the next one
 	}
 	if !v.Releasing() {
 		pending.message = fmt.Sprintf("no canary: the Deployments run %s", v.Canary)
@@ -380,6 +380,17 @@ func (c *controller) shouldRun(ctx context.Context, p *policies.Policy) (start b
 	}
 	pending.message = fmt.Sprintf("waiting for Deployment %s/%s to be scaled above 0", t.Namespace, name)
 	return d.Spec.Replicas != nil && *d.Spec.Replicas > 0, pending, nil
+}
+
+// ended is the sighting of a canary that has ended; its last notices, if a receiver has not had
+// them (a daemon restarted as the canary ended), are sent.
+func (c *controller) ended(ctx context.Context, p *policies.Policy, rec *analyzer.Progress) sighting {
+	if len(p.Spec.Notifications) > 0 {
+		if rel, err := actuator.NewRelease(c.d.client, p, c.d.logger); err == nil {
+			c.d.notifier.Offer(ctx, p, rec, rel)
+		}
+	}
+	return recorded(rec)
 }
 
 // park keeps a rollout's Deployment paused between releases (see actuator.Release.Park), with
