@@ -43,7 +43,7 @@ func newValidateCommand(s streams) *cobra.Command {
 			}
 			if !quiet {
 				for _, p := range ps {
-					fmt.Fprintf(s.out, "%s: %s is valid; %s; %s\n", p.Origin.File, p.Metadata.Name, sourcing(p), judging(p))
+					fmt.Fprintf(s.out, "%s: %s is valid; %s; %s; %s\n", p.Origin.File, p.Metadata.Name, releasing(p), sourcing(p), judging(p))
 				}
 			}
 			return nil
@@ -91,12 +91,26 @@ func judging(p *policies.Policy) string {
 func sourcing(p *policies.Policy) string {
 	t := p.Spec.Target
 	if p.Spec.Source == policies.SourcePods {
-		return fmt.Sprintf("source pods: no Prometheus; scrapes the Ready pods of %s labelled %s=%s, %s in (%s, %s) at their prometheus.io/port (and /path, /scheme) annotations, needs get/list on pods",
-			t.Namespace, t.Labels.App, t.App, t.Labels.Version, t.Baseline.Version, t.Canary.Version)
+		versions := fmt.Sprintf("in (%s, %s)", t.Baseline.Version, t.Canary.Version)
+		if !p.Pinned() {
+			versions = "the baseline's and the canary's, read from the Deployments,"
+		}
+		return fmt.Sprintf("source pods: no Prometheus; scrapes the Ready pods of %s labelled %s=%s, %s %s at their prometheus.io/port (and /path, /scheme) annotations, needs get/list on pods",
+			t.Namespace, t.Labels.App, t.App, t.Labels.Version, versions)
 	}
 	url := policies.RedactedURL(p.Spec.Prometheus.URL)
 	if url == "" {
 		url = "--prometheus-url"
 	}
 	return fmt.Sprintf("source prometheus: queries %s for series labelled %s, %s, %s", url, t.Labels.Namespace, t.Labels.App, t.Labels.Version)
+}
+
+// releasing says which releases the policy drives: one, of the versions it pins, or each new pod
+// template of its canary's Deployment.
+func releasing(p *policies.Policy) string {
+	t := p.Spec.Target
+	if p.Pinned() {
+		return fmt.Sprintf("drives one release, %s to %s", t.Baseline.Version, t.Canary.Version)
+	}
+	return fmt.Sprintf("drives release after release: versions read from the Deployments, baseline after promotion %s", p.AfterPromotion())
 }
