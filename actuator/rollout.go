@@ -12,7 +12,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/coalmine/coalmine/policies"
@@ -31,24 +30,7 @@ type rollout struct {
 
 // revisions lists the Deployment's ReplicaSets by revision.
 func (r *rollout) revisions(ctx context.Context, d *appsv1.Deployment, fresh bool) (map[int64]*appsv1.ReplicaSet, error) {
-	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
-	if err != nil {
-		return nil, fmt.Errorf("deployment %s/%s selector: %w", r.k.ns, d.Name, err)
-	}
-	list, err := r.k.from(fresh).ReplicaSets(ctx, r.k.ns, sel)
-	if err != nil {
-		return nil, fmt.Errorf("list replicasets of %s/%s: %w", r.k.ns, d.Name, err)
-	}
-	out := map[int64]*appsv1.ReplicaSet{}
-	for _, rs := range list {
-		if !metav1.IsControlledBy(rs, d) {
-			continue
-		}
-		if n, err := strconv.ParseInt(rs.Annotations[revisionAnnotation], 10, 64); err == nil {
-			out[n] = rs
-		}
-	}
-	return out, nil
+	return revisionsOf(ctx, r.k.from(fresh), d)
 }
 
 // versionOf is the version label of a pod template.

@@ -92,22 +92,9 @@ func (r *Release) Versions(ctx context.Context, fresh bool) (Versions, error) {
 // servingVersion is the version of d's newest revision that still runs pods, other than
 // template's version; failing that, the newest other version it ran; "" when it never ran another.
 func servingVersion(ctx context.Context, c Cache, d *appsv1.Deployment, label, template string) (string, error) {
-	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	revs, err := revisionsOf(ctx, c, d)
 	if err != nil {
-		return "", fmt.Errorf("deployment %s/%s selector: %w", d.Namespace, d.Name, err)
-	}
-	list, err := c.ReplicaSets(ctx, d.Namespace, sel)
-	if err != nil {
-		return "", fmt.Errorf("list replicasets of %s/%s: %w", d.Namespace, d.Name, err)
-	}
-	revs := map[int64]*appsv1.ReplicaSet{}
-	for _, rs := range list {
-		if !metav1.IsControlledBy(rs, d) {
-			continue
-		}
-		if n, err := strconv.ParseInt(rs.Annotations[revisionAnnotation], 10, 64); err == nil {
-			revs[n] = rs
-		}
+		return "", err
 	}
 	order := slices.Sorted(maps.Keys(revs))
 	slices.Reverse(order)
@@ -136,4 +123,26 @@ func templateID(t *corev1.PodTemplateSpec) string {
 	}
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
+}
+
+// revisionsOf lists a Deployment's ReplicaSets by revision, read through c.
+func revisionsOf(ctx context.Context, c Cache, d *appsv1.Deployment) (map[int64]*appsv1.ReplicaSet, error) {
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("deployment %s/%s selector: %w", d.Namespace, d.Name, err)
+	}
+	list, err := c.ReplicaSets(ctx, d.Namespace, sel)
+	if err != nil {
+		return nil, fmt.Errorf("list replicasets of %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	out := map[int64]*appsv1.ReplicaSet{}
+	for _, rs := range list {
+		if !metav1.IsControlledBy(rs, d) {
+			continue
+		}
+		if n, err := strconv.ParseInt(rs.Annotations[revisionAnnotation], 10, 64); err == nil {
+			out[n] = rs
+		}
+	}
+	return out, nil
 }

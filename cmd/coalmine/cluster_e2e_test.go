@@ -164,6 +164,19 @@ type seedPolicy struct {
 	readyTimeout  string
 }
 
+// seedMetrics are the threshold judge's metrics of the seed app, a policy's spec.metrics.
+const seedMetrics = `  metrics:
+    - name: error-rate
+      kind: errors
+      requests: sum by ({{.VersionLabel}}) (increase(http_requests_total{ {{.Selector}} }[{{.Window}}]))
+      errors: sum by ({{.VersionLabel}}) (increase(http_requests_total{ {{.Selector}}, code=~"5.." }[{{.Window}}]))
+      thresholds: {maxRatio: 2}
+    - name: latency-p99
+      kind: latency
+      buckets: sum by ({{.VersionLabel}}, le) (increase(request_duration_seconds_bucket{ {{.Selector}} }[{{.Window}}]))
+      thresholds: {maxRatio: 1.5}
+`
+
 // write writes the policy to a file and returns its path.
 func (sp seedPolicy) write(t *testing.T) string {
 	t.Helper()
@@ -181,21 +194,11 @@ spec:
     app: my-app
     %s
   analysis: {judge: threshold, interval: %s, window: 10s, minRequests: 50, maxDuration: %s}
-  metrics:
-    - name: error-rate
-      kind: errors
-      requests: sum by ({{.VersionLabel}}) (increase(http_requests_total{ {{.Selector}} }[{{.Window}}]))
-      errors: sum by ({{.VersionLabel}}) (increase(http_requests_total{ {{.Selector}}, code=~"5.." }[{{.Window}}]))
-      thresholds: {maxRatio: 2}
-    - name: latency-p99
-      kind: latency
-      buckets: sum by ({{.VersionLabel}}, le) (increase(request_duration_seconds_bucket{ {{.Selector}} }[{{.Window}}]))
-      thresholds: {maxRatio: 1.5}
-  health: {readyTimeout: %s}
+%s  health: {readyTimeout: %s}
   strategy:
     type: %s
     %s
-`, sp.ns, target, model.Duration(sp.interval), sp.maxDuration, sp.readyTimeout, sp.strategy, sp.strategyBlock)
+`, sp.ns, target, model.Duration(sp.interval), sp.maxDuration, seedMetrics, sp.readyTimeout, sp.strategy, sp.strategyBlock)
 	path := filepath.Join(t.TempDir(), sp.ns+".yaml")
 	if err := os.WriteFile(path, []byte(policy), 0o644); err != nil {
 		t.Fatal(err)

@@ -125,17 +125,7 @@ spec:
     app: my-app
     %s
   analysis: {judge: threshold, interval: 2s, window: 10s, minRequests: 50, maxDuration: 3m}
-  metrics:
-    - name: error-rate
-      kind: errors
-      requests: sum by ({{.VersionLabel}}) (increase(http_requests_total{ {{.Selector}} }[{{.Window}}]))
-      errors: sum by ({{.VersionLabel}}) (increase(http_requests_total{ {{.Selector}}, code=~"5.." }[{{.Window}}]))
-      thresholds: {maxRatio: 2}
-    - name: latency-p99
-      kind: latency
-      buckets: sum by ({{.VersionLabel}}, le) (increase(request_duration_seconds_bucket{ {{.Selector}} }[{{.Window}}]))
-      thresholds: {maxRatio: 1.5}
-  health: {readyTimeout: 30s}
+%s  health: {readyTimeout: 30s}
   strategy:
     type: %s
     steps: ["1", "50%%"]
@@ -145,7 +135,7 @@ spec:
       type: webhook
       url: %s/hook
       secret: {secretKeyRef: {name: hooks, key: hmac}}
-`, ns, target, strategy, hook)
+`, ns, target, seedMetrics, strategy, hook)
 }
 
 // gitDeployment is a Deployment as Git holds it: no replicas when coalmine owns them.
