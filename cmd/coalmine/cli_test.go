@@ -174,3 +174,37 @@ func TestMissingCredentialsFileIsAConfigError(t *testing.T) {
 		}
 	}
 }
+
+// TestControlCommandsRefuseWhatTheyCannotDo: a command names its canary, a policy without one
+// and a cluster that cannot be reached say so before anything is written.
+func TestControlCommandsRefuseWhatTheyCannotDo(t *testing.T) {
+	for _, verb := range analyzer.Verbs {
+		t.Run(string(verb), func(t *testing.T) {
+			code, _, stderr := runArgs(string(verb))
+			if code != exitUsage || !strings.Contains(stderr, "name the CanaryPolicy") {
+				t.Errorf("%s with no policy: exit %d, %s", verb, code, stderr)
+			}
+			code, stdout, _ := runArgs(string(verb), "--help")
+			if code != exitPass || !strings.Contains(stdout, "coalmine.dev/commands") || !strings.Contains(stdout, "--reason") {
+				t.Errorf("%s --help: exit %d\n%s", verb, code, stdout)
+			}
+		})
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	unreachable := `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: c, context: {cluster: c, user: u, namespace: shop}}]
+current-context: c
+`
+	if err := os.WriteFile(kubeconfig, []byte(unreachable), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runArgs("abort", "my-app", "--kubeconfig", kubeconfig, "--request-timeout", "2s"); code != exitUnavailable {
+		t.Errorf("abort against an unreachable cluster: exit %d, want %d\n%s", code, exitUnavailable, stderr)
+	}
+	if code, _, stderr := runArgs("status", "-o", "xml"); code != exitUsage || !strings.Contains(stderr, "--output") {
+		t.Errorf("status -o xml: exit %d, %s", code, stderr)
+	}
+}

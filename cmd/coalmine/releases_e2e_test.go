@@ -124,12 +124,14 @@ spec:
   target:
     app: my-app
     %s
-  analysis: {judge: threshold, interval: 2s, window: 10s, minRequests: 50, maxDuration: 3m}
+  # A new pod's first window would hold a few seconds of its series, extrapolated to ten: the
+  # warm-up leaves the first window out.
+  analysis: {judge: threshold, interval: 2s, window: 10s, warmup: 10s, minRequests: 50, maxDuration: 3m}
 %s  health: {readyTimeout: 30s}
   strategy:
     type: %s
     steps: ["1", "50%%"]
-    stepDuration: 4s
+    stepDuration: 12s
   notifications:
     - name: hooks
       type: webhook
