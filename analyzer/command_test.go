@@ -267,6 +267,14 @@ func TestPeopleInTheLoop(t *testing.T) {
 		if st := stepUntil(t, c, clk, 200, ended); st.Outcome != OutcomePromoted || c.rec.Template != "t2" || rel.prepares != 2 || c.rec.Canary != "v2" || c.rec.Baseline != "v1" {
 			t.Fatalf("outcome %s, template %q, %d prepares; want a second canary", st.Outcome, c.rec.Template, rel.prepares)
 		}
+		// The first canary's notices ride on in the second's record, for a sender that has not
+		// sent them yet; each keeps its own ID.
+		if got, want := noticeKinds(c.rec), "started step step promoted started step step promoted"; got != want {
+			t.Fatalf("notices %q, want %q", got, want)
+		}
+		if c.rec.Notices[0].ID == c.rec.Notices[4].ID {
+			t.Fatalf("two canaries' notices share the ID %s", c.rec.Notices[0].ID)
+		}
 	})
 }
 

@@ -287,8 +287,13 @@ func (c *Canary) load(ctx context.Context) (StepResult, bool, error) {
 			return StepResult{Outcome: outcomeOf(rec), Reason: "already " + string(rec.Phase) + ": " + rec.Reason}, true, nil
 		}
 	}
-	// A new canary: nothing an earlier one recorded is reused.
+	// A new canary: nothing an earlier one recorded is reused but its notices, which may not
+	// all have been sent.
+	old := rec
 	rec = NewProgress(p, c.now())
+	if old != nil && old.Policy == p.Metadata.Name {
+		rec.Notices = slices.Clone(old.Notices)
+	}
 	rec.Template = c.template
 	if rec.Release, err = c.Release.Prepare(ctx); err != nil {
 		return StepResult{}, false, err

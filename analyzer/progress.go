@@ -95,9 +95,10 @@ type Progress struct {
 	PausedFor time.Duration `json:"pausedFor,omitempty"`
 	Asked     int           `json:"asked,omitempty"`
 	Handled   []string      `json:"handled,omitempty"`
-	// Notices are what the canary has to tell people (its outbox), newest last, numbered by Seq
-	// from 1: whoever sends them records how far each receiver got elsewhere, so each is sent
-	// once across restarts.
+	// Notices are what the canary has to tell people (its outbox), newest last, with the last
+	// canaries' before them (a canary that ended as the next one started may not have been
+	// heard of yet); Seq numbers this canary's. Whoever sends them records elsewhere which each
+	// receiver has had, so each is sent once across restarts.
 	Notices []Notice `json:"notices,omitempty"`
 	Seq     int      `json:"seq,omitempty"`
 	// Evidence is what the counter-reading judges have gathered so far; it is stored compactly
@@ -123,8 +124,15 @@ type InFlight struct {
 // Notice is one thing a canary tells people: started, a step, approval needed, promoted, rolled
 // back, inconclusive, stopped, or a command taken.
 type Notice struct {
+	// ID names the notice wherever it is sent, the same on every attempt: its canary's policy,
+	// version and attempt, and Seq, its number in that attempt (from 1).
+	ID   string     `json:"id"`
 	Seq  int        `json:"seq"`
 	Kind NoticeKind `json:"kind"`
+	// Canary and Baseline are the versions of the canary it is about: an outbox carries an
+	// earlier canary's notices that were not yet delivered into the next canary's record.
+	Canary   string `json:"canary"`
+	Baseline string `json:"baseline,omitempty"`
 	// Step is the canary's step (1-based) when the notice was made.
 	Step   int       `json:"step"`
 	Reason string    `json:"reason,omitempty"`
@@ -154,7 +162,9 @@ const maxNotices = 16
 // notify adds a notice to the outbox.
 func (p *Progress) notify(kind NoticeKind, reason, by string, now time.Time) {
 	p.Seq++
-	p.Notices = append(p.Notices, Notice{Seq: p.Seq, Kind: kind, Step: p.Step + 1, Reason: clip(reason), By: by, At: now})
+	id := fmt.Sprintf("%s.%s.%d.%d", p.Policy, p.Canary, p.Started.UnixNano(), p.Seq)
+	p.Notices = append(p.Notices, Notice{ID: id, Seq: p.Seq, Kind: kind, Canary: p.Canary, Baseline: p.Baseline,
+		Step: p.Step + 1, Reason: clip(reason), By: by, At: now})
 	if len(p.Notices) > maxNotices {
 		p.Notices = p.Notices[len(p.Notices)-maxNotices:]
 	}

@@ -124,6 +124,9 @@ func DecodeProgress(raw string, p *policies.Policy) (*Progress, error) {
 	return &prog, nil
 }
 
+// maxNoticeID bounds a notice's ID: a policy name, a version, a time and a number.
+const maxNoticeID = 512
+
 // maxDriverName bounds the name of a record's driver.
 const maxDriverName = 256
 
@@ -147,7 +150,7 @@ func (p *Progress) validate(pol *policies.Policy) error {
 		return errors.New("a negative time paused")
 	case p.Approved < 0 || p.Approved > steps+1 || p.Asked < 0 || p.Asked > steps+1:
 		return fmt.Errorf("approval of step %d out of range", p.Approved)
-	case len(p.Handled) > maxHandled || len(p.Notices) > maxNotices || p.Seq < len(p.Notices):
+	case len(p.Handled) > maxHandled || len(p.Notices) > maxNotices || p.Seq < 0:
 		return errors.New("more commands or notices than a record keeps")
 	}
 	for _, r := range []*Request{p.Paused, p.Promote, p.Abort} {
@@ -155,9 +158,9 @@ func (p *Progress) validate(pol *policies.Policy) error {
 			return errors.New("a request's text is too long")
 		}
 	}
-	for i, n := range p.Notices {
-		if n.Seq < 1 || n.Seq > p.Seq || i > 0 && n.Seq <= p.Notices[i-1].Seq {
-			return errors.New("notices out of order")
+	for _, n := range p.Notices {
+		if n.ID == "" || len(n.ID) > maxNoticeID || n.Seq < 1 || len(n.Canary) > 63 || len(n.Baseline) > 63 || len(n.By) > maxCommandText {
+			return errors.New("a notice out of bounds")
 		}
 	}
 	for _, v := range p.Verdicts {

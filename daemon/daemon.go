@@ -276,6 +276,7 @@ func (d *Daemon) lead(ctx context.Context) {
 		d.metrics.leader.Set(0)
 	}()
 	d.logger.Info().Str("identity", d.opts.Identity).Msg("leading: driving canaries")
+	d.notifier.Reset()
 	c := newController(d)
 	d.mu.Lock()
 	d.control = c

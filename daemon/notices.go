@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,34 +16,37 @@ import (
 	"github.com/coalmine/coalmine/policies"
 )
 
-// Marks is how far each notification receiver got through one canary attempt's notices: the
-// highest notice number delivered (or given up on), by notification name. It is kept in the
+// Marks are the notices each notification receiver has had (delivered, or given up on): their
+// IDs, by notification name, the newest last and at most maxMarks each. They are kept in the
 // coalmine.dev/notified annotation, written only by the Notifier.
 type Marks struct {
-	Canary  string         `json:"canary"`
-	Attempt time.Time      `json:"attempt"`
-	Sent    map[string]int `json:"sent"`
+	Sent map[string][]string `json:"sent"`
 }
 
-// maxMarksBytes bounds the annotation read back.
-const maxMarksBytes = 8 << 10
+// maxMarks is how many notices a receiver's marks remember: more than an outbox holds.
+const maxMarks = 64
 
-// decodeMarks reads the marks of rec's attempt; marks of another attempt, or none, start at 0.
-func decodeMarks(raw string, rec *analyzer.Progress) Marks {
-	m := Marks{Canary: rec.Canary, Attempt: rec.Started, Sent: map[string]int{}}
+// maxMarksBytes bounds the annotation read back.
+const maxMarksBytes = 64 << 10
+
+// decodeMarks reads the marks; none when raw does not decode.
+func decodeMarks(raw string) Marks {
+	m := Marks{Sent: map[string][]string{}}
 	var got Marks
 	if raw == "" || len(raw) > maxMarksBytes || json.Unmarshal([]byte(raw), &got) != nil {
 		return m
 	}
-	if got.Canary != rec.Canary || !got.Attempt.Equal(rec.Started) {
-		return m
-	}
-	for k, v := range got.Sent {
-		if v > 0 && v <= rec.Seq {
-			m.Sent[k] = v
-		}
+	for k, ids := range got.Sent {
+		m.Sent[k] = trimMarks(ids)
 	}
 	return m
+}
+
+func trimMarks(ids []string) []string {
+	if len(ids) > maxMarks {
+		ids = ids[len(ids)-maxMarks:]
+	}
+	return slices.Clone(ids)
 }
 
 // Outbox is where a canary's notices come from and its marks go: the actuator's Release.
@@ -61,8 +65,16 @@ type Notifier struct {
 	logger zerolog.Logger
 
 	mu          sync.Mutex
-	marks       map[string]*Marks // by policy key
+	marks       map[string]*Marks // by policy key, as read from the cluster and since sent
 	outstanding int               // notices handed over and not yet done
+}
+
+// Reset forgets the marks read: a replica that leads again reads them from the cluster, where
+// the last leader left them.
+func (n *Notifier) Reset() {
+	n.mu.Lock()
+	n.marks = map[string]*Marks{}
+	n.mu.Unlock()
 }
 
 // Wait waits until every notice handed over is delivered or given up, or ctx is done: a gate
@@ -94,7 +106,7 @@ func NewNotifier(disp *notify.Dispatcher, logger zerolog.Logger) *Notifier {
 }
 
 // Offer hands the notices of rec that p's receivers have not had to the dispatcher. It reads the
-// marks from the cluster the first time it sees a canary attempt.
+// marks from the cluster the first time it sees the policy.
 func (n *Notifier) Offer(ctx context.Context, p *policies.Policy, rec *analyzer.Progress, out Outbox) {
 	if n == nil || rec == nil || len(p.Spec.Notifications) == 0 || len(rec.Notices) == 0 {
 		return
@@ -103,13 +115,13 @@ func (n *Notifier) Offer(ctx context.Context, p *policies.Policy, rec *analyzer.
 	n.mu.Lock()
 	m := n.marks[key]
 	n.mu.Unlock()
-	if m == nil || m.Canary != rec.Canary || !m.Attempt.Equal(rec.Started) {
+	if m == nil {
 		raw, err := out.Notified(ctx)
 		if err != nil {
 			n.logger.Warn().Err(err).Str("policy", key).Msg("notification marks not read; notices wait")
 			return
 		}
-		fresh := decodeMarks(raw, rec)
+		fresh := decodeMarks(raw)
 		m = &fresh
 		n.mu.Lock()
 		n.marks[key] = m
@@ -117,14 +129,15 @@ func (n *Notifier) Offer(ctx context.Context, p *policies.Policy, rec *analyzer.
 	}
 	for _, to := range p.Spec.Notifications {
 		n.mu.Lock()
-		sent := m.Sent[to.Name]
+		had := slices.Clone(m.Sent[to.Name])
 		n.mu.Unlock()
 		target := notify.Target{Namespace: p.Spec.Target.Namespace, Policy: p.Metadata.Name, Notification: to}
 		for _, notice := range rec.Notices {
-			if notice.Seq <= sent {
+			if slices.Contains(had, notice.ID) {
 				continue
 			}
-			seq, name := notice.Seq, to.Name
+			n.logger.Debug().Str("policy", key).Str("notification", to.Name).Str("notice", notice.ID).Msg("notice offered")
+			id, name := notice.ID, to.Name
 			done := func(err error) {
 				defer func() {
 					n.mu.Lock()
@@ -135,9 +148,9 @@ func (n *Notifier) Offer(ctx context.Context, p *policies.Policy, rec *analyzer.
 					return // coalmine is stopping: the next one sends it
 				}
 				if err != nil {
-					n.logger.Warn().Err(err).Str("policy", key).Str("notification", name).Int("seq", seq).Msg("notice given up")
+					n.logger.Warn().Err(err).Str("policy", key).Str("notification", name).Str("notice", id).Msg("notice given up")
 				}
-				n.delivered(key, m, name, seq, out)
+				n.delivered(key, m, name, id, out)
 			}
 			n.mu.Lock()
 			n.outstanding++
@@ -152,47 +165,50 @@ func (n *Notifier) Offer(ctx context.Context, p *policies.Policy, rec *analyzer.
 	}
 }
 
-// delivered moves a receiver's mark to seq, in memory and on the cluster.
-func (n *Notifier) delivered(key string, m *Marks, name string, seq int, out Outbox) {
+// delivered marks a notice as had by a receiver, in memory and on the cluster.
+func (n *Notifier) delivered(key string, m *Marks, name, id string, out Outbox) {
 	n.mu.Lock()
-	if seq <= m.Sent[name] {
+	if slices.Contains(m.Sent[name], id) {
 		n.mu.Unlock()
 		return
 	}
-	m.Sent[name] = seq
-	write := Marks{Canary: m.Canary, Attempt: m.Attempt, Sent: map[string]int{}}
-	for k, v := range m.Sent {
-		write.Sent[k] = v
-	}
+	m.Sent[name] = trimMarks(append(m.Sent[name], id))
 	n.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := out.SetNotified(ctx, func(old string) (string, error) {
-		var cur Marks
-		if json.Unmarshal([]byte(old), &cur) == nil && cur.Canary == write.Canary && cur.Attempt.Equal(write.Attempt) {
-			for k, v := range cur.Sent {
-				if v > write.Sent[k] {
-					write.Sent[k] = v
+		cur := decodeMarks(old)
+		n.mu.Lock()
+		for k, ids := range m.Sent {
+			for _, x := range ids {
+				if !slices.Contains(cur.Sent[k], x) {
+					cur.Sent[k] = append(cur.Sent[k], x)
 				}
 			}
+			cur.Sent[k] = trimMarks(cur.Sent[k])
 		}
-		b, err := json.Marshal(write)
+		n.mu.Unlock()
+		b, err := json.Marshal(cur)
 		return string(b), err
 	})
 	if err != nil {
 		// Sent, not recorded: a restart sends it again, with the same delivery ID.
-		n.logger.Warn().Err(err).Str("policy", key).Str("notification", name).Int("seq", seq).Msg("notification mark not written")
+		n.logger.Warn().Err(err).Str("policy", key).Str("notification", name).Str("notice", id).Msg("notification mark not written")
 	}
 }
 
 // noticeOf is the notify package's notice of one of the canary's.
 func noticeOf(p *policies.Policy, rec *analyzer.Progress, x analyzer.Notice) notify.Notice {
+	phase, steps := string(rec.Phase), rec.Steps
+	if x.Canary != rec.Canary {
+		phase = "" // an earlier canary's, carried: where it ended is in the notice's kind
+	}
 	return notify.Notice{
-		ID:        fmt.Sprintf("%s.%s.%s.%d.%d", p.Spec.Target.Namespace, p.Metadata.Name, rec.Canary, rec.Started.UnixNano(), x.Seq),
+		ID:        p.Spec.Target.Namespace + "." + x.ID,
 		Kind:      notify.Kind(x.Kind),
 		Namespace: p.Spec.Target.Namespace, Policy: p.Metadata.Name, App: p.Spec.Target.App,
-		Baseline: rec.Baseline, Canary: rec.Canary,
-		Step: x.Step, Steps: rec.Steps, Phase: string(rec.Phase),
+		Baseline: x.Baseline, Canary: x.Canary,
+		Step: x.Step, Steps: steps, Phase: phase,
 		Reason: x.Reason, By: x.By, At: x.At,
 	}
 }

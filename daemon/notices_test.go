@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -81,7 +82,8 @@ func TestNotifierSendsEachNoticeOnce(t *testing.T) {
 	start := time.Date(2026, 12, 3, 7, 0, 0, 0, time.UTC)
 	rec := &analyzer.Progress{Policy: "my-app", Canary: "v2", Baseline: "v1", Started: start, Steps: 2, Phase: analyzer.PhaseProgressing}
 	add := func(seq int, kind analyzer.NoticeKind) {
-		rec.Notices = append(rec.Notices, analyzer.Notice{Seq: seq, Kind: kind, Step: 1, At: start})
+		id := "my-app.v2." + itoa(start.UnixNano()) + "." + itoa(int64(seq))
+		rec.Notices = append(rec.Notices, analyzer.Notice{ID: id, Seq: seq, Kind: kind, Canary: rec.Canary, Step: 1, At: start})
 		rec.Seq = seq
 	}
 	out := &outbox{}
@@ -103,9 +105,8 @@ func TestNotifierSendsEachNoticeOnce(t *testing.T) {
 	if h.n() != 2 {
 		t.Fatalf("%d deliveries %v, want 2", h.n(), h.ids)
 	}
-	var m Marks
-	if err := json.Unmarshal([]byte(out.raw), &m); err != nil || m.Sent["hooks"] != 2 || m.Canary != "v2" {
-		t.Fatalf("marks %q (%v), want hooks at 2", out.raw, err)
+	if m := decodeMarks(out.raw); len(m.Sent["hooks"]) != 2 {
+		t.Fatalf("marks %q, want the two notices", out.raw)
 	}
 	stop()
 
@@ -119,11 +120,17 @@ func TestNotifierSendsEachNoticeOnce(t *testing.T) {
 		t.Fatalf("deliveries %v, want the third notice only, once", h.ids)
 	}
 
-	// The next attempt starts from 0, whatever the old marks say.
-	rec2 := *rec
-	rec2.Started, rec2.Notices, rec2.Seq = start.Add(time.Hour), nil, 0
-	if got := decodeMarks(out.raw, &rec2); len(got.Sent) != 0 {
-		t.Fatalf("marks of another attempt kept: %v", got.Sent)
+	// The next canary's record carries this one's notices: none is sent again, its own are.
+	next := &analyzer.Progress{Policy: "my-app", Canary: "v3", Baseline: "v2", Started: start.Add(time.Hour), Steps: 2, Phase: analyzer.PhaseProgressing}
+	next.Notices = append(slices.Clone(rec.Notices), analyzer.Notice{ID: "my-app.v3.x.1", Seq: 1, Kind: analyzer.NoticeStarted, Canary: "v3", At: start})
+	n.Offer(context.Background(), p, next, out)
+	wait(n)
+	if h.n() != 4 || h.ids[3] != "shop.my-app.v3.x.1" {
+		t.Fatalf("deliveries %v, want v3's notice only", h.ids)
+	}
+	// Marks that do not decode are no marks (everything is sent again, rather than nothing).
+	if m := decodeMarks("{oops"); len(m.Sent) != 0 {
+		t.Fatalf("marks from garbage: %v", m.Sent)
 	}
 }
 

@@ -238,7 +238,10 @@ func TestReleaseAfterRelease(t *testing.T) {
 	waitReady(t, e.client, "rel-scale", "my-app-primary", 10)
 	waitReady(t, e.client, "rel-rollout", "my-app", 10)
 
-	daemon := e.startObjectDaemon(t, "releases-1", e.cluster.Kubeconfig())
+	startDaemon := func(name string) *daemonProc {
+		return e.runDaemon(t, name, e.cluster.Kubeconfig(), "--lease-namespace", "coalmine", "--identity", name, "--log-level", "debug")
+	}
+	daemon := startDaemon("releases-1")
 	logs := multi{daemon.stderr}
 	status := map[string]*statusLog{}
 	for ns, target := range map[string]string{
@@ -303,7 +306,7 @@ func TestReleaseAfterRelease(t *testing.T) {
 	// A crash right after a rollback: the next daemon carries on, sends the notices left, and
 	// nothing twice.
 	_ = daemon.cmd.Process.Kill()
-	daemon = e.startObjectDaemon(t, "releases-2", e.cluster.Kubeconfig())
+	daemon = startDaemon("releases-2")
 	logs = append(logs, daemon.stderr)
 	t.Run("v4 promoted", func(t *testing.T) {
 		for _, ns := range []string{"rel-scale", "rel-rollout"} {
@@ -336,7 +339,13 @@ func TestReleaseAfterRelease(t *testing.T) {
 			}
 			return true, nil
 		}); err != nil {
-			t.Errorf("notices delivered:\n%s\nwant, per namespace, %v", hooks, want)
+			var lines []string
+			for _, l := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(l, "notice") || strings.Contains(l, "canary ended") {
+					lines = append(lines, l)
+				}
+			}
+			t.Errorf("notices delivered:\n%s\nwant, per namespace, %v\ndaemon lines:\n%s", hooks, want, strings.Join(lines, "\n"))
 		}
 		if p := hooks.check(); len(p) > 0 {
 			t.Errorf("deliveries: %v\n%s", p, hooks)
