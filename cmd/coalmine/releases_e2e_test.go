@@ -274,8 +274,30 @@ func TestReleaseAfterRelease(t *testing.T) {
 		t.Fatalf("rel-rollout/my-app not parked:\n%s", daemon.stderr)
 	}
 
+	// settled waits until no pod of ns is terminating. The sandbox's kwok hands a new pod the
+	// address of one just deleted, and the simulator, which plays one process per address,
+	// would go on playing the old pod's version under the new pod's labels (a cluster gives a
+	// new pod a new address).
+	settled := func(t *testing.T, ns string) {
+		t.Helper()
+		if err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			pods, err := e.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err
+			}
+			for _, p := range pods.Items {
+				if p.DeletionTimestamp != nil {
+					return false, nil
+				}
+			}
+			return true, nil
+		}); err != nil {
+			t.Fatalf("%s: pods still terminating: %v", ns, err)
+		}
+	}
 	release := func(t *testing.T, ns, version, want string) map[string]any {
 		t.Helper()
+		settled(t, ns)
 		before := len(status[ns].seen)
 		if ns == "rel-scale" {
 			gitApply(ns, "canary", gitDeployment("my-app", "canary", version, -1))
@@ -361,6 +383,7 @@ func TestReleaseAfterRelease(t *testing.T) {
 	})
 
 	t.Run("coalmine abort rolls back within one tick", func(t *testing.T) {
+		settled(t, "rel-scale")
 		gitApply("rel-scale", "canary", gitDeployment("my-app", "canary", "v5.0.0", -1))
 		waitPhaseAfter(t, dyn, "rel-scale", "v5.0.0", "Analyzing", logs)
 		asked := time.Now()
@@ -385,6 +408,7 @@ func TestReleaseAfterRelease(t *testing.T) {
 	t.Run("an approval step waits until coalmine approve", func(t *testing.T) {
 		kubectl("patch", "-n", "rel-scale", "canarypolicy/my-app", "--type=merge", "-p", `{"spec":{"strategy":{"approveBefore":[3]}}}`)
 		time.Sleep(time.Second) // the new generation in force
+		settled(t, "rel-scale")
 		gitApply("rel-scale", "canary", gitDeployment("my-app", "canary", "v6.0.0", -1))
 		waitPhaseAfter(t, dyn, "rel-scale", "v6.0.0", "WaitingForApproval", logs)
 		time.Sleep(6 * time.Second) // three ticks: nothing moves
