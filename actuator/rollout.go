@@ -128,10 +128,9 @@ const (
 	defaultProgressDeadline = 600
 )
 
-// hold sets the step's hold on a Deployment.
-func hold(d *appsv1.Deployment) {
-	deadline := int32(holdDeadline)
-	d.Spec.MinReadySeconds, d.Spec.ProgressDeadlineSeconds = holdSeconds, &deadline
+// holdOps set the step's hold on a Deployment.
+func holdOps() []patchOp {
+	return []patchOp{set("/spec/minReadySeconds", holdSeconds), set("/spec/progressDeadlineSeconds", holdDeadline)}
 }
 
 // held reports whether a Deployment carries the step's hold.
@@ -164,19 +163,16 @@ func (r *rollout) setStep(ctx context.Context, i int, _ map[string]string) (bool
 	surge := intstr.FromInt32(want)
 	zero := intstr.FromInt32(0)
 	resumed := false
-	err = r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
+	err = r.k.patchDeployment(ctx, r.name, func(d *appsv1.Deployment) ([]patchOp, error) {
 		ru := d.Spec.Strategy.RollingUpdate
 		if !d.Spec.Paused && held(d) && ru != nil && ru.MaxSurge != nil && *ru.MaxSurge == surge && ru.MaxUnavailable != nil && *ru.MaxUnavailable == zero {
-			return false, nil // resumed by an earlier call; the controller is creating the pods
+			return nil, nil // resumed by an earlier call; the controller is creating the pods
 		}
-		d.Spec.Strategy = appsv1.DeploymentStrategy{
+		resumed = true
+		return append(holdOps(), set("/spec/strategy", appsv1.DeploymentStrategy{
 			Type:          appsv1.RollingUpdateDeploymentStrategyType,
 			RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &zero},
-		}
-		hold(d)
-		d.Spec.Paused = false
-		resumed = true
-		return true, nil
+		}), set("/spec/paused", false)), nil
 	})
 	if err != nil {
 		return false, err
@@ -195,13 +191,11 @@ func (r *rollout) stepSize(d *appsv1.Deployment, i int) (int32, error) {
 
 // pause pauses the Deployment, keeping the step's hold.
 func (r *rollout) pause(ctx context.Context) error {
-	return r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
+	return r.k.patchDeployment(ctx, r.name, func(d *appsv1.Deployment) ([]patchOp, error) {
 		if d.Spec.Paused && held(d) {
-			return false, nil
+			return nil, nil
 		}
-		hold(d)
-		d.Spec.Paused = true
-		return true, nil
+		return append(holdOps(), set("/spec/paused", true)), nil
 	})
 }
 
@@ -236,25 +230,21 @@ func (r *rollout) resume(ctx context.Context, state map[string]string, template 
 	} else if !ok {
 		deadline = defaultProgressDeadline
 	}
-	return r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
-		changed := false
+	return r.k.patchDeployment(ctx, r.name, func(d *appsv1.Deployment) ([]patchOp, error) {
+		var ops []patchOp
 		if restore && !apiequality.Semantic.DeepEqual(s, d.Spec.Strategy) {
-			d.Spec.Strategy = s
-			changed = true
+			ops = append(ops, set("/spec/strategy", s))
 		}
 		if d.Spec.MinReadySeconds == holdSeconds || (d.Spec.ProgressDeadlineSeconds != nil && *d.Spec.ProgressDeadlineSeconds == holdDeadline) {
-			d.Spec.MinReadySeconds, d.Spec.ProgressDeadlineSeconds = minReady, &deadline
-			changed = true
+			ops = append(ops, set("/spec/minReadySeconds", minReady), set("/spec/progressDeadlineSeconds", deadline))
 		}
 		if template != nil && !apiequality.Semantic.DeepEqual(*template, d.Spec.Template) {
-			d.Spec.Template = *template
-			changed = true
+			ops = append(ops, set("/spec/template", template))
 		}
 		if d.Spec.Paused {
-			d.Spec.Paused = false
-			changed = true
+			ops = append(ops, set("/spec/paused", false))
 		}
-		return changed, nil
+		return ops, nil
 	})
 }
 
@@ -297,13 +287,12 @@ func (r *rollout) finish(ctx context.Context) (bool, error) {
 
 // park pauses the Deployment between releases.
 func (r *rollout) park(ctx context.Context) error {
-	return r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
+	return r.k.patchDeployment(ctx, r.name, func(d *appsv1.Deployment) ([]patchOp, error) {
 		if d.Spec.Paused {
-			return false, nil
+			return nil, nil
 		}
 		r.k.logger.Info().Str("deployment", d.Name).Msg("pausing the deployment until the next release")
-		d.Spec.Paused = true
-		return true, nil
+		return []patchOp{set("/spec/paused", true)}, nil
 	})
 }
 

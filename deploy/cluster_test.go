@@ -190,10 +190,10 @@ func checkAccess(ctx context.Context, t *testing.T, client kubernetes.Interface)
 		{"get deployments", access{verb: "get", group: "apps", resource: "deployments", namespace: "default"}, true},
 		{"list deployments everywhere", access{verb: "list", group: "apps", resource: "deployments"}, true},
 		{"watch deployments everywhere", access{verb: "watch", group: "apps", resource: "deployments"}, true},
-		{"update deployments", access{verb: "update", group: "apps", resource: "deployments", namespace: "default"}, true},
-		{"update deployments in another namespace", access{verb: "update", group: "apps", resource: "deployments", namespace: "staging"}, true},
-		// The canary's record is written with one merge patch of its annotation.
+		// Every write is a patch of the fields coalmine owns (the record, replicas, a rollout's
+		// pause and strategy): never an update of a whole Deployment.
 		{"patch deployments", access{verb: "patch", group: "apps", resource: "deployments", namespace: "default"}, true},
+		{"patch deployments in another namespace", access{verb: "patch", group: "apps", resource: "deployments", namespace: "staging"}, true},
 		{"delete deployments", access{verb: "delete", group: "apps", resource: "deployments", namespace: "default"}, true},
 		{"get replicasets", access{verb: "get", group: "apps", resource: "replicasets", namespace: "default"}, true},
 		{"list replicasets", access{verb: "list", group: "apps", resource: "replicasets", namespace: "default"}, true},
@@ -204,7 +204,7 @@ func checkAccess(ctx context.Context, t *testing.T, client kubernetes.Interface)
 		{"get services", access{verb: "get", resource: "services", namespace: "default"}, true},
 		{"list services", access{verb: "list", resource: "services", namespace: "default"}, true},
 		{"watch services", access{verb: "watch", resource: "services", namespace: "default"}, true},
-		{"update services", access{verb: "update", resource: "services", namespace: "default"}, true},
+		{"patch services", access{verb: "patch", resource: "services", namespace: "default"}, true},
 		{"create events", access{verb: "create", resource: "events", namespace: "default"}, true},
 		{"get its lease", access{verb: "get", group: "coordination.k8s.io", resource: "leases", namespace: "coalmine", name: "coalmine"}, true},
 		{"update its lease", access{verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: "coalmine", name: "coalmine"}, true},
@@ -220,6 +220,8 @@ func checkAccess(ctx context.Context, t *testing.T, client kubernetes.Interface)
 		{"list secrets everywhere", access{verb: "list", resource: "secrets"}, false},
 		{"get secrets in its namespace", access{verb: "get", resource: "secrets", namespace: "coalmine"}, false},
 		{"create deployments", access{verb: "create", group: "apps", resource: "deployments", namespace: "default"}, false},
+		{"update deployments", access{verb: "update", group: "apps", resource: "deployments", namespace: "default"}, false},
+		{"update services", access{verb: "update", resource: "services", namespace: "default"}, false},
 		{"update deployments/scale", access{verb: "update", group: "apps", resource: "deployments", subresource: "scale", namespace: "default"}, false},
 		{"update deployments/status", access{verb: "update", group: "apps", resource: "deployments", subresource: "status", namespace: "default"}, false},
 		{"update replicasets", access{verb: "update", group: "apps", resource: "replicasets", namespace: "default"}, false},

@@ -104,7 +104,7 @@ ClusterRole, or in a Role per namespace of rbac.namespaces.
 {{- define "coalmine.rules" -}}
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "update", "patch", "delete"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
 - apiGroups: ["apps"]
   resources: ["replicasets"]
   verbs: ["get", "list", "watch"]
@@ -113,7 +113,7 @@ ClusterRole, or in a Role per namespace of rbac.namespaces.
   verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "update"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
