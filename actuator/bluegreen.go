@@ -199,3 +199,7 @@ func (b *blueGreen) fingerprint(ctx context.Context, fresh bool) (string, error)
 	}
 	return fmt.Sprintf("service %s %s=%s", s.Name, b.p.Spec.Target.Labels.Version, s.Spec.Selector[b.p.Spec.Target.Labels.Version]), nil
 }
+
+func (b *blueGreen) controlled() []controlledField {
+	return []controlledField{{kind: "Service", name: b.p.Spec.Strategy.Service, path: []string{"spec", "selector", b.p.Spec.Target.Labels.Version}}}
+}

@@ -425,3 +425,10 @@ func (r *rollout) fingerprint(ctx context.Context, fresh bool) (string, error) {
 	// every tick by health; the fingerprint is what only someone else changes.
 	return fmt.Sprintf("%s replicas=%d template=%x", d.Name, replicas(d), h.Sum64()), nil
 }
+
+func (r *rollout) controlled() []controlledField {
+	return []controlledField{
+		{kind: "Deployment", name: r.name, path: []string{"spec", "replicas"}},
+		{kind: "Deployment", name: r.name, path: []string{"spec", "template"}},
+	}
+}

@@ -174,3 +174,11 @@ func (s *scale) fingerprint(ctx context.Context, fresh bool) (string, error) {
 	}
 	return fmt.Sprintf("%s=%d %s=%d", b.Name, replicas(b), c.Name, replicas(c)), nil
 }
+
+func (s *scale) controlled() []controlledField {
+	t := s.p.Spec.Target
+	return []controlledField{
+		{kind: "Deployment", name: t.Canary.Deployment, path: []string{"spec", "replicas"}},
+		{kind: "Deployment", name: t.Baseline.Deployment, path: []string{"spec", "replicas"}},
+	}
+}
