@@ -88,10 +88,60 @@ func (r *rollout) prepare(ctx context.Context) (map[string]string, error) {
 		// An earlier canary's hold, not the Deployment's own.
 		minReady, deadline = 0, defaultProgressDeadline
 	}
-	return map[string]string{
+	state := map[string]string{
 		stateOriginalStrategy: string(strategy), stateLastGoodRevision: strconv.FormatInt(best, 10),
 		stateOriginalMinReady: strconv.Itoa(int(minReady)), stateOriginalDeadline: strconv.Itoa(int(deadline)),
-	}, nil
+	}
+	hpas, err := r.k.autoscalers(ctx, r.name)
+	if err != nil {
+		return nil, err
+	}
+	if len(hpas[r.name]) > 0 {
+		// Pinned, from the first step, to the replicas it has now.
+		state[stateAutoscaledReplicas] = strconv.Itoa(int(replicas(d)))
+		if err := rememberRanges(state, stateCanaryAutoscalers, hpas[r.name]); err != nil {
+			return nil, err
+		}
+	}
+	return state, nil
+}
+
+// pinAutoscalers pins the Deployment's autoscalers, read now, to the replicas it had when the
+// canary started (its replicas now, if none were remembered): a rollout's steps are shares of
+// them, and an autoscaler moving them mid-step would move the step.
+func (r *rollout) pinAutoscalers(ctx context.Context, d *appsv1.Deployment, state map[string]string) error {
+	hpas, err := r.k.autoscalers(ctx, r.name)
+	if err != nil || len(hpas[r.name]) == 0 {
+		return err
+	}
+	n := replicas(d)
+	if _, ok := state[stateAutoscaledReplicas]; ok {
+		if n, err = stateInt32(state, stateAutoscaledReplicas); err != nil {
+			return err
+		}
+	}
+	return r.k.pin(ctx, hpas[r.name], n)
+}
+
+// restored restores the autoscalers and reports done once it has.
+func (r *rollout) restored(ctx context.Context, state map[string]string) (bool, error) {
+	if err := r.restoreAutoscalers(ctx, state); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// restoreAutoscalers gives the Deployment's autoscalers their ranges back.
+func (r *rollout) restoreAutoscalers(ctx context.Context, state map[string]string) error {
+	remembered, err := rememberedRanges(state, stateCanaryAutoscalers)
+	if err != nil {
+		return err
+	}
+	hpas, err := r.k.autoscalers(ctx, r.name)
+	if err != nil {
+		return err
+	}
+	return r.k.restore(ctx, hpas[r.name], remembered)
 }
 
 // canaryPods counts the pods running the canary's version.
@@ -141,13 +191,16 @@ func held(d *appsv1.Deployment) bool {
 // setStep lets the rollout create step i's new pods, held, and pauses it once they are there.
 // It never waits in a tick: the hold keeps the controller at the step, paused or not, until a
 // later call finds the pods created and pauses.
-func (r *rollout) setStep(ctx context.Context, i int, _ map[string]string) (bool, error) {
+func (r *rollout) setStep(ctx context.Context, i int, state map[string]string) (bool, error) {
 	d, err := r.k.deployment(ctx, r.name, true)
 	if err != nil {
 		return false, err
 	}
 	if v := r.versionOf(&d.Spec.Template); v != r.p.Spec.Target.Canary.Version {
 		return false, fmt.Errorf("deployment %s/%s runs version %q, not the canary %q: update its pod template first", r.k.ns, r.name, v, r.p.Spec.Target.Canary.Version)
+	}
+	if err := r.pinAutoscalers(ctx, d, state); err != nil {
+		return false, err
 	}
 	want, err := r.stepSize(d, i)
 	if err != nil {
@@ -271,13 +324,16 @@ func parked(d *appsv1.Deployment) bool {
 // finish ends a promotion or a rollback once the rollout is complete. A policy that follows
 // release after release parks the Deployment, paused, so that the next change to its pod
 // template (from kubectl or from Git) starts no pod until coalmine takes the first step.
-func (r *rollout) finish(ctx context.Context) (bool, error) {
+func (r *rollout) finish(ctx context.Context, state map[string]string) (bool, error) {
 	d, err := r.k.deployment(ctx, r.name, true)
 	if err != nil {
 		return false, err
 	}
 	if !complete(d) {
 		return false, nil
+	}
+	if err := r.restoreAutoscalers(ctx, state); err != nil {
+		return false, err
 	}
 	if !r.p.FollowsReleases() {
 		return true, nil
@@ -308,13 +364,15 @@ func (r *rollout) promote(ctx context.Context, state map[string]string) (bool, e
 			return false, err
 		}
 		if parked(d) && r.isCanary(d) {
-			return true, nil // promoted and parked by an earlier call
+			// Promoted and parked by an earlier call, which may not have got as far as
+			// restoring every autoscaler.
+			return r.restored(ctx, state)
 		}
 	}
 	if err := r.resume(ctx, state, nil); err != nil {
 		return false, err
 	}
-	return r.finish(ctx)
+	return r.finish(ctx, state)
 }
 
 func (r *rollout) rollback(ctx context.Context, state map[string]string) (bool, error) {
@@ -323,7 +381,7 @@ func (r *rollout) rollback(ctx context.Context, state map[string]string) (bool, 
 		return false, err
 	}
 	if r.p.FollowsReleases() && parked(d) && r.versionOf(&d.Spec.Template) == r.p.Spec.Target.Baseline.Version {
-		return true, nil // undone and parked by an earlier call
+		return r.restored(ctx, state) // undone and parked by an earlier call
 	}
 	if r.versionOf(&d.Spec.Template) == r.p.Spec.Target.Baseline.Version {
 		// Undone already (the controller renumbers the restored revision): make sure it runs.
@@ -333,7 +391,7 @@ func (r *rollout) rollback(ctx context.Context, state map[string]string) (bool, 
 	} else if err := r.undo(ctx, d, state); err != nil {
 		return false, err
 	}
-	return r.finish(ctx)
+	return r.finish(ctx, state)
 }
 
 // undo resumes the Deployment with the pod template of the last good revision.

@@ -171,6 +171,7 @@ func TestChartOnCluster(t *testing.T) {
 			{"patch", "", "services", "", "elsewhere", "", true},
 			{"update", "", "services", "", "elsewhere", "", false},
 			{"create", "", "events", "", "elsewhere", "", true},
+			{"patch", "autoscaling", "horizontalpodautoscalers", "", "elsewhere", "", true},
 			{"list", "coalmine.dev", "canarypolicies", "", "", "", true},
 			{"watch", "coalmine.dev", "canarypolicies", "", "team-b", "", true},
 			// The daemon writes status with an update of the subresource, never a patch.
@@ -220,6 +221,7 @@ func TestChartOnCluster(t *testing.T) {
 			{"list", "apps", "deployments", "", "team-a", "", true},
 			{"watch", "", "pods", "", "team-b", "", true},
 			{"create", "", "events", "", "team-a", "", true},
+			{"list", "autoscaling", "horizontalpodautoscalers", "", "team-b", "", true},
 			{"list", "coalmine.dev", "canarypolicies", "", "team-a", "", true},
 			{"update", "coalmine.dev", "canarypolicies", "status", "team-b", "", true},
 			{"get", "coordination.k8s.io", "leases", "", "coalmine-scoped", "scoped-coalmine", true},

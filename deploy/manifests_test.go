@@ -219,6 +219,7 @@ func TestRBAC(t *testing.T) {
 			"apps/replicasets get", "apps/replicasets list", "apps/replicasets watch",
 			"pods get", "pods list", "pods watch",
 			"services get", "services list", "services watch", "services patch",
+			"autoscaling/horizontalpodautoscalers get", "autoscaling/horizontalpodautoscalers list", "autoscaling/horizontalpodautoscalers patch",
 			"events create",
 		},
 		"Role coalmine/coalmine-leader-election": {
