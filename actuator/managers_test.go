@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 	appsv1 "k8s.io/api/apps/v1"
@@ -112,6 +113,72 @@ func TestChangedBy(t *testing.T) {
 			}
 			if tt.want == "" && got != "" || !strings.HasPrefix(got, tt.want) {
 				t.Errorf("ChangedBy: %q, want %q...", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestChangedByPicks shows which writer ChangedBy names from managedFields as the API server
+// keeps them: whole seconds, no time on some subresource writes.
+func TestChangedByPicks(t *testing.T) {
+	at := func(s string) *metav1.Time {
+		tm, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &metav1.Time{Time: tm}
+	}
+	replicas := &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{}}}`)}
+	record := &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{"f:coalmine.dev/progress":{}}}}`)}
+	created := &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{},"f:template":{"f:spec":{"f:containers":{}}}}}`)}
+	tests := []struct {
+		name    string
+		entries []metav1.ManagedFieldsEntry
+		want    string
+	}{
+		{"the creator, before coalmine's last write, changed nothing since", []metav1.ManagedFieldsEntry{
+			{Manager: "kubectl-create", Operation: metav1.ManagedFieldsOperationUpdate, Time: at("2026-12-03T07:00:00Z"), FieldsV1: created},
+			{Manager: "coalmine", Operation: metav1.ManagedFieldsOperationUpdate, Time: at("2026-12-03T07:10:00Z"), FieldsV1: record},
+		}, ""},
+		{"a write in coalmine's second may be after it", []metav1.ManagedFieldsEntry{
+			{Manager: "coalmine", Operation: metav1.ManagedFieldsOperationUpdate, Time: at("2026-12-03T07:10:00Z"), FieldsV1: record},
+			{Manager: "kustomize-controller", Operation: metav1.ManagedFieldsOperationApply, Time: at("2026-12-03T07:10:00Z"), FieldsV1: replicas},
+		}, "spec.replicas of Deployment my-app-v2 last written by kustomize-controller (Apply) at 2026-12-03T07:10:00Z"},
+		{"the latest of several", []metav1.ManagedFieldsEntry{
+			{Manager: "coalmine", Operation: metav1.ManagedFieldsOperationUpdate, Time: at("2026-12-03T07:10:00Z"), FieldsV1: record},
+			{Manager: "kubectl-edit", Operation: metav1.ManagedFieldsOperationUpdate, Time: at("2026-12-03T07:11:00Z"), FieldsV1: created},
+			{Manager: "argocd-controller", Operation: metav1.ManagedFieldsOperationApply, Time: at("2026-12-03T07:12:03Z"), FieldsV1: replicas},
+		}, "spec.replicas of Deployment my-app-v2 last written by argocd-controller (Apply) at 2026-12-03T07:12:03Z"},
+		// The API server records no time on the HPA controller's writes of the scale.
+		{"a scale write with no time", []metav1.ManagedFieldsEntry{
+			{Manager: "kubectl-create", Operation: metav1.ManagedFieldsOperationUpdate, Time: at("2026-12-03T07:00:00Z"), FieldsV1: created},
+			{Manager: "coalmine", Operation: metav1.ManagedFieldsOperationUpdate, Time: at("2026-12-03T07:10:00Z"), FieldsV1: record},
+			{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "scale", FieldsV1: replicas},
+		}, "spec.replicas of Deployment my-app-v2 last written by kube-controller-manager (Update of scale)"},
+		{"status writes own no spec", []metav1.ManagedFieldsEntry{
+			{Manager: "coalmine", Operation: metav1.ManagedFieldsOperationUpdate, Time: at("2026-12-03T07:10:00Z"), FieldsV1: record},
+			{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "status", Time: at("2026-12-03T07:11:00Z"),
+				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{"f:replicas":{}}}`)}},
+		}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			canary := deployment("my-app-v2", "v2.0.0", 1, 1)
+			canary.ManagedFields = tt.entries
+			c := fake.NewClientset()
+			if err := c.Tracker().Add(canary); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Tracker().Add(deployment("my-app-v1", "v1.0.0", 10, 10)); err != nil {
+				t.Fatal(err)
+			}
+			r, err := NewRelease(c, loadPolicy(t, "my-app.yaml"), zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.ChangedBy(context.Background())
+			if err != nil || got != tt.want {
+				t.Errorf("ChangedBy: %q, %v; want %q", got, err, tt.want)
 			}
 		})
 	}
