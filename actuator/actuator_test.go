@@ -2,7 +2,9 @@ package actuator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,6 +73,24 @@ func prepare(t *testing.T, r *Release) map[string]string {
 		t.Fatal(err)
 	}
 	return state
+}
+
+// patchPaths lists the paths a JSON patch sets, sorted.
+func patchPaths(t *testing.T, pa k8stesting.PatchAction) []string {
+	t.Helper()
+	if pa.GetPatchType() != types.JSONPatchType {
+		t.Fatalf("patch of type %s, want a JSON patch", pa.GetPatchType())
+	}
+	var ops []patchOp
+	if err := json.Unmarshal(pa.GetPatch(), &ops); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, op := range ops {
+		paths = append(paths, op.Path)
+	}
+	slices.Sort(paths)
+	return paths
 }
 
 // writes counts the requests that change objects.
@@ -460,6 +480,12 @@ func heldAtStep(objs []runtime.Object) []runtime.Object {
 	return objs
 }
 
+// hold sets a rollout step's hold on d, as setStep leaves it.
+func hold(d *appsv1.Deployment) {
+	deadline := int32(holdDeadline)
+	d.Spec.MinReadySeconds, d.Spec.ProgressDeadlineSeconds = holdSeconds, &deadline
+}
+
 // pauseMidCanary leaves the Deployment as a canary step does: paused, with coalmine's surge.
 func pauseMidCanary(t *testing.T, c *fake.Clientset) {
 	t.Helper()
@@ -487,19 +513,26 @@ func TestRolloutRollbackUndoesToLastGoodRevision(t *testing.T) {
 	}
 	pauseMidCanary(t, c)
 
-	var updates []*appsv1.Deployment
-	c.PrependReactor("update", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		updates = append(updates, a.(k8stesting.UpdateAction).GetObject().(*appsv1.Deployment).DeepCopy())
-		return false, nil, nil
-	})
+	c.ClearActions()
 	if _, err := r.Rollback(ctx, state); err != nil {
 		t.Fatal(err)
 	}
-	// One update resumes, undoes and restores the strategy together.
-	if len(updates) != 1 {
-		t.Fatalf("rollback made %d updates, want 1", len(updates))
+	// One patch resumes, undoes and restores the strategy together, and sets only those.
+	var patches []k8stesting.PatchAction
+	for _, a := range c.Actions() {
+		if pa, ok := a.(k8stesting.PatchAction); ok {
+			patches = append(patches, pa)
+		} else if a.GetVerb() == "update" {
+			t.Errorf("rollback updated the whole %s: coalmine patches the fields it owns", a.GetResource().Resource)
+		}
 	}
-	got := updates[0]
+	if len(patches) != 1 {
+		t.Fatalf("rollback made %d patches, want 1", len(patches))
+	}
+	if paths := patchPaths(t, patches[0]); !slices.Equal(paths, []string{"/metadata/resourceVersion", "/spec/minReadySeconds", "/spec/paused", "/spec/progressDeadlineSeconds", "/spec/strategy", "/spec/template"}) {
+		t.Errorf("rollback patched %v", paths)
+	}
+	got := get(t, c, "my-app")
 	if got.Spec.Paused {
 		t.Error("still paused: an undo of a paused Deployment goes nowhere")
 	}

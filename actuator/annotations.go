@@ -17,6 +17,11 @@ const (
 	// notices; only the sender writes it.
 	AnnotationNotified = "coalmine.dev/notified"
 
+	// AnnotationPinned is on a HorizontalPodAutoscaler coalmine pinned to a canary's step: the
+	// replica range its owner gave it ({"minReplicas":2,"maxReplicas":10}), restored, and the
+	// annotation removed, when the canary ends. See autoscaler.go.
+	AnnotationPinned = "coalmine.dev/pinned"
+
 	// revisionAnnotation is the Deployment controller's own revision number.
 	revisionAnnotation = "deployment.kubernetes.io/revision"
 )
@@ -36,4 +41,15 @@ const (
 	stateOriginalDeadline = "originalProgressDeadlineSeconds"
 	// stateServiceVersion is the version a bluegreen Service selected before the switch.
 	stateServiceVersion = "serviceVersion"
+	// stateCanaryAutoscalers are the HorizontalPodAutoscalers of the Deployment coalmine steps
+	// (the canary's; for rollout, the one Deployment) when the canary started, with the range
+	// each is restored to: JSON, [{"name":"my-app-v2","minReplicas":2,"maxReplicas":10}].
+	// Absent when there were none.
+	stateCanaryAutoscalers = "canaryAutoscalers"
+	// stateBaselineAutoscalers are the baseline's, likewise. With one, the scale strategy
+	// leaves the baseline's replicas to it; shift pins it too, since it moves them itself.
+	stateBaselineAutoscalers = "baselineAutoscalers"
+	// stateAutoscaledReplicas is the rollout Deployment's replicas when the canary started,
+	// which its autoscalers are pinned to; present only with autoscalers.
+	stateAutoscaledReplicas = "autoscaledReplicas"
 )

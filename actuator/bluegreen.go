@@ -2,11 +2,13 @@ package actuator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/coalmine/coalmine/policies"
@@ -34,12 +36,15 @@ func (b *blueGreen) selectVersion(ctx context.Context, version string) error {
 		if s.Spec.Selector[label] == version {
 			return nil
 		}
-		s = s.DeepCopy()
-		if s.Spec.Selector == nil {
-			s.Spec.Selector = map[string]string{}
+		// Only the version key of the selector, held to the resourceVersion read.
+		patch, err := json.Marshal(map[string]any{
+			"metadata": map[string]any{"resourceVersion": s.ResourceVersion},
+			"spec":     map[string]any{"selector": map[string]string{label: version}},
+		})
+		if err != nil {
+			return err
 		}
-		s.Spec.Selector[label] = version
-		_, err = b.k.client.CoreV1().Services(b.k.ns).Update(ctx, s, metav1.UpdateOptions{FieldManager: fieldManager})
+		_, err = b.k.client.CoreV1().Services(b.k.ns).Patch(ctx, svc, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
 		return err
 	})
 	if err != nil {
@@ -193,4 +198,8 @@ func (b *blueGreen) fingerprint(ctx context.Context, fresh bool) (string, error)
 		return "", err
 	}
 	return fmt.Sprintf("service %s %s=%s", s.Name, b.p.Spec.Target.Labels.Version, s.Spec.Selector[b.p.Spec.Target.Labels.Version]), nil
+}
+
+func (b *blueGreen) controlled() []controlledField {
+	return []controlledField{{kind: "Service", name: b.p.Spec.Strategy.Service, path: []string{"spec", "selector", b.p.Spec.Target.Labels.Version}}}
 }

@@ -56,6 +56,9 @@ func (d *DryRun) Fingerprint(ctx context.Context, fresh bool) (string, error) {
 	return d.r.Fingerprint(ctx, fresh)
 }
 
+// ChangedBy names who last changed what coalmine controls.
+func (d *DryRun) ChangedBy(ctx context.Context) (string, error) { return d.r.ChangedBy(ctx) }
+
 // Progress returns what the dry run recorded, or else what is on the cluster.
 func (d *DryRun) Progress(ctx context.Context) (string, error) {
 	if d.progress != nil {

@@ -100,46 +100,61 @@ func (k *kube) patchAnnotationIf(ctx context.Context, name, key string, change f
 	return nil
 }
 
-// updateDeployment re-reads a Deployment, lets change modify its copy, and writes it back,
-// retrying on conflict. change reports whether it changed anything; nothing changed, nothing is
-// written.
-func (k *kube) updateDeployment(ctx context.Context, name string, change func(d *appsv1.Deployment) (bool, error)) error {
+// patchOp is one operation of a JSON patch (RFC 6902).
+type patchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value"`
+}
+
+// set is the JSON patch operation that sets the member at path, whether it is there or not.
+func set(path string, value any) patchOp { return patchOp{Op: "add", Path: path, Value: value} }
+
+// patchDeployment re-reads a Deployment, lets change say which of its fields to set, and writes
+// only those, as a JSON patch under coalmine's field manager. The patch also sets the
+// resourceVersion read, which the API server takes as a precondition: if the Deployment changed
+// since (its controller, a person), the patch conflicts and is made again from a fresh read.
+// change returns no operations when nothing is to change; then nothing is written.
+func (k *kube) patchDeployment(ctx context.Context, name string, change func(d *appsv1.Deployment) ([]patchOp, error)) error {
 	var changeErr error
 	err := retry.RetryOnConflict(conflictBackoff, func() error {
 		d, err := k.client.AppsV1().Deployments(k.ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		d = d.DeepCopy()
-		changed, err := change(d)
+		ops, err := change(d.DeepCopy())
 		if err != nil {
 			changeErr = err
 			return nil
 		}
-		if !changed {
+		if len(ops) == 0 {
 			return nil
 		}
-		_, err = k.client.AppsV1().Deployments(k.ns).Update(ctx, d, metav1.UpdateOptions{FieldManager: fieldManager})
+		patch, err := json.Marshal(append([]patchOp{set("/metadata/resourceVersion", d.ResourceVersion)}, ops...))
+		if err != nil {
+			changeErr = err
+			return nil
+		}
+		_, err = k.client.AppsV1().Deployments(k.ns).Patch(ctx, name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
 		return err
 	})
 	if changeErr != nil {
 		return fmt.Errorf("deployment %s/%s: %w", k.ns, name, changeErr)
 	}
 	if err != nil {
-		return fmt.Errorf("update deployment %s/%s: %w", k.ns, name, err)
+		return fmt.Errorf("patch deployment %s/%s: %w", k.ns, name, err)
 	}
 	return nil
 }
 
-// scale sets a Deployment's replicas.
+// scale sets a Deployment's replicas, and nothing else.
 func (k *kube) scale(ctx context.Context, name string, replicas int32) error {
-	return k.updateDeployment(ctx, name, func(d *appsv1.Deployment) (bool, error) {
+	return k.patchDeployment(ctx, name, func(d *appsv1.Deployment) ([]patchOp, error) {
 		if d.Spec.Replicas != nil && *d.Spec.Replicas == replicas {
-			return false, nil
+			return nil, nil
 		}
 		k.logger.Info().Str("deployment", name).Int32("replicas", replicas).Msg("scaling deployment")
-		d.Spec.Replicas = &replicas
-		return true, nil
+		return []patchOp{set("/spec/replicas", replicas)}, nil
 	})
 }
 

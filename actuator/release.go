@@ -30,6 +30,8 @@ type strategy interface {
 	health(ctx context.Context, i int, state map[string]string) (ready bool, problem string, err error)
 	// fingerprint summarises what coalmine controls, so that a change made by someone else shows.
 	fingerprint(ctx context.Context, fresh bool) (string, error)
+	// controlled lists the fields the fingerprint covers, to name who changed them.
+	controlled() []controlledField
 }
 
 // Release drives one policy's release on a cluster. It satisfies the analyzer's Release.

@@ -70,10 +70,60 @@ func (r *rollout) prepare(ctx context.Context) (map[string]string, error) {
 		// An earlier canary's hold, not the Deployment's own.
 		minReady, deadline = 0, defaultProgressDeadline
 	}
-	return map[string]string{
+	state := map[string]string{
 		stateOriginalStrategy: string(strategy), stateLastGoodRevision: strconv.FormatInt(best, 10),
 		stateOriginalMinReady: strconv.Itoa(int(minReady)), stateOriginalDeadline: strconv.Itoa(int(deadline)),
-	}, nil
+	}
+	hpas, err := r.k.autoscalers(ctx, r.name)
+	if err != nil {
+		return nil, err
+	}
+	if len(hpas[r.name]) > 0 {
+		// Pinned, from the first step, to the replicas it has now.
+		state[stateAutoscaledReplicas] = strconv.Itoa(int(replicas(d)))
+		if err := rememberRanges(state, stateCanaryAutoscalers, hpas[r.name]); err != nil {
+			return nil, err
+		}
+	}
+	return state, nil
+}
+
+// pinAutoscalers pins the Deployment's autoscalers, read now, to the replicas it had when the
+// canary started (its replicas now, if none were remembered): a rollout's steps are shares of
+// them, and an autoscaler moving them mid-step would move the step.
+func (r *rollout) pinAutoscalers(ctx context.Context, d *appsv1.Deployment, state map[string]string) error {
+	hpas, err := r.k.autoscalers(ctx, r.name)
+	if err != nil || len(hpas[r.name]) == 0 {
+		return err
+	}
+	n := replicas(d)
+	if _, ok := state[stateAutoscaledReplicas]; ok {
+		if n, err = stateInt32(state, stateAutoscaledReplicas); err != nil {
+			return err
+		}
+	}
+	return r.k.pin(ctx, hpas[r.name], n)
+}
+
+// restored restores the autoscalers and reports done once it has.
+func (r *rollout) restored(ctx context.Context, state map[string]string) (bool, error) {
+	if err := r.restoreAutoscalers(ctx, state); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// restoreAutoscalers gives the Deployment's autoscalers their ranges back.
+func (r *rollout) restoreAutoscalers(ctx context.Context, state map[string]string) error {
+	remembered, err := rememberedRanges(state, stateCanaryAutoscalers)
+	if err != nil {
+		return err
+	}
+	hpas, err := r.k.autoscalers(ctx, r.name)
+	if err != nil {
+		return err
+	}
+	return r.k.restore(ctx, hpas[r.name], remembered)
 }
 
 // canaryPods counts the pods running the canary's version.
@@ -110,10 +160,9 @@ const (
 	defaultProgressDeadline = 600
 )
 
-// hold sets the step's hold on a Deployment.
-func hold(d *appsv1.Deployment) {
-	deadline := int32(holdDeadline)
-	d.Spec.MinReadySeconds, d.Spec.ProgressDeadlineSeconds = holdSeconds, &deadline
+// holdOps set the step's hold on a Deployment.
+func holdOps() []patchOp {
+	return []patchOp{set("/spec/minReadySeconds", holdSeconds), set("/spec/progressDeadlineSeconds", holdDeadline)}
 }
 
 // held reports whether a Deployment carries the step's hold.
@@ -124,13 +173,16 @@ func held(d *appsv1.Deployment) bool {
 // setStep lets the rollout create step i's new pods, held, and pauses it once they are there.
 // It never waits in a tick: the hold keeps the controller at the step, paused or not, until a
 // later call finds the pods created and pauses.
-func (r *rollout) setStep(ctx context.Context, i int, _ map[string]string) (bool, error) {
+func (r *rollout) setStep(ctx context.Context, i int, state map[string]string) (bool, error) {
 	d, err := r.k.deployment(ctx, r.name, true)
 	if err != nil {
 		return false, err
 	}
 	if v := r.versionOf(&d.Spec.Template); v != r.p.Spec.Target.Canary.Version {
 		return false, fmt.Errorf("deployment %s/%s runs version %q, not the canary %q: update its pod template first", r.k.ns, r.name, v, r.p.Spec.Target.Canary.Version)
+	}
+	if err := r.pinAutoscalers(ctx, d, state); err != nil {
+		return false, err
 	}
 	want, err := r.stepSize(d, i)
 	if err != nil {
@@ -146,19 +198,16 @@ func (r *rollout) setStep(ctx context.Context, i int, _ map[string]string) (bool
 	surge := intstr.FromInt32(want)
 	zero := intstr.FromInt32(0)
 	resumed := false
-	err = r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
+	err = r.k.patchDeployment(ctx, r.name, func(d *appsv1.Deployment) ([]patchOp, error) {
 		ru := d.Spec.Strategy.RollingUpdate
 		if !d.Spec.Paused && held(d) && ru != nil && ru.MaxSurge != nil && *ru.MaxSurge == surge && ru.MaxUnavailable != nil && *ru.MaxUnavailable == zero {
-			return false, nil // resumed by an earlier call; the controller is creating the pods
+			return nil, nil // resumed by an earlier call; the controller is creating the pods
 		}
-		d.Spec.Strategy = appsv1.DeploymentStrategy{
+		resumed = true
+		return append(holdOps(), set("/spec/strategy", appsv1.DeploymentStrategy{
 			Type:          appsv1.RollingUpdateDeploymentStrategyType,
 			RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &zero},
-		}
-		hold(d)
-		d.Spec.Paused = false
-		resumed = true
-		return true, nil
+		}), set("/spec/paused", false)), nil
 	})
 	if err != nil {
 		return false, err
@@ -177,13 +226,11 @@ func (r *rollout) stepSize(d *appsv1.Deployment, i int) (int32, error) {
 
 // pause pauses the Deployment, keeping the step's hold.
 func (r *rollout) pause(ctx context.Context) error {
-	return r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
+	return r.k.patchDeployment(ctx, r.name, func(d *appsv1.Deployment) ([]patchOp, error) {
 		if d.Spec.Paused && held(d) {
-			return false, nil
+			return nil, nil
 		}
-		hold(d)
-		d.Spec.Paused = true
-		return true, nil
+		return append(holdOps(), set("/spec/paused", true)), nil
 	})
 }
 
@@ -218,25 +265,21 @@ func (r *rollout) resume(ctx context.Context, state map[string]string, template 
 	} else if !ok {
 		deadline = defaultProgressDeadline
 	}
-	return r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
-		changed := false
+	return r.k.patchDeployment(ctx, r.name, func(d *appsv1.Deployment) ([]patchOp, error) {
+		var ops []patchOp
 		if restore && !apiequality.Semantic.DeepEqual(s, d.Spec.Strategy) {
-			d.Spec.Strategy = s
-			changed = true
+			ops = append(ops, set("/spec/strategy", s))
 		}
 		if d.Spec.MinReadySeconds == holdSeconds || (d.Spec.ProgressDeadlineSeconds != nil && *d.Spec.ProgressDeadlineSeconds == holdDeadline) {
-			d.Spec.MinReadySeconds, d.Spec.ProgressDeadlineSeconds = minReady, &deadline
-			changed = true
+			ops = append(ops, set("/spec/minReadySeconds", minReady), set("/spec/progressDeadlineSeconds", deadline))
 		}
 		if template != nil && !apiequality.Semantic.DeepEqual(*template, d.Spec.Template) {
-			d.Spec.Template = *template
-			changed = true
+			ops = append(ops, set("/spec/template", template))
 		}
 		if d.Spec.Paused {
-			d.Spec.Paused = false
-			changed = true
+			ops = append(ops, set("/spec/paused", false))
 		}
-		return changed, nil
+		return ops, nil
 	})
 }
 
@@ -263,13 +306,16 @@ func parked(d *appsv1.Deployment) bool {
 // finish ends a promotion or a rollback once the rollout is complete. A policy that follows
 // release after release parks the Deployment, paused, so that the next change to its pod
 // template (from kubectl or from Git) starts no pod until coalmine takes the first step.
-func (r *rollout) finish(ctx context.Context) (bool, error) {
+func (r *rollout) finish(ctx context.Context, state map[string]string) (bool, error) {
 	d, err := r.k.deployment(ctx, r.name, true)
 	if err != nil {
 		return false, err
 	}
 	if !complete(d) {
 		return false, nil
+	}
+	if err := r.restoreAutoscalers(ctx, state); err != nil {
+		return false, err
 	}
 	if !r.p.FollowsReleases() {
 		return true, nil
@@ -279,13 +325,12 @@ func (r *rollout) finish(ctx context.Context) (bool, error) {
 
 // park pauses the Deployment between releases.
 func (r *rollout) park(ctx context.Context) error {
-	return r.k.updateDeployment(ctx, r.name, func(d *appsv1.Deployment) (bool, error) {
+	return r.k.patchDeployment(ctx, r.name, func(d *appsv1.Deployment) ([]patchOp, error) {
 		if d.Spec.Paused {
-			return false, nil
+			return nil, nil
 		}
 		r.k.logger.Info().Str("deployment", d.Name).Msg("pausing the deployment until the next release")
-		d.Spec.Paused = true
-		return true, nil
+		return []patchOp{set("/spec/paused", true)}, nil
 	})
 }
 
@@ -301,13 +346,15 @@ func (r *rollout) promote(ctx context.Context, state map[string]string) (bool, e
 			return false, err
 		}
 		if parked(d) && r.isCanary(d) {
-			return true, nil // promoted and parked by an earlier call
+			// Promoted and parked by an earlier call, which may not have got as far as
+			// restoring every autoscaler.
+			return r.restored(ctx, state)
 		}
 	}
 	if err := r.resume(ctx, state, nil); err != nil {
 		return false, err
 	}
-	return r.finish(ctx)
+	return r.finish(ctx, state)
 }
 
 func (r *rollout) rollback(ctx context.Context, state map[string]string) (bool, error) {
@@ -316,7 +363,7 @@ func (r *rollout) rollback(ctx context.Context, state map[string]string) (bool, 
 		return false, err
 	}
 	if r.p.FollowsReleases() && parked(d) && r.versionOf(&d.Spec.Template) == r.p.Spec.Target.Baseline.Version {
-		return true, nil // undone and parked by an earlier call
+		return r.restored(ctx, state) // undone and parked by an earlier call
 	}
 	if r.versionOf(&d.Spec.Template) == r.p.Spec.Target.Baseline.Version {
 		// Undone already (the controller renumbers the restored revision): make sure it runs.
@@ -326,7 +373,7 @@ func (r *rollout) rollback(ctx context.Context, state map[string]string) (bool, 
 	} else if err := r.undo(ctx, d, state); err != nil {
 		return false, err
 	}
-	return r.finish(ctx)
+	return r.finish(ctx, state)
 }
 
 // undo resumes the Deployment with the pod template of the last good revision.
@@ -417,4 +464,11 @@ func (r *rollout) fingerprint(ctx context.Context, fresh bool) (string, error) {
 	// Whether it is paused and how far it rolled are the step's position, checked (and held)
 	// every tick by health; the fingerprint is what only someone else changes.
 	return fmt.Sprintf("%s replicas=%d template=%x", d.Name, replicas(d), h.Sum64()), nil
+}
+
+func (r *rollout) controlled() []controlledField {
+	return []controlledField{
+		{kind: "Deployment", name: r.name, path: []string{"spec", "replicas"}},
+		{kind: "Deployment", name: r.name, path: []string{"spec", "template"}},
+	}
 }

@@ -2,7 +2,6 @@ package actuator
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -10,7 +9,6 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 )
 
 // takeTemplate gives the baseline Deployment the canary's pod template and n replicas (a
@@ -31,16 +29,16 @@ func (k *kube) takeTemplate(ctx context.Context, baseline, canary string, n int3
 		return false, err
 	}
 	if !apiequality.Semantic.DeepEqual(b.Spec.Template, *tmpl) || replicas(b) != n {
-		patch, err := json.Marshal([]map[string]any{
-			{"op": "test", "path": "/metadata/resourceVersion", "value": b.ResourceVersion},
-			{"op": "replace", "path": "/spec/template", "value": tmpl},
-			{"op": "replace", "path": "/spec/replicas", "value": n},
+		k.logger.Info().Str("deployment", baseline).Str("from", canary).Int32("replicas", n).Msg("baseline takes the canary's pod template")
+		// The template and replicas as read, or a fresh read and a conflict-free retry.
+		err := k.patchDeployment(ctx, baseline, func(b *appsv1.Deployment) ([]patchOp, error) {
+			tmpl, err := baselineTemplate(b, c)
+			if err != nil {
+				return nil, err
+			}
+			return []patchOp{set("/spec/template", tmpl), set("/spec/replicas", n)}, nil
 		})
 		if err != nil {
-			return false, fmt.Errorf("deployment %s/%s: %w", k.ns, baseline, err)
-		}
-		k.logger.Info().Str("deployment", baseline).Str("from", canary).Int32("replicas", n).Msg("baseline takes the canary's pod template")
-		if _, err := k.client.AppsV1().Deployments(k.ns).Patch(ctx, baseline, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
 			return false, fmt.Errorf("give deployment %s/%s the pod template of %s: %w", k.ns, baseline, canary, err)
 		}
 		return false, nil

@@ -30,6 +30,9 @@ type Release interface {
 	// Fingerprint summarises the state coalmine controls: from a cache when there is one, from
 	// the API server when fresh is set.
 	Fingerprint(ctx context.Context, fresh bool) (string, error)
+	// ChangedBy names who last changed the fields coalmine controls, other than coalmine:
+	// field, object, manager, operation and time; "" when unknown.
+	ChangedBy(ctx context.Context) (string, error)
 	// Progress and SaveProgress read and write the canary's record on the cluster.
 	Progress(ctx context.Context) (string, error)
 	SaveProgress(ctx context.Context, progress string) error

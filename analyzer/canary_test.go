@@ -38,6 +38,7 @@ type fakeRelease struct {
 	stepCalls map[int]int
 	problem   string
 	outsideFP string // set to simulate a change made by someone else
+	changedBy string // who, as ChangedBy names them
 	promoteAt int    // Promote reports done on this call (1 = at once)
 	eventKeys map[string]bool
 	// state is what Prepare returns; badState counts the actions handed any other state.
@@ -115,6 +116,7 @@ func (f *fakeRelease) Health(_ context.Context, i int, state map[string]string) 
 	}
 	return true, f.problem, nil
 }
+func (f *fakeRelease) ChangedBy(context.Context) (string, error) { return f.changedBy, nil }
 func (f *fakeRelease) Fingerprint(context.Context, bool) (string, error) {
 	if f.outsideFP != "" {
 		return f.outsideFP, nil
@@ -604,4 +606,27 @@ func TestOneDriverAtATime(t *testing.T) {
 			t.Errorf("the other driver's record was overwritten: %+v", rec)
 		}
 	})
+}
+
+// TestStopNamesWhoChangedTheRelease: when the release is not where coalmine left it, the stop's
+// reason and its CanaryStopped Event name who changed it, as the release tells.
+func TestStopNamesWhoChangedTheRelease(t *testing.T) {
+	const by = "spec.replicas of Deployment my-app-v2 last written by argocd-controller (Apply) at 2026-12-03T07:12:03Z"
+	rel := &fakeRelease{steps: 3, step: -1, changedBy: by}
+	c, clk := newCanary(t, gatePolicy(t), rel, func(q metrics.Query, _ time.Time) (metrics.Observation, error) { return healthyObs(q), nil })
+	c.OnTick = nil
+	c.Sleep = func(ctx context.Context, d time.Duration) error {
+		rel.outsideFP = "my-app-v2=1"
+		return clk.sleep(ctx, d)
+	}
+	rep, err := c.Run(context.Background(), clk.now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Outcome != OutcomeStopped || !strings.Contains(rep.Reason, "; "+by) {
+		t.Errorf("outcome %s, reason %q; want stopped, naming %q", rep.Outcome, rep.Reason, by)
+	}
+	if n := len(rel.events); n == 0 || rel.events[n-1] != "CanaryStopped" || !strings.Contains(rel.messages[n-1], "argocd-controller (Apply)") {
+		t.Errorf("events %v %q, want a CanaryStopped naming argocd-controller", rel.events, rel.messages)
+	}
 }

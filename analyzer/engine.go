@@ -489,6 +489,11 @@ func (c *Canary) look(ctx context.Context, t *Tick) (Observed, *Result, error) {
 		}
 		if fp != rec.Fingerprint {
 			obs.Changed = fmt.Sprintf("%s, coalmine left %s", fp, rec.Fingerprint)
+			if by, err := c.Release.ChangedBy(ctx); err != nil {
+				c.Logger.Warn().Err(err).Msg("who changed the release not read")
+			} else if by != "" {
+				obs.Changed += "; " + by
+			}
 			return obs, nil, nil
 		}
 	}

@@ -164,11 +164,14 @@ func TestChartOnCluster(t *testing.T) {
 		checkAccess(ctx, t, admin, "coalmine", "coalmine", []access{
 			{"patch", "apps", "deployments", "", "default", "", true},
 			{"patch", "apps", "deployments", "", "team-a", "", true},
-			{"update", "apps", "deployments", "", "elsewhere", "", true},
+			{"patch", "apps", "deployments", "", "elsewhere", "", true},
+			{"update", "apps", "deployments", "", "elsewhere", "", false},
 			{"list", "apps", "deployments", "", "", "", true},
 			{"watch", "", "pods", "", "", "", true},
-			{"update", "", "services", "", "elsewhere", "", true},
+			{"patch", "", "services", "", "elsewhere", "", true},
+			{"update", "", "services", "", "elsewhere", "", false},
 			{"create", "", "events", "", "elsewhere", "", true},
+			{"patch", "autoscaling", "horizontalpodautoscalers", "", "elsewhere", "", true},
 			{"list", "coalmine.dev", "canarypolicies", "", "", "", true},
 			{"watch", "coalmine.dev", "canarypolicies", "", "team-b", "", true},
 			// The daemon writes status with an update of the subresource, never a patch.
@@ -214,10 +217,11 @@ func TestChartOnCluster(t *testing.T) {
 	t.Run("confined permissions", func(t *testing.T) {
 		checkAccess(ctx, t, admin, "coalmine-scoped", "scoped-coalmine", []access{
 			{"patch", "apps", "deployments", "", "team-a", "", true},
-			{"update", "apps", "deployments", "", "team-b", "", true},
+			{"patch", "apps", "deployments", "", "team-b", "", true},
 			{"list", "apps", "deployments", "", "team-a", "", true},
 			{"watch", "", "pods", "", "team-b", "", true},
 			{"create", "", "events", "", "team-a", "", true},
+			{"list", "autoscaling", "horizontalpodautoscalers", "", "team-b", "", true},
 			{"list", "coalmine.dev", "canarypolicies", "", "team-a", "", true},
 			{"update", "coalmine.dev", "canarypolicies", "status", "team-b", "", true},
 			{"get", "coordination.k8s.io", "leases", "", "coalmine-scoped", "scoped-coalmine", true},
@@ -226,7 +230,7 @@ func TestChartOnCluster(t *testing.T) {
 			{"patch", "apps", "deployments", "", "default", "", false},
 			{"patch", "apps", "deployments", "", "coalmine-scoped", "", false},
 			{"list", "apps", "deployments", "", "", "", false},
-			{"update", "", "services", "", "elsewhere", "", false},
+			{"patch", "", "services", "", "elsewhere", "", false},
 			{"create", "", "events", "", "elsewhere", "", false},
 			{"list", "coalmine.dev", "canarypolicies", "", "", "", false},
 			{"get", "coordination.k8s.io", "leases", "", "team-a", "scoped-coalmine", false},

@@ -215,10 +215,11 @@ func TestRBAC(t *testing.T) {
 			"coalmine.dev/canarypolicies get", "coalmine.dev/canarypolicies list", "coalmine.dev/canarypolicies watch",
 			"coalmine.dev/canarypolicies/status update",
 			"apps/deployments get", "apps/deployments list", "apps/deployments watch",
-			"apps/deployments update", "apps/deployments patch", "apps/deployments delete",
+			"apps/deployments patch", "apps/deployments delete",
 			"apps/replicasets get", "apps/replicasets list", "apps/replicasets watch",
 			"pods get", "pods list", "pods watch",
-			"services get", "services list", "services watch", "services update",
+			"services get", "services list", "services watch", "services patch",
+			"autoscaling/horizontalpodautoscalers get", "autoscaling/horizontalpodautoscalers list", "autoscaling/horizontalpodautoscalers patch",
 			"events create",
 		},
 		"Role coalmine/coalmine-leader-election": {

@@ -49,6 +49,13 @@ type ClusterOptions struct {
 	// Prometheus is the base configuration of that Prometheus. StartCluster
 	// sets KubernetesSDKubeconfig, and Binary and Dir when they are empty.
 	Prometheus PrometheusOptions
+	// Controllers are more kube-controller-manager controllers to run beside the deployment,
+	// replicaset and garbage-collector controllers, by their --controllers names
+	// (horizontal-pod-autoscaler-controller, say).
+	Controllers []string
+	// ControllerManagerArgs are more kube-controller-manager flags, e.g.
+	// "--horizontal-pod-autoscaler-sync-period=1s".
+	ControllerManagerArgs []string
 	// StartTimeout bounds the whole start. Default: 90s.
 	StartTimeout time.Duration
 	// StopTimeout is how long Stop waits for each component after SIGTERM
@@ -58,7 +65,7 @@ type ClusterOptions struct {
 
 // Cluster is a Kubernetes control plane on loopback started by StartCluster:
 // etcd, kube-apiserver, kube-controller-manager (deployment, replicaset and
-// garbage-collector controllers), kube-scheduler and kwok with one fake
+// garbage-collector controllers, and ClusterOptions.Controllers), kube-scheduler and kwok with one fake
 // node, NodeName, whose pods become Ready (see UnreadyLabel) and get
 // loopback IPs from ClusterOptions.PodCIDR. Callers must Stop it.
 type Cluster struct {
@@ -143,16 +150,17 @@ func (c *Cluster) start(ctx context.Context, o ClusterOptions) error {
 	}
 	// Without --secure-port these two serve no health endpoint; a Deployment
 	// that becomes Ready is what shows they work.
-	if _, err := c.launch("kube-controller-manager", c.bins.controllerManager,
-		"--kubeconfig="+c.kubeconfig,
-		"--controllers=deployment-controller,replicaset-controller,garbage-collector-controller",
+	controllers := append([]string{"deployment-controller", "replicaset-controller", "garbage-collector-controller"}, o.Controllers...)
+	if _, err := c.launch("kube-controller-manager", c.bins.controllerManager, append([]string{
+		"--kubeconfig=" + c.kubeconfig,
+		"--controllers=" + strings.Join(controllers, ","),
 		"--leader-elect=false",
 		"--secure-port=0",
 		"--use-service-account-credentials=false",
 		// Reconcile quickly: tests wait on rollouts.
 		"--concurrent-deployment-syncs=10",
 		"--concurrent-replicaset-syncs=10",
-	); err != nil {
+	}, o.ControllerManagerArgs...)...); err != nil {
 		return err
 	}
 	if _, err := c.launch("kube-scheduler", c.bins.scheduler,
