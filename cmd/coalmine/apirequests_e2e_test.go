@@ -271,10 +271,12 @@ func TestAPIRequestsPerTick(t *testing.T) {
 		reads := after.delta(before, readKeys...) / float64(ticks)
 		t.Logf("gate: %.2f reads (GET deployments + LIST pods) and %.2f writes per quiet tick", reads, after.delta(before, writeKeys...)/float64(ticks))
 		checkNoWrites(t, "gate", before, after, recBefore, recAfter)
-		// Per tick the gate reads both Deployments (is the release where coalmine left it?)
-		// and the canary's Deployment and pods (is it Ready and healthy?).
-		if reads > 4 {
-			t.Errorf("gate: %.2f reads per quiet tick, want at most 4", reads)
+		// Per tick the gate reads both Deployments (is the release where coalmine left it?),
+		// the canary's Deployment and pods (is it Ready and healthy?), and the canary's
+		// Deployment once more for people's commands (coalmine abort, pause, ...), which a gate,
+		// having no watch, must read every tick to honour them within one.
+		if reads > 5 {
+			t.Errorf("gate: %.2f reads per quiet tick, want at most 5", reads)
 		}
 	})
 

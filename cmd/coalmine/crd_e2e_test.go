@@ -36,6 +36,13 @@ func (l *statusLog) add(status map[string]any) {
 	l.seen = append(l.seen, status)
 }
 
+// writes is how many statuses have been seen.
+func (l *statusLog) writes() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.seen)
+}
+
 // phases is the sequence of distinct phases seen, and the steps seen on the way.
 func (l *statusLog) phases() (phases, steps []string) {
 	l.mu.Lock()

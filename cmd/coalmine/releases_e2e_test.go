@@ -298,14 +298,14 @@ func TestReleaseAfterRelease(t *testing.T) {
 	release := func(t *testing.T, ns, version, want string) map[string]any {
 		t.Helper()
 		settled(t, ns)
-		before := len(status[ns].seen)
+		before := status[ns].writes()
 		if ns == "rel-scale" {
 			gitApply(ns, "canary", gitDeployment("my-app", "canary", version, -1))
 		} else {
 			gitApply(ns, "app", gitDeployment("my-app", "", version, 10))
 		}
 		st := waitPhaseAfter(t, dyn, ns, version, want, logs)
-		t.Logf("%s %s: %s after %d status writes", ns, version, want, len(status[ns].seen)-before)
+		t.Logf("%s %s: %s after %d status writes", ns, version, want, status[ns].writes()-before)
 		return st
 	}
 	primaryVersion := func() string {
