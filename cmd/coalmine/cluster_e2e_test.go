@@ -50,8 +50,15 @@ const clusterPodCIDR = "127.0.2.0/24"
 
 func startEnv(t *testing.T, sc simulator.Scenario) *env {
 	t.Helper()
+	return startEnvWith(t, sc, sandbox.ClusterOptions{})
+}
+
+// startEnvWith is startEnv on a cluster started with opts, with Prometheus and the pods' CIDR.
+func startEnvWith(t *testing.T, sc simulator.Scenario, opts sandbox.ClusterOptions) *env {
+	t.Helper()
 	coalmineBinary(t)
-	c := sandbox.StartClusterT(t, sandbox.ClusterOptions{WithPrometheus: true, PodCIDR: clusterPodCIDR})
+	opts.WithPrometheus, opts.PodCIDR = true, clusterPodCIDR
+	c := sandbox.StartClusterT(t, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	for _, app := range sc.Apps {

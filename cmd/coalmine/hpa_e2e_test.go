@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
-	"github.com/rs/zerolog"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,26 +29,10 @@ const hpaManager = "kube-controller-manager"
 // and leaves a target at 0 replicas alone. That is the part of it coalmine's pins act on.
 func startEnvWithAutoscaling(t *testing.T, sc simulator.Scenario) *env {
 	t.Helper()
-	coalmineBinary(t)
-	c := sandbox.StartClusterT(t, sandbox.ClusterOptions{
-		WithPrometheus: true, PodCIDR: clusterPodCIDR,
+	return startEnvWith(t, sc, sandbox.ClusterOptions{
 		Controllers:           []string{"horizontal-pod-autoscaler-controller"},
 		ControllerManagerArgs: []string{"--horizontal-pod-autoscaler-sync-period=1s"},
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	for _, app := range sc.Apps {
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: app.Namespace}}
-		if _, err := c.Client().CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sim, err := simulator.Start(ctx, sc, simulator.Options{Kube: c.Client(), Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Stop() })
-	return &env{cluster: c, client: c.Client(), sim: sim, promURL: c.Prometheus().URL()}
 }
 
 // createHPA makes an autoscaling/v2 HPA of a Deployment, as kubectl autoscale would.
