@@ -226,12 +226,16 @@ func (r *Release) Park(ctx context.Context) (bool, error) {
 	if !ok || !r.policy.FollowsReleases() {
 		return false, nil
 	}
-	d, err := r.k.deployment(ctx, ro.name, true)
-	if err != nil {
-		return false, err
-	}
-	if d.Spec.Paused || !rolledOut(d) {
-		return false, nil
+	// The cache first: most Deployment events of a parked Deployment need no request; what
+	// would pause it is confirmed with the API server.
+	for _, fresh := range []bool{false, true} {
+		d, err := r.k.deployment(ctx, ro.name, fresh)
+		if err != nil {
+			return false, err
+		}
+		if d.Spec.Paused || !rolledOut(d) {
+			return false, nil
+		}
 	}
 	return true, ro.park(ctx)
 }

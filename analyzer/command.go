@@ -259,15 +259,19 @@ func clipText(s string) string {
 }
 
 // RetryAsked reports whether raw holds a retry, not yet taken, of the ended canary rec.
-func RetryAsked(rec *Progress, raw string) bool {
+func RetryAsked(rec *Progress, raw string) bool { return retryOf(rec, raw) != nil }
+
+// retryOf is the retry, not yet taken, of the ended canary rec among the commands in raw; nil
+// when there is none.
+func retryOf(rec *Progress, raw string) *Command {
 	cmds, err := DecodeCommands(raw)
 	if err != nil || rec == nil || !rec.Phase.Final() {
-		return false
+		return nil
 	}
 	for _, c := range cmds {
 		if c.Verb == VerbRetry && c.Canary == rec.Canary && c.Attempt.Equal(rec.Started) && !rec.handled(c.ID) {
-			return true
+			return &c
 		}
 	}
-	return false
+	return nil
 }

@@ -350,16 +350,10 @@ func (c *Canary) resolve(ctx context.Context) (*policies.Policy, error) {
 // retried returns the command that starts an ended canary again, nil when there is none.
 func (c *Canary) retried(ctx context.Context, rec *Progress) (*Command, error) {
 	raw, err := c.Release.Commands(ctx)
-	if err != nil || !RetryAsked(rec, raw) {
+	if err != nil {
 		return nil, err
 	}
-	cmds, _ := DecodeCommands(raw)
-	for _, cmd := range cmds {
-		if cmd.Verb == VerbRetry && cmd.Canary == rec.Canary && cmd.Attempt.Equal(rec.Started) && !rec.handled(cmd.ID) {
-			return &cmd, nil
-		}
-	}
-	return nil, nil
+	return retryOf(rec, raw), nil
 }
 
 // take takes the commands people left since the last tick into the record, each with an Event

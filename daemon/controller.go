@@ -321,10 +321,7 @@ func (c *controller) shouldRun(ctx context.Context, p *policies.Policy) (start b
 		name = t.Baseline.Deployment
 	}
 	pending := sighting{phase: policies.PhasePending, reason: "NoCanary"}
-	cached, ok := c.caches[t.Namespace]
-	if !ok {
-		cached, ok = c.caches[""]
-	}
+	cached, ok := c.cacheFor(t.Namespace)
 	if !ok {
 		return false, sighting{}, nil // not a namespace this daemon watches
 	}
@@ -393,6 +390,16 @@ func (c *controller) ended(ctx context.Context, p *policies.Policy, rec *analyze
 	return recorded(rec)
 }
 
+// cacheFor is the informers' cache that holds namespace ns; false when this daemon does not
+// watch it.
+func (c *controller) cacheFor(ns string) (actuator.Listers, bool) {
+	if l, ok := c.caches[ns]; ok {
+		return l, true
+	}
+	l, ok := c.caches[""]
+	return l, ok
+}
+
 // park keeps a rollout's Deployment paused between releases (see actuator.Release.Park), with
 // an Event when it pauses it.
 func (c *controller) park(ctx context.Context, key string, p *policies.Policy) {
@@ -402,6 +409,9 @@ func (c *controller) park(ctx context.Context, key string, p *policies.Policy) {
 	rel, err := actuator.NewRelease(c.d.client, p, c.d.logger)
 	if err != nil {
 		return
+	}
+	if l, ok := c.cacheFor(p.Spec.Target.Namespace); ok {
+		rel.WithCache(l)
 	}
 	parked, err := rel.Park(ctx)
 	if err != nil {
@@ -435,9 +445,7 @@ func (c *controller) start(key string, p *policies.Policy) (*driven, error) {
 	if err != nil {
 		return nil, err
 	}
-	if l, ok := c.caches[p.Spec.Target.Namespace]; ok {
-		rel.WithCache(l)
-	} else if l, ok := c.caches[""]; ok {
+	if l, ok := c.cacheFor(p.Spec.Target.Namespace); ok {
 		rel.WithCache(l)
 	}
 	dc := &driven{policy: p, logger: logger, release: rel, engine: &analyzer.Canary{
