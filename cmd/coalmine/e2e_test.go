@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -152,12 +153,14 @@ func waitForCanaryRequests(t *testing.T, prom *sandbox.Prometheus, window time.D
 }
 
 type jsonReport struct {
-	Verdict string `json:"verdict"`
+	Verdict string    `json:"verdict"`
+	Time    time.Time `json:"time"`
 	Metrics []struct {
 		Name     string   `json:"name"`
 		Verdict  string   `json:"verdict"`
 		Baseline *float64 `json:"baseline"`
 		Canary   *float64 `json:"canary"`
+		CanaryN  *float64 `json:"canaryRequests"`
 		Reason   string   `json:"reason"`
 		Query    string   `json:"query"`
 		History  []struct {
@@ -195,6 +198,7 @@ func TestReportAgainstRealPrometheus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.namespace, func(t *testing.T) {
+			ran := time.Now()
 			r := runCLI(t, "report", "-f", policy, "-n", tt.namespace, "--prometheus-url", prom.URL(),
 				"--window", "20s", "--format", "json", "--log-format", "json")
 			if r.code != tt.wantCode {
@@ -207,7 +211,15 @@ func TestReportAgainstRealPrometheus(t *testing.T) {
 			if rep.Verdict != tt.want {
 				t.Errorf("verdict %q, want %q", rep.Verdict, tt.want)
 			}
+			// The threshold judge judges the last 20 s, the window the test waited to fill, not
+			// the 20 s before it (a replay's first tick).
+			if d := rep.Time.Sub(ran); d < 0 || d > 10*time.Second {
+				t.Errorf("the report judged the window ending at %s, %s from when it ran", rep.Time.Format(time.RFC3339Nano), d)
+			}
 			for _, m := range rep.Metrics {
+				if n := m.CanaryN; tt.namespace != "no-traffic" && (n == nil || *n < 1000) {
+					t.Errorf("metric %s: the window judged holds %s canary requests, want the filled window's (1,500 or more seen)", m.Name, fmtNumber(n))
+				}
 				if want := tt.metrics[m.Name]; m.Verdict != want && !(want == "pass or fail" && (m.Verdict == "pass" || m.Verdict == "fail")) {
 					t.Errorf("metric %s: %s (%s), want %s", m.Name, m.Verdict, m.Reason, want)
 				}
@@ -410,4 +422,12 @@ func TestSequentialJudgeAgainstRealPrometheus(t *testing.T) {
 			}
 		}
 	})
+}
+
+// fmtNumber prints a report's number, null as "no".
+func fmtNumber(v *float64) string {
+	if v == nil {
+		return "no"
+	}
+	return strconv.FormatFloat(*v, 'f', -1, 64)
 }

@@ -132,9 +132,18 @@ func runReport(ctx context.Context, cmd *cobra.Command, f *reportFlags, s stream
 		fmt.Fprintf(stderr, "coalmine report: watching the pods for %s (source: pods)\n", model.Duration(window))
 		start := time.Now()
 		if res, err = an.Watch(ctx, p, window); err == nil {
-			rec := analyzer.NewProgress(p, start)
-			rec.Done("", start)
-			decision = analyzer.Decide(p, rec, analyzer.Observed{Ready: true}, &res, res.Time, start.Add(time.Duration(p.Spec.Analysis.MaxDuration)))
+			decision = decideAtEnd(p, &res, start, res.Time)
+		}
+	} else if analyzer.StreamJudgeFor(p) == nil {
+		// The threshold judge reads no interval by interval: it judges the one window that ends
+		// at --time, whole, and decides as the gate would at the last tick of a canary started at
+		// the window's beginning. (A replay's first tick would judge the window before it.)
+		baselineAt := at
+		if p.Spec.Strategy.Type == policies.StrategyBlueGreen {
+			baselineAt = at.Add(-window) // as the engine: the baseline as it was before the switch
+		}
+		if res, err = an.EvaluateSplit(ctx, p, at, baselineAt, window); err == nil {
+			decision = decideAtEnd(p, &res, at.Add(-window), at)
 		}
 	} else {
 		// The window replayed as the gate would have driven a canary started at its beginning:
@@ -171,6 +180,14 @@ func runReport(ctx context.Context, cmd *cobra.Command, f *reportFlags, s stream
 	}
 	logger.Info().Str("verdict", string(res.Verdict)).Str("action", string(decision.Action)).Str("reason", res.Reason).Msg("canary judged")
 	return exitForVerdict(res.Verdict)
+}
+
+// decideAtEnd is the decision on res, judged at at, of a canary started at start with one step
+// done: what the gate would do at that tick.
+func decideAtEnd(p *policies.Policy, res *analyzer.Result, start, at time.Time) analyzer.Decision {
+	rec := analyzer.NewProgress(p, start)
+	rec.Done("", start)
+	return analyzer.Decide(p, rec, analyzer.Observed{Ready: true}, res, at, start.Add(time.Duration(p.Spec.Analysis.MaxDuration)))
 }
 
 // clusterState reads the release through the dry-run actuator: reads only, writes nothing.
