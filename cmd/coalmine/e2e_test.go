@@ -326,9 +326,15 @@ func TestSequentialJudgeAgainstRealPrometheus(t *testing.T) {
 				"--window", window.String(), "--format", "json", "--log-format", "json")
 			// On a loaded machine the sandbox's 1 s scrapes (1 s timeout) miss instants and a
 			// replay holds part of the traffic: an equal canary may not be shown so in 45 s.
-			// Two more windows then, never for the failing case.
-			for attempt := 1; attempt < 3 && r.code == exitInconclusive && tt.wantCode == exitPass; attempt++ {
-				t.Logf("attempt %d inconclusive:\n%s", attempt, r.stdout)
+			// Two more windows then, never for the failing case. And an equal canary is rolled
+			// back with the judge's alpha (2.5%) of chance, seen here once in many runs: one
+			// rollback is chance, a second in a fresh window (0.06%) is the judge's fault.
+			rolledBack := 0
+			for attempt := 1; attempt < 3 && tt.wantCode == exitPass && (r.code == exitInconclusive || r.code == exitFail && rolledBack == 0); attempt++ {
+				if r.code == exitFail {
+					rolledBack++
+				}
+				t.Logf("attempt %d exit %d:\n%s", attempt, r.code, r.stdout)
 				time.Sleep(window)
 				r = runCLI(t, "report", "-f", policy, "-n", tt.namespace, "--prometheus-url", prom.URL(),
 					"--window", window.String(), "--format", "json", "--log-format", "json")

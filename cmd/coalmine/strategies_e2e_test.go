@@ -91,29 +91,34 @@ func TestStrategiesHoldTheirSteps(t *testing.T) {
 		}
 		apps = append(apps, app(m.ns("resumed"), 0.01, slow))
 	}
-	e := startEnv(t, simulator.Scenario{Seed: 16, Tick: model.Duration(100 * time.Millisecond), Apps: apps})
 	var sum summary
+	// Registered before the sandbox's, so it is printed after the sandbox's log tails on a
+	// failure: the output ends with what each case measured and which cases failed.
+	t.Cleanup(func() { t.Logf("summary:\n%s", sum.String()) })
+	e := startEnv(t, simulator.Scenario{Seed: 16, Tick: model.Duration(100 * time.Millisecond), Apps: apps})
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			for _, o := range holdOutcomes {
 				t.Run("rollout beside scale/"+o.name, func(t *testing.T) {
 					t.Parallel()
+					defer sum.failed(t)
 					rolloutBesideScale(t, e, m, o, &sum)
 				})
 			}
 			for _, o := range holdOutcomes {
 				t.Run("bluegreen/"+o.name, func(t *testing.T) {
 					t.Parallel()
+					defer sum.failed(t)
 					blueGreenSwitch(t, e, m, o)
 				})
 			}
 			t.Run("rollout resumed by hand", func(t *testing.T) {
 				t.Parallel()
+				defer sum.failed(t)
 				rolloutResumedByHand(t, e, m, &sum)
 			})
 		})
 	}
-	t.Logf("summary:\n%s", sum.String())
 }
 
 // rolloutBesideScale runs a rollout canary and a scale canary of the same v2 with the same
@@ -1031,6 +1036,13 @@ func (s *summary) add(line string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lines = append(s.lines, line)
+}
+
+// failed adds a line naming t when it has failed; deferred, it sees how t ended.
+func (s *summary) failed(t *testing.T) {
+	if t.Failed() {
+		s.add("FAILED: " + t.Name() + " (its messages are above, under its name)")
+	}
 }
 
 func (s *summary) String() string {
