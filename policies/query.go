@@ -51,17 +51,41 @@ func (p *Policy) Vars(window time.Duration) QueryVars {
 	}
 }
 
-// Render executes a PromQL template with vars.
+// maxRenderedQuery bounds a rendered query. Templates are written by others, and a few bytes of
+// text/template can write without end; a real query is well under a kilobyte.
+const maxRenderedQuery = 64 << 10
+
+// Render executes a PromQL template with vars. The template may use the variables, if, with and
+// the comparison and logic functions; range, define, block, template and the functions that
+// format or escape (printf, html, ...) are refused, so that rendering is bounded by the
+// template's own length: `{{range 100000000000}}` would never end, and nested printf or html
+// calls grow their output exponentially.
 func Render(tmpl string, vars QueryVars) (string, error) {
 	t, err := template.New("query").Option("missingkey=error").Parse(tmpl)
 	if err != nil {
 		return "", fmt.Errorf("template: %w", cleanTemplateError(err))
 	}
-	var b strings.Builder
-	if err := t.Execute(&b, vars); err != nil {
+	if err := checkTemplate(t); err != nil {
+		return "", fmt.Errorf("template: %w", err)
+	}
+	w := cappedWriter{max: maxRenderedQuery}
+	if err := t.Execute(&w, vars); err != nil {
 		return "", fmt.Errorf("template: %w", cleanTemplateError(err))
 	}
-	return b.String(), nil
+	return w.b.String(), nil
+}
+
+// cappedWriter is a strings.Builder that refuses to grow past max bytes.
+type cappedWriter struct {
+	b   strings.Builder
+	max int
+}
+
+func (w *cappedWriter) Write(p []byte) (int, error) {
+	if w.b.Len()+len(p) > w.max {
+		return 0, fmt.Errorf("the rendered query is longer than %d bytes", w.max)
+	}
+	return w.b.Write(p)
 }
 
 // CheckPromQL parses a rendered query and requires it to yield an instant vector.

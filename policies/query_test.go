@@ -117,6 +117,51 @@ func TestRenderVars(t *testing.T) {
 	}
 }
 
+// TestRenderIsBounded shows that rendering a template written by someone else ends, and soon:
+// what loops, recurses or multiplies its output is refused before it runs (were it run, the
+// range case alone would never end), and what is left cannot write more than 64 KiB.
+func TestRenderIsBounded(t *testing.T) {
+	p := policyFor("default", "my-app", "v1.0.0", "v2.0.0")
+	vars := p.Vars(5 * time.Minute)
+	refused := []struct {
+		name, tmpl, want string
+	}{
+		{"range over a number", "up{{range 100000000000}}{{end}}", "1:10: range is not allowed"},
+		{"range with break", "{{range 3}}{{break}}{{end}}up", "range is not allowed"},
+		{"recursion", `{{define "q"}}{{template "q" .}}{{template "q" .}}{{end}}{{template "q" .}}`, "define and block are not allowed"},
+		{"block", `{{block "q" .}}up{{end}}`, "define and block are not allowed"},
+		{"nested escapes", `{{html (html (html (html .Selector)))}}`, `function "html" is not allowed`},
+		{"printf widths", `{{printf "%0999999d" 1}}`, `function "printf" is not allowed`},
+		{"a function in an if", `{{if (print .Window)}}up{{end}}`, `function "print" is not allowed`},
+		{"a function in a with's else", `{{with .Window}}up{{else}}{{js .App}}{{end}}`, `function "js" is not allowed`},
+		{"a call", `{{call .Window}}`, `function "call" is not allowed`},
+		{"output past 64 KiB", "up" + strings.Repeat("{{.Selector}}", 2000), "the rendered query is longer than 65536 bytes"},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := Render(tt.tmpl, vars)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Render(%.60q) = %.60q, %v; want an error with %q", tt.tmpl, q, err, tt.want)
+			}
+		})
+	}
+	allowed := []struct {
+		name, tmpl, want string
+	}{
+		{"if and eq", `{{if eq .VersionLabel "version"}}up{{else}}down{{end}}`, "up"},
+		{"with, a variable and len", `{{with $w := .Window}}{{if gt (len $w) 1}}{{$w}}{{end}}{{end}}`, "5m"},
+		{"logic", `{{if and (ne .App "") (not (lt 2 1))}}{{.App}}{{end}}`, `"my-app"`},
+		{"a comment", `{{/* the selector */}}{{.NamespaceLabel}}`, "namespace"},
+	}
+	for _, tt := range allowed {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, err := Render(tt.tmpl, vars); err != nil || got != tt.want {
+				t.Errorf("Render(%q) = %q, %v; want %q", tt.tmpl, got, err, tt.want)
+			}
+		})
+	}
+}
+
 // FuzzRender checks that no namespace, app or version value can change a query's meaning.
 func FuzzRender(f *testing.F) {
 	f.Add("default", "my-app", "v1.0.0", "v2.0.0")
