@@ -142,8 +142,21 @@ type timedVector struct {
 }
 
 // rangeVectors runs q as a range query and regroups its answer, series by time, into one
-// vector per step, as instant queries at each step would have answered.
+// vector per step from start (as many as start + k*step <= end), as instant queries at each
+// step would have answered.
+//
+// Prometheus evaluates a range at start + k*step with start rounded to the millisecond, so the
+// range is asked in whole milliseconds: else, one time in two, every step came back 1 ms off ours
+// and each step was read as an empty one beside an unasked one. Engines that move the steps on
+// their own (VictoriaMetrics and query frontends align them to the step for their caches) answer
+// at other times: each point is taken for the asked step nearest it, within half a step.
 func (p *Prometheus) rangeVectors(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) ([]timedVector, error) {
+	if step <= 0 || end.Before(start) {
+		return nil, fmt.Errorf("metric %q: range from %s to %s by %s: no step", q.Metric, start.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano), step)
+	}
+	steps := int(end.Sub(start)/step) + 1
+	start = start.Truncate(time.Millisecond)
+	end = start.Add(time.Duration(steps-1) * step)
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
 	begin := time.Now()
@@ -161,28 +174,44 @@ func (p *Prometheus) rangeVectors(ctx context.Context, q metrics.Query, start, e
 	if !ok {
 		return nil, fmt.Errorf("%w: metric %q: the range query returned %s, want a matrix", metrics.ErrUnexpectedSeries, q.Metric, v.Type())
 	}
-	var times []model.Time
-	byTime := map[model.Time]model.Vector{}
-	for t := start; !t.After(end); t = t.Add(step) {
-		mt := model.TimeFromUnixNano(t.UnixNano())
-		times = append(times, mt)
-		byTime[mt] = nil
+	times := make([]model.Time, steps)
+	for i := range times {
+		times[i] = model.TimeFromUnixNano(start.Add(time.Duration(i) * step).UnixNano())
 	}
+	vecs := make([]model.Vector, steps)
+	half := model.Time(step.Milliseconds() / 2)
 	for _, ss := range m {
+		taken := -1 // one point per series and step: the first
 		for _, pt := range ss.Values {
-			if _, ok := byTime[pt.Timestamp]; !ok {
-				times = append(times, pt.Timestamp)
+			i, ok := nearestStep(times, pt.Timestamp, half)
+			if !ok || i == taken {
+				continue // not a step asked for
 			}
-			byTime[pt.Timestamp] = append(byTime[pt.Timestamp], &model.Sample{Metric: ss.Metric, Value: pt.Value, Timestamp: pt.Timestamp})
+			taken = i
+			vecs[i] = append(vecs[i], &model.Sample{Metric: ss.Metric, Value: pt.Value, Timestamp: pt.Timestamp})
 		}
 	}
-	slices.Sort(times)
-	times = slices.Compact(times)
-	out := make([]timedVector, 0, len(times))
-	for _, t := range times {
-		out = append(out, timedVector{at: t.Time(), vec: byTime[t]})
+	out := make([]timedVector, steps)
+	for i, t := range times {
+		out[i] = timedVector{at: t.Time(), vec: vecs[i]}
 	}
 	return out, nil
+}
+
+// nearestStep is the index of the step of times (sorted) nearest ts, if within half.
+func nearestStep(times []model.Time, ts, half model.Time) (int, bool) {
+	i, _ := slices.BinarySearch(times, ts)
+	best, found := 0, false
+	for _, j := range []int{i - 1, i} {
+		if j < 0 || j >= len(times) {
+			continue
+		}
+		d := max(ts-times[j], times[j]-ts)
+		if d <= half && (!found || d < max(ts-times[best], times[best]-ts)) {
+			best, found = j, true
+		}
+	}
+	return best, found
 }
 
 func (p *Prometheus) query(ctx context.Context, promql string, at time.Time) (model.Value, []string, error) {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -414,6 +415,70 @@ func TestPartialAnswersAreUnavailable(t *testing.T) {
 		}
 		if err != nil && len(err.Error()) > 1000 {
 			t.Errorf("the error carries %d bytes of the answer's warnings, want them bounded", len(err.Error()))
+		}
+	}
+}
+
+// TestCountersRangeSteps replays a minute against servers that place a range's steps as real
+// engines do: Prometheus at start + k*step with start rounded to the millisecond (asked with a
+// sub-millisecond part of .4 or .9 ms), VictoriaMetrics with start moved down to a multiple of
+// the step. Every replay is one snapshot per step asked, each holding both versions' series.
+func TestCountersRangeSteps(t *testing.T) {
+	q := queryFor(t, policies.KindErrors)
+	const step = 3 * time.Second
+	engines := []struct {
+		name  string
+		place func(start time.Time) time.Time // where the engine puts its first step
+	}{
+		{"prometheus", func(start time.Time) time.Time {
+			// Prometheus's parseTime: seconds and a fraction rounded to the millisecond.
+			f := float64(start.UnixNano()) / 1e9
+			sec, frac := math.Modf(f)
+			return time.Unix(int64(sec), int64(math.Round(frac*1000)/1000*1e9))
+		}},
+		{"victoriametrics", func(start time.Time) time.Time { return start.Truncate(step) }},
+	}
+	for _, engine := range engines {
+		for _, sub := range []time.Duration{0, 400 * time.Microsecond, 900 * time.Microsecond} {
+			t.Run(fmt.Sprintf("%s, start +%s", engine.name, sub), func(t *testing.T) {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					parse := func(name string) time.Time {
+						f, err := strconv.ParseFloat(r.FormValue(name), 64)
+						if err != nil {
+							t.Errorf("%s: %v", name, err)
+						}
+						return time.Unix(0, int64(f*1e9))
+					}
+					start, end := engine.place(parse("start")), parse("end")
+					var values []string
+					for at := start; !at.After(end.Add(step / 2)); at = at.Add(step) {
+						values = append(values, fmt.Sprintf(`[%s,"100"]`, strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', -1, 64)))
+					}
+					var series []string
+					for _, v := range []string{q.Baseline, q.Canary} {
+						series = append(series, fmt.Sprintf(`{"metric":{%q:%q,%q:"requests"},"values":[%s]}`, q.VersionLabel, v, metrics.PartLabel, strings.Join(values, ",")))
+					}
+					fmt.Fprintf(w, `{"status":"success","data":{"resultType":"matrix","result":[%s]}}`, strings.Join(series, ","))
+				}))
+				defer srv.Close()
+				p, err := New(srv.URL, policies.Default().Spec.Prometheus, zerolog.Nop())
+				if err != nil {
+					t.Fatal(err)
+				}
+				end := time.Unix(1700000000, 0).Add(1234 * time.Millisecond).Add(sub)
+				snaps, err := p.CountersRange(context.Background(), q, end.Add(-time.Minute), end, step)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(snaps) != 21 {
+					t.Fatalf("%d snapshots, want 21 (a minute by 3 s, both ends)", len(snaps))
+				}
+				for i, s := range snaps {
+					if len(s.Samples) != 2 {
+						t.Errorf("step %d at %s: %d series, want both versions'", i, s.Time.Format(time.RFC3339Nano), len(s.Samples))
+					}
+				}
+			})
 		}
 	}
 }
