@@ -141,6 +141,10 @@ type timedVector struct {
 	vec model.Vector
 }
 
+// maxRangeSteps is Prometheus's own limit of points per series in a range query's answer: a
+// longer range is refused before a vector is made for each of its steps.
+const maxRangeSteps = 11000
+
 // rangeVectors runs q as a range query and regroups its answer, series by time, into one
 // vector per step from start (as many as start + k*step <= end), as instant queries at each
 // step would have answered.
@@ -155,6 +159,9 @@ func (p *Prometheus) rangeVectors(ctx context.Context, q metrics.Query, start, e
 		return nil, fmt.Errorf("metric %q: range from %s to %s by %s: no step", q.Metric, start.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano), step)
 	}
 	steps := int(end.Sub(start)/step) + 1
+	if steps > maxRangeSteps {
+		return nil, fmt.Errorf("metric %q: a range of %d steps of %s: Prometheus answers at most %d points a series; ask a shorter range or a longer step", q.Metric, steps, step, maxRangeSteps)
+	}
 	start = start.Truncate(time.Millisecond)
 	end = start.Add(time.Duration(steps-1) * step)
 	ctx, cancel := p.withTimeout(ctx)

@@ -482,3 +482,17 @@ func TestCountersRangeSteps(t *testing.T) {
 		}
 	}
 }
+
+// TestCountersRangeRefusesTooManySteps: a day by the second is more than Prometheus answers; it
+// is refused before anything is asked or allocated for it.
+func TestCountersRangeRefusesTooManySteps(t *testing.T) {
+	p, err := New("http://127.0.0.1:1", policies.Default().Spec.Prometheus, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := time.Unix(1700000000, 0)
+	_, err = p.CountersRange(context.Background(), queryFor(t, policies.KindErrors), end.Add(-24*time.Hour), end, time.Second)
+	if err == nil || !strings.Contains(err.Error(), "86401 steps") || errors.Is(err, metrics.ErrUnavailable) {
+		t.Errorf("err = %v, want the range refused for its 86401 steps", err)
+	}
+}
